@@ -1,0 +1,48 @@
+"""Shared by every benchmark script: machine facts and section-wise updates of docs/benchmarks.md.
+
+Each benchmark owns one section, delimited by HTML comments, so scripts can be re-run
+independently without clobbering each other's results.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+HEADER = "# Benchmarks\n\nEach section is written by the script it names; re-run that script to refresh it.\n"
+
+
+def machine() -> str:
+    """One line naming the machine and versions a measurement was taken on."""
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"torch {torch.__version__}, {_dt.date.today().isoformat()}"
+    )
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    def cell(v: object) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def update_section(name: str, title: str, body: str, doc: Path = DOC) -> None:
+    """Replace (or append) the section ``name`` of docs/benchmarks.md with ``body``."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n## {title}\n\nMeasured on: {machine()}\n\n{body.strip()}\n{end}"
+    text = doc.read_text() if doc.exists() else HEADER
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)

@@ -1,0 +1,8 @@
+"""evo: neuroevolution for PyTorch networks whose shape grows and shrinks while keeping what they learned."""
+
+from __future__ import annotations
+
+from evo.genome import Genome, LayerKind, LayerSpec
+
+__version__ = "0.1.0"
+__all__ = ["Genome", "LayerKind", "LayerSpec", "__version__"]

@@ -1,0 +1,437 @@
+"""Genome: an immutable description of a network plus its weights.
+
+Everything in evo stands on this: operators return new genomes, tasks train
+them, the store saves them. A genome is a chain of layers (Conv2d blocks, then
+Linear layers; the last layer is the output layer) with optional additive skip
+connections and per-layer dropout. Its weights are a plain ``state_dict`` of
+the module :meth:`Genome.to_module` builds, so they round-trip exactly.
+
+Example:
+    >>> g = Genome.mlp((64,), hidden=(32,), output_size=10, seed=0)
+    >>> str(g)
+    '64→32→relu→10'
+    >>> g.to_module()(torch.zeros(2, 64)).shape
+    torch.Size([2, 10])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "ACTIVATIONS",
+    "IDEMPOTENT_ACTIVATIONS",
+    "Genome",
+    "GenomeNet",
+    "LayerKind",
+    "LayerSpec",
+    "init_uniform",
+]
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+    "sigmoid": nn.Sigmoid,
+    "identity": nn.Identity,
+}
+#: σ(σ(x)) = σ(x): an identity-initialised layer after such an activation is exact.
+IDEMPOTENT_ACTIVATIONS = frozenset({"relu", "identity"})
+FORMAT_VERSION = 1
+
+
+class LayerKind(str, Enum):
+    """What a layer computes: a dense ``Linear`` or a same-padded ``Conv2d``."""
+
+    LINEAR = "linear"
+    CONV = "conv"
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer: ``z = W·h (+ skips)``, then activation, (pooling), dropout.
+
+    Attributes:
+        kind: linear or conv.
+        width: output units (neurons or channels).
+        activation: a key of :data:`ACTIVATIONS`.
+        dropout: dropout rate applied to this layer's output, in [0, 1).
+        kernel_size: odd conv kernel size (conv only; stride 1, 'same' padding).
+        pool: max-pool factor after the activation (conv only; 1 = none).
+    """
+
+    kind: LayerKind
+    width: int
+    activation: str = "relu"
+    dropout: float = 0.0
+    kernel_size: int = 3
+    pool: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", LayerKind(self.kind))
+        if self.width < 1:
+            raise ValueError(f"layer width must be >= 1, got {self.width}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; allowed: {sorted(ACTIVATIONS)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and >= 1, got {self.kernel_size}")
+        if self.pool < 1:
+            raise ValueError(f"pool must be >= 1, got {self.pool}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["kind"] = self.kind.value
+        return d
+
+
+def init_uniform(shape: Sequence[int], fan_in: int, generator: torch.Generator) -> Tensor:
+    """PyTorch's default Linear/Conv init, U(-1/√fan_in, 1/√fan_in), from an explicit generator."""
+    bound = 1.0 / math.sqrt(max(fan_in, 1))
+    return (torch.rand(tuple(shape), generator=generator) * 2.0 - 1.0) * bound
+
+
+@dataclass(frozen=True, eq=False)
+class Genome:
+    """An immutable network description plus its weights (see module docstring).
+
+    Attributes:
+        input_shape: ``(features,)`` or ``(channels, height, width)``.
+        layers: the layers in order; the last is the output layer.
+        skips: additive skip edges ``(src, dst)``: ``h_src`` projected by a
+            bias-free Linear (or 1×1 Conv) and added to ``z_dst``.
+        weights: ``state_dict`` of :meth:`to_module` (read-only mapping).
+    """
+
+    input_shape: tuple[int, ...]
+    layers: tuple[LayerSpec, ...]
+    skips: tuple[tuple[int, int], ...] = ()
+    weights: Mapping[str, Tensor] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
+        object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "skips", tuple(sorted((int(s), int(d)) for s, d in self.skips)))
+        self._check_structure()
+        weights = {k: v.detach().to("cpu", torch.float32) for k, v in self.weights.items()}
+        object.__setattr__(self, "weights", MappingProxyType(weights))
+        self._check_weights()
+
+    # ---------------------------------------------------------------- builders
+    @classmethod
+    def mlp(
+        cls,
+        input_shape: Sequence[int] | int,
+        hidden: Sequence[int],
+        output_size: int,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        seed: int = 0,
+    ) -> Genome:
+        """A multilayer perceptron with random (seeded) weights; image inputs are flattened."""
+        shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
+        layers = [LayerSpec(LayerKind.LINEAR, w, activation, dropout) for w in hidden]
+        layers.append(LayerSpec(LayerKind.LINEAR, output_size, "identity"))
+        return cls.random(shape, layers, seed=seed)
+
+    @classmethod
+    def cnn(
+        cls,
+        input_shape: Sequence[int],
+        channels: Sequence[int],
+        hidden: Sequence[int],
+        output_size: int,
+        kernel_size: int = 3,
+        pool: int = 2,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        seed: int = 0,
+    ) -> Genome:
+        """Conv blocks (conv → activation → max-pool), flatten, then Linear layers."""
+        conv = [LayerSpec(LayerKind.CONV, c, activation, 0.0, kernel_size, pool) for c in channels]
+        dense = [LayerSpec(LayerKind.LINEAR, w, activation, dropout) for w in hidden]
+        out = LayerSpec(LayerKind.LINEAR, output_size, "identity")
+        return cls.random(tuple(input_shape), [*conv, *dense, out], seed=seed)
+
+    @classmethod
+    def random(
+        cls,
+        input_shape: Sequence[int],
+        layers: Sequence[LayerSpec],
+        skips: Sequence[tuple[int, int]] = (),
+        seed: int = 0,
+    ) -> Genome:
+        """A genome with the given structure and PyTorch-default random weights."""
+        skeleton = cls(tuple(input_shape), tuple(layers), tuple(skips))
+        gen = torch.Generator().manual_seed(seed)
+        weights = {
+            name: init_uniform(shape, skeleton.fan_in(name), gen)
+            for name, shape in skeleton.param_shapes().items()
+        }
+        return skeleton.with_weights(weights)
+
+    # ------------------------------------------------------------- structure
+    @property
+    def output_size(self) -> int:
+        return self.layers[-1].width
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def hidden_layers(self) -> range:
+        """Indices of layers whose width may change (all but the output layer)."""
+        return range(len(self.layers) - 1)
+
+    @property
+    def flatten_at(self) -> int:
+        """Index of the first Linear layer: its input is flattened."""
+        return next(i for i, layer in enumerate(self.layers) if layer.kind is LayerKind.LINEAR)
+
+    def spatial(self, i: int) -> tuple[int, int]:
+        """(H, W) of layer ``i``'s output after pooling; (1, 1) for Linear layers; ``i=-1``: the input."""
+        if i < 0 or self.layers[i].kind is LayerKind.LINEAR:
+            return (self.input_shape[1], self.input_shape[2]) if i < 0 and len(self.input_shape) == 3 else (1, 1)
+        h, w = self.spatial(i - 1)
+        p = self.layers[i].pool
+        return (h // p, w // p)
+
+    def in_width(self, i: int) -> int:
+        """Units (or channels) feeding layer ``i``: the previous layer's width, or the input's."""
+        if i > 0:
+            return self.layers[i - 1].width
+        return self.input_shape[0] if self.layers[0].kind is LayerKind.CONV else math.prod(self.input_shape)
+
+    def flatten_block(self, i: int) -> int:
+        """Input columns per unit of layer ``i-1`` in layer ``i``'s weight (H·W where it flattens a conv)."""
+        if i > 0 and i == self.flatten_at and self.layers[i - 1].kind is LayerKind.CONV:
+            return math.prod(self.spatial(i - 1))
+        return 1
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name → shape of every parameter, in ``state_dict`` order."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        for i, layer in enumerate(self.layers):
+            fan = self.in_width(i) * self.flatten_block(i)
+            if layer.kind is LayerKind.CONV:
+                k = layer.kernel_size
+                shapes[f"layers.{i}.weight"] = (layer.width, fan, k, k)
+            else:
+                shapes[f"layers.{i}.weight"] = (layer.width, fan)
+            shapes[f"layers.{i}.bias"] = (layer.width,)
+        for s, d in self.skips:
+            tail = (1, 1) if self.layers[d].kind is LayerKind.CONV else ()
+            shapes[skip_name(s, d)] = (self.layers[d].width, self.layers[s].width, *tail)
+        return shapes
+
+    def fan_in(self, name: str) -> int:
+        """Fan-in of a parameter's units (a bias shares its weight's fan-in)."""
+        weight = name.rsplit(".", 1)[0] + ".weight"
+        return math.prod(self.param_shapes()[weight][1:])
+
+    def _check_structure(self) -> None:
+        if not self.layers:
+            raise ValueError("a genome needs at least one (output) layer")
+        if len(self.input_shape) not in (1, 3) or min(self.input_shape) < 1:
+            raise ValueError(f"input_shape must be (features,) or (C, H, W) with positive sizes, got {self.input_shape}")
+        kinds = [layer.kind for layer in self.layers]
+        if LayerKind.LINEAR not in kinds or kinds[-1] is not LayerKind.LINEAR:
+            raise ValueError("the output layer must be linear")
+        if LayerKind.CONV in kinds[self.flatten_at :]:
+            raise ValueError("conv layers must come before all linear layers")
+        if LayerKind.CONV in kinds and len(self.input_shape) != 3:
+            raise ValueError(f"conv layers need a (C, H, W) input, got {self.input_shape}")
+        for i in range(len(self.layers)):
+            if min(self.spatial(i)) < 1:
+                raise ValueError(f"pooling shrinks layer {i}'s output below 1×1")
+        for s, d in self.skips:
+            self._check_skip(s, d)
+
+    def _check_skip(self, s: int, d: int) -> None:
+        n = len(self.layers)
+        if not (0 <= s and s + 2 <= d < n):
+            raise ValueError(f"skip ({s}, {d}) must satisfy 0 <= src and src + 2 <= dst < {n}")
+        if self.layers[s].kind is not self.layers[d].kind:
+            raise ValueError(f"skip ({s}, {d}) must join layers of the same kind")
+        if any(self.layers[j].pool > 1 for j in range(s + 1, d)):
+            raise ValueError(f"skip ({s}, {d}) crosses a pooling layer: spatial sizes differ")
+
+    def _check_weights(self) -> None:
+        if not self.weights:
+            return  # a skeleton, used only inside Genome.random
+        expected = self.param_shapes()
+        if set(expected) != set(self.weights):
+            missing, extra = set(expected) - set(self.weights), set(self.weights) - set(expected)
+            raise ValueError(f"weights do not match the genome: missing {sorted(missing)}, unexpected {sorted(extra)}")
+        for name, shape in expected.items():
+            if tuple(self.weights[name].shape) != shape:
+                raise ValueError(f"weight {name} has shape {tuple(self.weights[name].shape)}, expected {shape}")
+
+    # ------------------------------------------------------------- updates
+    def replace(self, **changes: Any) -> Genome:
+        """A copy with fields changed (validated like any new genome)."""
+        return dataclasses.replace(self, **changes)
+
+    def with_weights(self, weights: Mapping[str, Tensor]) -> Genome:
+        """The same architecture with other weights (e.g. after training)."""
+        return self.replace(weights=dict(weights))
+
+    def with_layer(self, i: int, **changes: Any) -> Genome:
+        """A copy with layer ``i``'s spec changed (weights must still fit)."""
+        layers = list(self.layers)
+        layers[i] = dataclasses.replace(layers[i], **changes)
+        return self.replace(layers=tuple(layers))
+
+    # ------------------------------------------------------------- modules
+    def to_module(self) -> GenomeNet:
+        """A fresh ``nn.Module`` holding copies of the weights."""
+        return GenomeNet(self)
+
+    def from_module(self, module: nn.Module) -> Genome:
+        """This architecture with the module's current weights (e.g. after training)."""
+        return self.with_weights({k: v.detach().clone() for k, v in module.state_dict().items()})
+
+    # ------------------------------------------------------------- metrics
+    def num_params(self) -> int:
+        return sum(math.prod(shape) for shape in self.param_shapes().values())
+
+    def flops(self) -> int:
+        """Forward FLOPs for one sample (2 per multiply-add; activations ignored)."""
+        total = 0
+        for name, shape in self.param_shapes().items():
+            if name.endswith(".bias"):
+                continue
+            i = int(name.split(".")[1].split("_")[-1])  # the consuming layer (dst for skips)
+            pixels = math.prod(self.spatial(i - 1)) if self.layers[i].kind is LayerKind.CONV else 1
+            total += 2 * math.prod(shape) * pixels
+        return total
+
+    def __str__(self) -> str:
+        """One line, e.g. ``1×8×8→conv3:16→relu→pool2→flatten→64→relu→10 skip(0→2)``."""
+        tokens = ["×".join(map(str, self.input_shape))]
+        for i, layer in enumerate(self.layers):
+            if i == self.flatten_at and (i > 0 or len(self.input_shape) > 1):
+                tokens.append("flatten")
+            conv = layer.kind is LayerKind.CONV
+            tokens.append(f"conv{layer.kernel_size}:{layer.width}" if conv else str(layer.width))
+            tokens += [layer.activation] if layer.activation != "identity" else []
+            tokens += [f"pool{layer.pool}"] if layer.pool > 1 else []
+            tokens += [f"drop{layer.dropout:g}"] if layer.dropout > 0 else []
+        text = "→".join(tokens)
+        if self.skips:
+            text += " " + " ".join(f"skip({s}→{d})" for s, d in self.skips)
+        return text
+
+    # ------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """The architecture as JSON-ready data (weights are saved separately)."""
+        return {
+            "format": FORMAT_VERSION,
+            "input_shape": list(self.input_shape),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "skips": [list(edge) for edge in self.skips],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], weights: Mapping[str, Tensor] | None = None, seed: int = 0) -> Genome:
+        """Inverse of :meth:`to_dict`; random (seeded) weights when ``weights`` is None."""
+        try:
+            if data.get("format", FORMAT_VERSION) != FORMAT_VERSION:
+                raise ValueError(f"unsupported genome format {data.get('format')!r}")
+            layers = tuple(LayerSpec(**layer) for layer in data["layers"])
+            shape = tuple(data["input_shape"])
+            skips = tuple((int(s), int(d)) for s, d in data.get("skips", ()))
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"malformed genome data: {err}") from err
+        if weights is None:
+            return cls.random(shape, layers, skips, seed=seed)
+        return cls(shape, layers, skips, weights)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write architecture and weights to one ``.pt`` file, atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save({"genome": self.to_dict(), "weights": dict(self.weights)}, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Genome:
+        """Read a file written by :meth:`save` (with ``weights_only=True``: no code runs)."""
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(data, dict) or "genome" not in data or "weights" not in data:
+            raise ValueError(f"{path}: not an evo genome file")
+        return cls.from_dict(data["genome"], data["weights"])
+
+
+def skip_name(src: int, dst: int) -> str:
+    """Parameter name of the skip edge ``src → dst``."""
+    return f"skips.{src}_{dst}.weight"
+
+
+class GenomeNet(nn.Module):
+    """The ``nn.Module`` a genome describes; its ``state_dict`` keys are the genome's weight names."""
+
+    def __init__(self, genome: Genome) -> None:
+        super().__init__()
+        self.flatten_at = genome.flatten_at
+        self.layers = nn.ModuleList()
+        self.post = nn.ModuleList()  # activation → pool → dropout, per layer
+        for i, spec in enumerate(genome.layers):
+            fan = genome.in_width(i) * genome.flatten_block(i)
+            if spec.kind is LayerKind.CONV:
+                k = spec.kernel_size
+                self.layers.append(nn.Conv2d(fan, spec.width, k, padding=k // 2))
+            else:
+                self.layers.append(nn.Linear(fan, spec.width))
+            post: list[nn.Module] = [ACTIVATIONS[spec.activation]()]
+            if spec.pool > 1:
+                post.append(nn.MaxPool2d(spec.pool))
+            if spec.dropout > 0:
+                post.append(nn.Dropout(spec.dropout))
+            self.post.append(nn.Sequential(*post))
+        self.skips = nn.ModuleDict()
+        for s, d in genome.skips:
+            w_in, w_out = genome.layers[s].width, genome.layers[d].width
+            conv = genome.layers[d].kind is LayerKind.CONV
+            self.skips[f"{s}_{d}"] = nn.Conv2d(w_in, w_out, 1, bias=False) if conv else nn.Linear(w_in, w_out, bias=False)
+        self.incoming: list[list[int]] = [[s for s, d in genome.skips if d == i] for i in range(len(genome.layers))]
+        self.load_state_dict({k: v.clone() for k, v in genome.weights.items()})
+
+    def forward(self, x: Tensor) -> Tensor:
+        outputs: list[Tensor] = []
+        h = x
+        for i, layer in enumerate(self.layers):
+            if i == self.flatten_at:
+                h = h.flatten(1)
+            z = layer(h)
+            for s in self.incoming[i]:
+                z = z + self.skips[f"{s}_{i}"](outputs[s])
+            h = self.post[i](z)
+            outputs.append(h)
+        return h

@@ -1,0 +1,132 @@
+"""The Task interface: the problem being solved, free of Ray and Optuna.
+
+A task turns a genome into an :class:`Evaluation` — it trains (or rolls out)
+the network within a :class:`Budget` and measures it. Workers only ever call
+``evaluate``; everything they need travels in the arguments, so the same task
+runs serially, in a Ray worker, or on another node.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import Enum
+
+from torch import Tensor
+
+from evo.genome import Genome
+
+__all__ = ["Budget", "Direction", "Evaluation", "Job", "Objective", "Task"]
+
+
+class Direction(str, Enum):
+    MAXIMIZE = "maximize"
+    MINIMIZE = "minimize"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A named objective and whether larger is better. The first of a task's objectives is its fitness."""
+
+    name: str
+    direction: Direction = Direction.MAXIMIZE
+
+    def worst(self) -> float:
+        """The value a failed evaluation gets: −inf when maximising, +inf when minimising."""
+        return -math.inf if self.direction is Direction.MAXIMIZE else math.inf
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Work allowed for (or used by) one evaluation; a zero field means "task default" / "none used".
+
+    Attributes:
+        steps: optimiser steps (supervised) or environment steps (control).
+        samples: training sample-steps (steps × batch size), the unit budgets are compared in.
+        episodes: environment episodes (control).
+        seconds: wall-clock time.
+    """
+
+    steps: int = 0
+    samples: int = 0
+    episodes: int = 0
+    seconds: float = 0.0
+
+    def __add__(self, other: Budget) -> Budget:
+        return Budget(
+            self.steps + other.steps,
+            self.samples + other.samples,
+            self.episodes + other.episodes,
+            self.seconds + other.seconds,
+        )
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What a task says about one genome. Returned, never assigned onto the genome.
+
+    Attributes:
+        individual_id: the individual this evaluation belongs to (results are matched by id).
+        objectives: objective name → value (see :attr:`Task.objectives`).
+        genome: the genome after training (Lamarckian inheritance passes it on); the input genome
+            for gradient-free tasks; ``None`` when the evaluation failed.
+        metrics: anything else worth recording (losses, growth events, ...).
+        budget_used: work actually done.
+        error: why the evaluation failed, or ``None``.
+    """
+
+    individual_id: int
+    objectives: dict[str, float]
+    genome: Genome | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    budget_used: Budget = Budget()
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work for a backend: evaluate ``genome`` as individual ``individual_id``."""
+
+    individual_id: int
+    genome: Genome
+    budget: Budget
+    seed: int
+
+
+class Task(ABC):
+    """A problem: build-time facts (shapes, objectives) and ``evaluate``."""
+
+    #: objectives, the first being the fitness that selection uses.
+    objectives: tuple[Objective, ...] = (Objective("fitness"),)
+
+    @property
+    @abstractmethod
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input sample, e.g. ``(64,)`` or ``(1, 28, 28)``."""
+
+    @property
+    @abstractmethod
+    def output_size(self) -> int:
+        """Number of network outputs (classes, regression targets or actions)."""
+
+    @abstractmethod
+    def evaluate(self, genome: Genome, budget: Budget, device: str, seed: int) -> Evaluation:
+        """Train/measure ``genome`` within ``budget`` on ``device`` (``"cpu"``, ``"cuda:0"``).
+
+        Returns an Evaluation with ``individual_id=-1``; the caller stamps the id.
+        Deterministic for a given ``seed``.
+        """
+
+    def calibration_batch(self, n: int, seed: int) -> tuple[Tensor, Tensor] | None:
+        """A batch of training inputs and targets for data-dependent operators; None if the task has no data."""
+        return None
+
+    def failed(self, error: str, genome: Genome | None = None) -> Evaluation:
+        """The evaluation of a genome that could not be evaluated: every objective at its worst."""
+        worst = {o.name: o.worst() for o in self.objectives}
+        return Evaluation(-1, worst, genome, error=error)
