@@ -1,0 +1,227 @@
+"""The run configuration: composed, validated models loaded from YAML with dotted overrides.
+
+Each component owns its section and its defaults (the task, plasticity, backend
+and operator modules); this module only composes them, applies ``a.b=value``
+overrides and turns validation failures into one readable line.
+
+Example:
+    >>> cfg = load_config(None, ["evolution.generations=3", "task.dataset=iris"])
+    >>> cfg.evolution.generations, cfg.task.dataset
+    (3, 'iris')
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from evo.backends.config import BackendConfig
+from evo.plasticity import PlasticityConfig
+from evo.tasks.config import TaskConfig
+
+__all__ = [
+    "ConfigError",
+    "EvoConfig",
+    "EvolutionConfig",
+    "InitConfig",
+    "apply_overrides",
+    "config_diff",
+    "dump_config",
+    "load_config",
+    "parse_overrides",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration the user wrote is invalid; the message is one line naming the file and field."""
+
+
+class InitConfig(BaseModel):
+    """How the first generation is built."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["minimal", "random"] = Field(
+        "minimal",
+        description="minimal: every individual starts from `hidden`/`channels` (NEAT's 'start minimal'); "
+        "random: depth and widths sampled within the bounds below.",
+    )
+    hidden: list[int] = Field(default_factory=lambda: [32], description="Hidden Linear widths of the starting network.")
+    channels: list[int] = Field(
+        default_factory=list, description="Conv channels of the starting network (needs an image-shaped input)."
+    )
+    kernel_size: int = Field(3, ge=1, description="Conv kernel size (odd).")
+    pool: int = Field(2, ge=1, description="Max-pool factor after each conv block.")
+    activation: str = Field("relu", description="Activation of the hidden layers.")
+    min_layers: int = Field(1, ge=0, description="random: fewest hidden Linear layers.")
+    max_layers: int = Field(3, ge=0, description="random: most hidden Linear layers.")
+    min_width: int = Field(8, ge=1, description="random: narrowest hidden layer.")
+    max_width: int = Field(128, ge=1, description="random: widest hidden layer.")
+
+
+class EvolutionConfig(BaseModel):
+    """The generational loop: population, selection, inheritance, stopping."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    generations: int = Field(10, ge=0, description="Generations after the initial population (stopping criterion).")
+    population_size: int = Field(8, ge=2, description="Individuals kept alive.")
+    children: int = Field(0, ge=0, description="Children per generation; 0 = population_size.")
+    selection: Literal["auto", "aging", "tournament", "nsga2"] = Field(
+        "auto",
+        description="aging: regularized evolution (Real et al. 2019) — the oldest dies; tournament: with elitism; "
+        "nsga2: Pareto ranking + crowding (Deb et al. 2002); auto: aging for one objective, nsga2 for several.",
+    )
+    tournament_size: int = Field(3, ge=1, description="Individuals sampled per parent choice (aging's S, tournament's k).")
+    elitism: int = Field(1, ge=0, description="tournament: best individuals always kept.")
+    mutations: int = Field(1, ge=1, description="Operators applied to make one child.")
+    lamarckian: bool = Field(
+        True,
+        description="Children start from their parents' trained weights (Lamarckian inheritance); "
+        "false: the child's architecture is re-initialised at random (Darwinian, for comparison).",
+    )
+    seed: int = Field(0, description="Run seed; every individual's seed derives from (seed, id).")
+    eval_steps: int = Field(0, ge=0, description="Training steps per evaluation; 0 = the task's default (epochs).")
+    max_samples: int = Field(0, ge=0, description="Stop once this many training sample-steps are used; 0 = no limit.")
+    max_seconds: float = Field(0.0, ge=0, description="Stop after this much wall time; 0 = no limit.")
+    target_fitness: float | None = Field(None, description="Stop once the best primary objective reaches this value.")
+    test_top_k: int = Field(3, ge=0, description="Best individuals whose test metrics are measured at the end.")
+    init: InitConfig = Field(default_factory=InitConfig, description="The initial population.")
+
+
+OperatorSpec = dict[str, Any]
+
+
+class EvoConfig(BaseModel):
+    """A whole run: ``task``, ``evolution``, ``plasticity``, ``operators``, ``backend``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, description="Run name (directory under runs/); default: config name + time.")
+    task: TaskConfig = Field(
+        default_factory=lambda: TypeAdapter(TaskConfig).validate_python({"kind": "supervised"}),
+        description="The problem: a supervised dataset, a gymnasium environment or XOR.",
+    )
+    evolution: EvolutionConfig = Field(default_factory=EvolutionConfig, description="The evolutionary loop.")
+    plasticity: PlasticityConfig = Field(default_factory=PlasticityConfig, description="Training within a lifetime.")
+    operators: list[OperatorSpec] | None = Field(
+        None,
+        description="Operators with their probabilities, e.g. [{op: widen, prob: 0.3, k: 8, init: split}]; "
+        "null = defaults for the task kind (see `evo ops`).",
+    )
+    backend: BackendConfig = Field(default_factory=BackendConfig, description="Where evaluations run.")
+
+    @field_validator("operators")
+    @classmethod
+    def _check_operators(cls, specs: list[OperatorSpec] | None) -> list[OperatorSpec] | None:
+        if specs is not None:
+            from evo.operators.registry import make_operator
+
+            for spec in specs:
+                make_operator({k: v for k, v in spec.items() if k != "prob"})
+                prob = spec.get("prob", 1.0)
+                if not isinstance(prob, int | float) or prob < 0:
+                    raise ValueError(f"operator {spec.get('op')!r}: prob must be a number >= 0, got {prob!r}")
+        return specs
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["a.b=3", "c=[1, 2]"]`` → ``{"a.b": 3, "c": [1, 2]}``; values are parsed as YAML scalars/lists."""
+    values: dict[str, Any] = {}
+    for item in items:
+        path, sep, raw = item.partition("=")
+        if not sep or not path.strip():
+            raise ConfigError(f"override {item!r} must look like section.field=value")
+        try:
+            values[path.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({err.problem})") from err
+    return values
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    keys = path.split(".")
+    node = data
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[keys[-1]] = value
+
+
+def _validate(data: Mapping[str, Any], source: str) -> EvoConfig:
+    try:
+        return EvoConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_describe(err)}") from None
+
+
+def _describe(err: ValidationError) -> str:
+    """The first validation problem as 'field.path: what is wrong (what is allowed)'."""
+    first = err.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"] if not str(part).startswith(("function-", "tagged-union")))
+    if first["type"] == "extra_forbidden":
+        return f"{loc}: unknown field"
+    msg = first["msg"]
+    if first.get("ctx", {}).get("error") is not None:
+        msg = str(first["ctx"]["error"])
+    return f"{loc}: {msg} (got {first.get('input')!r})" if "input" in first and loc else f"{loc or 'config'}: {msg}"
+
+
+def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = ()) -> EvoConfig:
+    """Read a YAML config (or only defaults when ``path`` is None), apply dotted overrides, validate.
+
+    Raises:
+        ConfigError: one line naming the file, the field and what is wrong.
+    """
+    source = str(path) if path is not None else "defaults"
+    data: Any = {}
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"{source}: config file not found")
+        try:
+            data = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{source}: not valid YAML{where}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    for key, value in parse_overrides(overrides).items():
+        _set_path(data, key, value)
+    return _validate(data, source + (" with overrides" if overrides else ""))
+
+
+def apply_overrides(cfg: EvoConfig, values: Mapping[str, Any]) -> EvoConfig:
+    """A copy of ``cfg`` with dotted-path values set (e.g. from an Optuna trial), re-validated."""
+    data = cfg.model_dump(mode="json")
+    for key, value in values.items():
+        _set_path(data, key, value)
+    return _validate(data, "overrides")
+
+
+def config_diff(old: EvoConfig, new: EvoConfig) -> list[str]:
+    """Dotted paths whose values differ between two configs."""
+    def flat(d: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(d, dict):
+            out: dict[str, Any] = {}
+            for k, v in d.items():
+                out.update(flat(v, f"{prefix}{k}."))
+            return out
+        return {prefix[:-1]: d}
+
+    a, b = flat(old.model_dump(mode="json")), flat(new.model_dump(mode="json"))
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def dump_config(cfg: EvoConfig) -> str:
+    """The resolved config as YAML (every default spelled out), as stored in a run directory."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,436 @@
+"""The generational loop: selection, variation by operators, Lamarckian inheritance, stopping.
+
+Knows nothing of Ray or Optuna: evaluations go through a :class:`Backend`,
+observers are :class:`Reporter` s. Every random choice derives from
+``(run seed, individual id)`` or ``(run seed, generation)``, never from a
+shared stream, so neither the completion order of parallel evaluations nor a
+kill-and-resume changes the result.
+
+Example:
+    >>> from evo.config import load_config
+    >>> result = run_evolution(load_config(None, ["evolution.generations=1", "backend.kind=serial"]))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+from evo.backends import Backend
+from evo.config import EvoConfig
+from evo.genome import Genome, LayerKind, LayerSpec
+from evo.operators import Operator
+from evo.records import GenerationRecord, Individual, Reporter
+from evo.selection import Selector, make_selector, pareto_front
+from evo.store import RunStore, individual_from_record, individual_to_record, record_from_dict, record_to_dict
+from evo.tasks import Budget, Direction, Job, Task
+
+__all__ = ["DEFAULT_OPERATORS", "Evolution", "RunResult", "build_operators", "derive_seed", "resume_evolution", "run_evolution"]
+
+_INIT, _VARY, _SELECT = 1, 2, 3  # stream tags for derive_seed
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (run seed, id, tag...), independent of any shared RNG state."""
+    return int(np.random.SeedSequence([p & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+
+
+@dataclass
+class RunResult:
+    """What a finished (or stopped) run leaves: a notebook-friendly summary."""
+
+    run_dir: Path | None
+    best: Individual
+    population: list[Individual]
+    pareto: list[Individual]
+    history: list[GenerationRecord]
+    individuals: dict[int, Individual] = field(repr=False, default_factory=dict)
+    test: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    def records(self) -> list[dict[str, Any]]:
+        """One flat dict per individual (``pandas.DataFrame(result.records())``)."""
+        rows = []
+        for ind in self.individuals.values():
+            row: dict[str, Any] = {
+                "id": ind.id,
+                "generation": ind.generation,
+                "parents": list(ind.parents),
+                "operators": list(ind.operators),
+                "architecture": str(ind.genome),
+                "params": ind.genome.num_params(),
+                "error": ind.evaluation.error if ind.evaluation else None,
+            }
+            row.update(ind.objectives)
+            rows.append(row)
+        return rows
+
+
+class Evolution:
+    """One run's state and its generational loop (:meth:`step` is the template method)."""
+
+    def __init__(
+        self,
+        config: EvoConfig,
+        task: Task,
+        backend: Backend,
+        operators: Sequence[tuple[Operator, float]],
+        store: RunStore | None = None,
+        reporters: Sequence[Reporter] = (),
+    ) -> None:
+        self.config = config
+        self.evo = config.evolution
+        self.task = task
+        self.backend = backend
+        self.operators = list(operators)
+        self.store = store
+        self.reporters = list(reporters)
+        self.objectives = task.objectives
+        self.selector: Selector = make_selector(
+            self.evo.selection, self.objectives, self.evo.tournament_size, self.evo.elitism
+        )
+        self.individuals: dict[int, Individual] = {}
+        self.population: list[Individual] = []
+        self.history: list[GenerationRecord] = []
+        self.next_id = 0
+        self.generation = -1  # last completed generation
+        self.budget_used = Budget()
+        self._calibration: tuple[Tensor, Tensor] | None = task.calibration_batch(256, self.evo.seed)
+
+    # ------------------------------------------------------------- loop
+    def run(self) -> RunResult:
+        """Run until a stopping criterion holds; resumes where the state left off."""
+        while not self.should_stop():
+            self.step()
+        return self.result()
+
+    def should_stop(self) -> bool:
+        if self.generation < 0:
+            return False
+        if self.generation >= self.evo.generations:
+            return True
+        if self.evo.max_samples and self.budget_used.samples >= self.evo.max_samples:
+            return True
+        if self.evo.max_seconds and sum(r.seconds for r in self.history) >= self.evo.max_seconds:
+            return True
+        target = self.evo.target_fitness
+        if target is not None:
+            value = self.best().objectives.get(self.objectives[0].name, math.nan)
+            reached = value >= target if self.objectives[0].direction is Direction.MAXIMIZE else value <= target
+            return bool(reached)
+        return False
+
+    def step(self) -> GenerationRecord:
+        """One generation: make children, evaluate them, select survivors, checkpoint, report."""
+        generation = self.generation + 1
+        start = time.perf_counter()
+        for reporter in self.reporters:
+            reporter.on_generation_start(generation)
+        children = self._initial_population() if generation == 0 else self._children(generation)
+        evaluated = self._evaluate(children)
+        if generation == 0:
+            self.population = evaluated
+        else:
+            self.population = self.selector.survivors(self.population, evaluated, self.evo.population_size)
+        for ind in evaluated:
+            self.budget_used = self.budget_used + (ind.evaluation.budget_used if ind.evaluation else Budget())
+        best = self.best()
+        record = GenerationRecord(
+            generation=generation,
+            evaluated=tuple(ind.id for ind in evaluated),
+            population=tuple(ind.id for ind in self.population),
+            best_id=best.id,
+            best_objectives=dict(best.objectives),
+            budget_used=self.budget_used,
+            seconds=time.perf_counter() - start,
+            failures=sum(1 for ind in evaluated if ind.evaluation is None or not ind.evaluation.ok),
+            extra={"pareto": [ind.id for ind in self.pareto()]} if len(self.objectives) > 1 else {},
+        )
+        self.history.append(record)
+        self.generation = generation
+        self._forget_weights()
+        self._checkpoint(record)
+        for reporter in self.reporters:
+            reporter.on_generation_end(record)
+        return record
+
+    # ------------------------------------------------------------- variation
+    def _initial_population(self) -> list[Individual]:
+        return [self._newborn(self._initial_genome(derive_seed(self.evo.seed, i, _INIT)), (), ("init",), 0)
+                for i in range(self.evo.population_size)]
+
+    def _initial_genome(self, seed: int) -> Genome:
+        init = self.evo.init
+        rng = np.random.default_rng(seed)
+        hidden = list(init.hidden)
+        if init.strategy == "random":
+            depth = int(rng.integers(init.min_layers, init.max_layers + 1))
+            hidden = [int(w) for w in rng.integers(init.min_width, init.max_width + 1, size=depth)]
+        shape, out = self.task.input_shape, self.task.output_size
+        layers = [LayerSpec(LayerKind.CONV, c, init.activation, 0.0, init.kernel_size, init.pool) for c in init.channels]
+        layers += [LayerSpec(LayerKind.LINEAR, w, init.activation) for w in hidden]
+        layers.append(LayerSpec(LayerKind.LINEAR, out, "identity"))
+        if init.channels and len(shape) != 3:
+            raise ValueError(f"evolution.init.channels needs an image-shaped input, but the task's input is {shape}")
+        return Genome.random(shape, layers, seed=seed)
+
+    def _newborn(self, genome: Genome, parents: tuple[int, ...], operators: tuple[str, ...], generation: int) -> Individual:
+        ind = Individual(self.next_id, genome, parents, operators, generation)
+        self.next_id += 1
+        return ind
+
+    def _children(self, generation: int) -> list[Individual]:
+        n = self.evo.children or self.evo.population_size
+        rng = np.random.default_rng(derive_seed(self.evo.seed, generation, _SELECT))
+        parents = self.selector.parents(self.population, n, rng)
+        return [self._mutate(parent, generation) for parent in parents]
+
+    def _mutate(self, parent: Individual, generation: int) -> Individual:
+        """A child of ``parent``: operators drawn by probability, then Lamarckian or fresh weights."""
+        rng = np.random.default_rng(derive_seed(self.evo.seed, self.next_id, _VARY))
+        genome, applied = parent.genome, []
+        for _ in range(self.evo.mutations):
+            genome, name = self._apply_one(genome, rng)
+            applied.append(name)
+        if not self.evo.lamarckian:
+            genome = Genome.random(genome.input_shape, genome.layers, genome.skips, seed=int(rng.integers(2**62)))
+        return self._newborn(genome, (parent.id,), tuple(applied), generation)
+
+    def _apply_one(self, genome: Genome, rng: np.random.Generator) -> tuple[Genome, str]:
+        """Apply one operator drawn by probability among those applicable; a failing one is redrawn."""
+        candidates = [(op, p) for op, p in self.operators if p > 0 and op.applicable(genome)]
+        while candidates:
+            probs = np.array([p for _, p in candidates], dtype=float)
+            i = int(rng.choice(len(candidates), p=probs / probs.sum()))
+            op = candidates[i][0]
+            try:
+                return op.apply(genome, rng, data=self._calibration), str(op)
+            except ValueError:
+                candidates.pop(i)
+        return genome, "clone"
+
+    # ------------------------------------------------------------- evaluation
+    def _evaluate(self, individuals: list[Individual]) -> list[Individual]:
+        budget = Budget(steps=self.evo.eval_steps)
+        jobs = [Job(ind.id, ind.genome, budget, derive_seed(self.evo.seed, ind.id)) for ind in individuals]
+        by_id = {ind.id: ind for ind in individuals}
+        for evaluation in self.backend.map(self.task, jobs):
+            ind = by_id[evaluation.individual_id]
+            if ind.evaluation is not None:
+                continue  # a duplicate delivery (e.g. after a retry): keep the first
+            genome = evaluation.genome if evaluation.ok and evaluation.genome is not None else ind.genome
+            ind = dataclasses.replace(ind, genome=genome, evaluation=evaluation)
+            by_id[ind.id] = ind
+            self.individuals[ind.id] = ind
+            if self.store is not None:
+                self.store.save_genome(ind.id, genome)
+            for reporter in self.reporters:
+                reporter.on_evaluated(ind)
+        for i, ind in by_id.items():  # a backend that lost a job: record it as failed rather than stop the run
+            if ind.evaluation is None:
+                failed = dataclasses.replace(self.task.failed("no result from the backend"), individual_id=i)
+                by_id[i] = self.individuals[i] = dataclasses.replace(ind, evaluation=failed)
+        return [by_id[ind.id] for ind in individuals]
+
+    # ------------------------------------------------------------- results
+    def ranked(self) -> list[Individual]:
+        """Every evaluated individual, best first by the selector's key."""
+        return sorted((i for i in self.individuals.values() if i.evaluation), key=self.selector.key, reverse=True)
+
+    def best(self) -> Individual:
+        return self.ranked()[0]
+
+    def pareto(self) -> list[Individual]:
+        return pareto_front(list(self.individuals.values()), self.objectives)
+
+    def _hall_of_fame(self) -> set[int]:
+        keep = max(self.evo.test_top_k, 1)
+        return {ind.id for ind in self.population} | {ind.id for ind in self.ranked()[:keep]}
+
+    def _forget_weights(self) -> None:
+        """Keep weights in memory only for the population and the best few; the rest live on disk."""
+        keep = self._hall_of_fame()
+        for i, ind in self.individuals.items():
+            if i not in keep and ind.genome.weights:
+                self.individuals[i] = dataclasses.replace(ind, genome=ind.genome.replace(weights={}))
+
+    def result(self) -> RunResult:
+        return RunResult(
+            run_dir=self.store.root if self.store else None,
+            best=self.best(),
+            population=list(self.population),
+            pareto=self.pareto(),
+            history=list(self.history),
+            individuals=dict(self.individuals),
+        )
+
+    # ------------------------------------------------------------- checkpoints
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume, as JSON-ready data (weights are in the store)."""
+        return {
+            "generation": self.generation,
+            "next_id": self.next_id,
+            "population": [ind.id for ind in self.population],
+            "individuals": [individual_to_record(ind) for ind in self.individuals.values()],
+            "history": [record_to_dict(r) for r in self.history],
+            "objectives": [[o.name, o.direction.value] for o in self.objectives],
+            "seeds": {"run": self.evo.seed, "derivation": "numpy SeedSequence([run seed, id|generation, stream])"},
+        }
+
+    def restore(self, state: dict[str, Any], store: RunStore) -> None:
+        """Continue from a checkpoint written by :meth:`state` (weights read back from ``store``)."""
+        keep = set(state["population"])
+        records = {r["id"]: r for r in state["individuals"]}
+        self.history = [record_from_dict(r) for r in state["history"]]
+        self.individuals = {}
+        for i, rec in records.items():
+            genome = store.load_genome(i) if i in keep else None
+            self.individuals[i] = individual_from_record(rec, genome)
+        self.population = [self.individuals[i] for i in state["population"]]
+        self.next_id = state["next_id"]
+        self.generation = state["generation"]
+        self.budget_used = self.history[-1].budget_used if self.history else Budget()
+        for i in self._hall_of_fame() - keep:
+            self.individuals[i] = individual_from_record(records[i], store.load_genome(i))
+
+    def _checkpoint(self, record: GenerationRecord) -> None:
+        if self.store is None:
+            return
+        self.store.save_checkpoint(record.generation, self.state())
+        best = self.best()
+        self.store.save_best(
+            {"id": best.id, "architecture": str(best.genome), "objectives": best.objectives, "generation": record.generation},
+            best.genome if best.genome.weights else None,
+        )
+        self.store.log("generation_end", generation=record.generation, best_id=best.id,
+                       best=best.objectives, evaluated=list(record.evaluated), failures=record.failures)
+
+
+# ----------------------------------------------------------------- running a whole evolution
+#: Fields a resumed run may change; anything else would make the continuation a different run.
+RESUMABLE_FIELDS = ("evolution.generations", "evolution.max_samples", "evolution.max_seconds",
+                    "evolution.target_fitness", "evolution.test_top_k", "backend.", "name")
+
+DEFAULT_OPERATORS: dict[str, list[dict[str, Any]]] = {
+    "gradient": [
+        {"op": "widen", "prob": 0.25, "k": 4, "init": "split"},
+        {"op": "widen", "prob": 0.15, "k": 8, "init": "zero"},
+        {"op": "deepen", "prob": 0.1},
+        {"op": "prune_neurons", "prob": 0.2, "amount": 0.1, "importance": "taylor"},
+        {"op": "add_skip", "prob": 0.1},
+        {"op": "set_dropout", "prob": 0.1, "p": 0.1},
+        {"op": "remove_layer", "prob": 0.05},
+        {"op": "mutate_weights", "prob": 0.05, "sigma": 0.01},
+    ],
+    "gradient_free": [
+        {"op": "mutate_weights", "prob": 0.8, "sigma": 0.1},
+        {"op": "widen", "prob": 0.08, "k": 1, "init": "random"},
+        {"op": "add_skip", "prob": 0.04},
+        {"op": "prune_neurons", "prob": 0.04, "amount": 1, "importance": "l1", "compensate": False},
+        {"op": "deepen", "prob": 0.04},
+    ],
+}
+
+
+def build_operators(config: EvoConfig) -> list[tuple[Operator, float]]:
+    """The configured operators (or the defaults for the task kind) with their probabilities."""
+    from evo.operators.registry import make_operator
+
+    gradient_free = config.task.kind in ("control", "xor")
+    specs = config.operators if config.operators is not None else DEFAULT_OPERATORS["gradient_free" if gradient_free else "gradient"]
+    return [(make_operator({k: v for k, v in spec.items() if k != "prob"}), float(spec.get("prob", 1.0))) for spec in specs]
+
+
+def run_evolution(
+    config: EvoConfig,
+    *,
+    run_dir: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+    reporters: Sequence[Reporter] = (),
+    backend: Backend | None = None,
+) -> RunResult:
+    """Run a whole evolution into a new run directory and return its result.
+
+    Args:
+        config: the validated config.
+        run_dir: where to write; default ``runs_dir/<config.name or a timestamped name>``.
+        reporters: observers (progress bar, Optuna mirror, pruning callbacks...).
+        backend: overrides ``config.backend`` (e.g. a shared Ray backend across search trials).
+    """
+    from evo.config import dump_config
+
+    root = Path(run_dir) if run_dir is not None else Path(runs_dir) / (config.name or time.strftime("run-%Y%m%d-%H%M%S"))
+    store = RunStore.create(root, dump_config(config))
+    store.log("run_start", name=root.name)
+    return _execute(config, store, reporters, backend)
+
+
+def resume_evolution(
+    run_dir: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    reporters: Sequence[Reporter] = (),
+    backend: Backend | None = None,
+) -> RunResult:
+    """Continue a run from its newest checkpoint; ``overrides`` may extend it (e.g. more generations)."""
+    from evo.config import ConfigError, config_diff, dump_config, load_config
+
+    store = RunStore.open(run_dir)
+    old = load_config(store.config_path)
+    new = load_config(store.config_path, overrides)
+    frozen = [f for f in config_diff(old, new) if not f.startswith(RESUMABLE_FIELDS)]
+    if frozen:
+        allowed = ", ".join(f.rstrip(".") + ("*" if f.endswith(".") else "") for f in RESUMABLE_FIELDS)
+        raise ConfigError(f"{store.config_path}: {frozen[0]} cannot change in a resumed run (allowed: {allowed})")
+    if overrides:
+        from evo.store import atomic_write_text
+
+        atomic_write_text(store.config_path, dump_config(new))
+    store.log("resume", overrides=list(overrides))
+    return _execute(new, store, reporters, backend)
+
+
+def _execute(config: EvoConfig, store: RunStore, reporters: Sequence[Reporter], backend: Backend | None) -> RunResult:
+    from evo.backends.config import make_backend
+    from evo.tasks.config import build_task
+
+    task = build_task(config.task, config.plasticity)
+    own_backend = backend is None
+    backend = make_backend(config.backend) if backend is None else backend
+    try:
+        evolution = Evolution(config, task, backend, build_operators(config), store, reporters)
+        state = store.latest_checkpoint()
+        if state is not None:
+            evolution.restore(state, store)
+        result = evolution.run()
+    finally:
+        if own_backend:
+            backend.close()
+    result.test = _test_best(task, evolution)
+    best = result.best
+    store.save_best(
+        {"id": best.id, "architecture": str(best.genome), "objectives": best.objectives,
+         "generation": best.generation, "test": {str(k): v for k, v in result.test.items()}},
+        best.genome if best.genome.weights else None,
+    )
+    store.log("run_end", best_id=best.id, best=best.objectives, test=result.test)
+    return result
+
+
+def _test_best(task: Task, evolution: Evolution) -> dict[int, dict[str, float]]:
+    """Test metrics of the best few individuals (only they ever see the test split)."""
+    test = getattr(task, "test", None)
+    if test is None:
+        return {}
+    out = {}
+    for ind in evolution.ranked()[: evolution.evo.test_top_k]:
+        if ind.evaluation is not None and ind.evaluation.ok and ind.genome.weights:
+            out[ind.id] = test(ind.genome)
+    return out

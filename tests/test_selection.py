@@ -1,0 +1,87 @@
+"""Selection strategies: aging removes the oldest, tournament keeps elites, NSGA-II keeps the Pareto front."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from evo.genome import Genome
+from evo.records import Individual
+from evo.selection import (
+    AgingSelector,
+    NSGA2Selector,
+    TournamentSelector,
+    crowding_distance,
+    make_selector,
+    non_dominated_fronts,
+    pareto_front,
+)
+from evo.tasks import Direction, Evaluation, Objective
+
+GENOME = Genome.mlp((2,), (2,), 1)
+ACC = Objective("acc")
+PARAMS = Objective("params", Direction.MINIMIZE)
+
+
+def ind(i: int, error: str | None = None, **objectives: float) -> Individual:
+    return Individual(i, GENOME, evaluation=Evaluation(i, objectives, GENOME, error=error))
+
+
+def test_aging_removes_the_oldest_even_if_best() -> None:
+    population = [ind(0, acc=0.99), ind(1, acc=0.5), ind(2, acc=0.6)]
+    children = [ind(3, acc=0.1)]
+    survivors = AgingSelector([ACC]).survivors(population, children, 3)
+    assert [s.id for s in survivors] == [1, 2, 3]
+
+
+def test_tournament_parents_are_the_best_of_their_sample() -> None:
+    population = [ind(i, acc=i / 10) for i in range(6)]
+    selector = AgingSelector([ACC], tournament_size=6)
+    parents = selector.parents(population, 4, np.random.default_rng(0))
+    assert all(p.id == 5 for p in parents)
+
+
+def test_failed_individuals_are_never_preferred() -> None:
+    population = [ind(0, error="boom", acc=math.nan), ind(1, acc=0.1)]
+    parents = AgingSelector([ACC], tournament_size=2).parents(population, 3, np.random.default_rng(1))
+    assert {p.id for p in parents} == {1}
+
+
+def test_tournament_survivors_keep_elites() -> None:
+    population = [ind(0, acc=0.9), ind(1, acc=0.2)]
+    children = [ind(2, acc=0.5), ind(3, acc=0.4), ind(4, acc=0.1)]
+    survivors = TournamentSelector([ACC], elitism=1).survivors(population, children, 3)
+    assert [s.id for s in survivors] == [0, 2, 3]
+
+
+def test_minimised_objectives_are_flipped() -> None:
+    population = [ind(0, params=100.0), ind(1, params=10.0)]
+    parents = AgingSelector([PARAMS], tournament_size=2).parents(population, 2, np.random.default_rng(0))
+    assert {p.id for p in parents} == {1}
+
+
+def test_non_dominated_fronts_constructed_case() -> None:
+    points = [(1.0, 1.0), (2.0, 0.0), (0.0, 2.0), (0.5, 0.5), (0.0, 0.0)]
+    assert non_dominated_fronts(points) == [[0, 1, 2], [3], [4]]
+
+
+def test_crowding_distance_boundaries_infinite() -> None:
+    d = crowding_distance([(0.0, 3.0), (1.0, 2.0), (3.0, 0.0)])
+    assert d[0] == math.inf and d[2] == math.inf and 0 < d[1] < math.inf
+
+
+def test_nsga2_survivors_keep_the_pareto_front() -> None:
+    population = [ind(0, acc=0.9, params=1000.0), ind(1, acc=0.5, params=10.0), ind(2, acc=0.4, params=500.0)]
+    children = [ind(3, acc=0.95, params=2000.0), ind(4, acc=0.3, params=900.0)]
+    survivors = NSGA2Selector([ACC, PARAMS]).survivors(population, children, 3)
+    assert {s.id for s in survivors} == {0, 1, 3}
+    assert {s.id for s in pareto_front([*population, *children], [ACC, PARAMS])} == {0, 1, 3}
+
+
+def test_make_selector_auto_and_errors() -> None:
+    assert isinstance(make_selector("auto", [ACC]), AgingSelector)
+    assert isinstance(make_selector("auto", [ACC, PARAMS]), NSGA2Selector)
+    with pytest.raises(ValueError, match="allowed: auto, aging, tournament, nsga2"):
+        make_selector("roulette", [ACC])
