@@ -299,6 +299,10 @@ class Genome:
         layers[i] = dataclasses.replace(layers[i], **changes)
         return self.replace(layers=tuple(layers))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as constructor arguments (Ray, multiprocessing, deepcopy): a mappingproxy cannot be pickled."""
+        return (Genome, (self.input_shape, self.layers, self.skips, dict(self.weights)))
+
     # ------------------------------------------------------------- modules
     def to_module(self) -> GenomeNet:
         """A fresh ``nn.Module`` holding copies of the weights."""
