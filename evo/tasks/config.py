@@ -1,0 +1,146 @@
+"""Task configuration: one model per task kind, chosen by ``kind``, and :func:`build_task`.
+
+Example:
+    >>> from pydantic import TypeAdapter
+    >>> cfg = TypeAdapter(TaskConfig).validate_python({"dataset": "iris"})
+    >>> cfg.kind, cfg.dataset
+    ('supervised', 'iris')
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+if TYPE_CHECKING:
+    from evo.plasticity import PlasticityConfig
+    from evo.tasks._base import Task
+
+__all__ = ["ControlTaskConfig", "SupervisedTaskConfig", "TaskConfig", "XorTaskConfig", "build_task"]
+
+DatasetName = Literal[
+    "digits", "iris", "wine", "breast_cancer", "synthetic", "mnist", "fashion_mnist", "cifar10", "npz", "csv"
+]
+ObjectiveName = Literal["val_accuracy", "val_loss", "params", "flops"]
+#: datasets read from ``path``: a folder (torchvision formats) or a file.
+FILE_DATASETS = frozenset({"mnist", "fashion_mnist", "cifar10", "npz", "csv"})
+
+
+class SupervisedTaskConfig(BaseModel):
+    """Learn a labelled dataset; fitness is measured on a validation split, the test split is kept for the best."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["supervised"] = Field("supervised", description="Task kind.")
+    dataset: DatasetName = Field(
+        "digits",
+        description="digits/iris/wine/breast_cancer: scikit-learn's bundled sets; synthetic: make_classification; "
+        "mnist/fashion_mnist/cifar10: torchvision-format files in the folder `path` (never downloaded); "
+        "npz/csv: the file `path`.",
+    )
+    path: str | None = Field(None, description="Folder (mnist, fashion_mnist, cifar10) or file (npz, csv) to read.")
+    problem: Literal["classification", "regression"] = Field(
+        "classification", description="regression: real-valued targets, MSE loss (npz, csv)."
+    )
+    target: str | int | None = Field(None, description="csv: the target column, by name or index; null = the last.")
+    as_image: bool = Field(
+        False, description="Keep samples image-shaped (C, H, W) for conv layers, e.g. digits as (1, 8, 8); else flatten."
+    )
+    standardize: bool | None = Field(
+        None,
+        description="Scale features to zero mean, unit variance with train-split statistics; "
+        "null = yes for tabular sets (iris, wine, breast_cancer, synthetic, csv), no for images and npz.",
+    )
+    n_samples: int = Field(2000, ge=10, description="synthetic: number of samples.")
+    n_features: int = Field(100, ge=2, description="synthetic: number of features.")
+    n_informative: int = Field(10, ge=1, description="synthetic: informative features (the rest are noise/redundant).")
+    n_classes: int = Field(4, ge=2, description="synthetic: number of classes.")
+    test_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Share of all samples held out for testing (when the dataset has no test split)."
+    )
+    val_fraction: float = Field(0.15, gt=0, lt=1, description="Share of the training samples used for validation.")
+    max_train_samples: int = Field(0, ge=0, description="Subsample the training split to this many; 0 = all.")
+    split_seed: int = Field(0, description="Seed of the (stratified) train/validation/test split and of synthetic data.")
+    objectives: list[ObjectiveName] | None = Field(
+        None,
+        description="Objectives, the first being the fitness: val_accuracy (maximize), val_loss, params, flops "
+        "(minimize); null = [val_accuracy] for classification, [val_loss] for regression.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> SupervisedTaskConfig:
+        if self.dataset in FILE_DATASETS and not self.path:
+            raise ValueError(f"dataset {self.dataset!r} needs `path` (a folder or file to read)")
+        if self.problem == "regression" and self.dataset not in ("npz", "csv"):
+            raise ValueError(f"problem 'regression' needs dataset npz or csv, got {self.dataset!r}")
+        if self.problem == "regression" and "val_accuracy" in self.resolved_objectives():
+            raise ValueError("objective val_accuracy needs problem 'classification'; use val_loss")
+        if self.dataset == "synthetic" and self.n_informative > self.n_features:
+            raise ValueError(f"n_informative ({self.n_informative}) must be <= n_features ({self.n_features})")
+        return self
+
+    def resolved_objectives(self) -> tuple[str, ...]:
+        """The objectives, with the default filled in for the problem type."""
+        if self.objectives:
+            return tuple(dict.fromkeys(self.objectives))
+        return ("val_accuracy",) if self.problem == "classification" else ("val_loss",)
+
+
+class ControlTaskConfig(BaseModel):
+    """A gymnasium environment; fitness is the mean episode return of the network as policy (gradient-free)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["control"] = Field("control", description="Task kind.")
+    env: str = Field(
+        "CartPole-v1",
+        description="Gymnasium environment id with a flat Box observation: CartPole-v1, Acrobot-v1, MountainCar-v0, "
+        "Pendulum-v1, LunarLander-v3 (needs box2d).",
+    )
+    episodes: int = Field(5, ge=1, description="Episodes per evaluation (fitness = mean return).")
+    max_episode_steps: int | None = Field(None, ge=1, description="Truncate episodes after this many steps; null = the env's limit.")
+
+
+class XorTaskConfig(BaseModel):
+    """neat-python's XOR benchmark: fitness 4 − Σ(σ(out) − y)², solved above 3.9 (gradient-free)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["xor"] = Field("xor", description="Task kind.")
+
+
+def _kind(value: Any) -> str:
+    """The union's tag; a section without ``kind`` is supervised."""
+    if isinstance(value, dict):
+        return str(value.get("kind", "supervised"))
+    return str(getattr(value, "kind", "supervised"))
+
+
+TaskConfig = Annotated[
+    Union[
+        Annotated[SupervisedTaskConfig, Tag("supervised")],
+        Annotated[ControlTaskConfig, Tag("control")],
+        Annotated[XorTaskConfig, Tag("xor")],
+    ],
+    Discriminator(_kind),
+]
+
+
+def build_task(cfg: SupervisedTaskConfig | ControlTaskConfig | XorTaskConfig, plasticity: PlasticityConfig | None = None) -> Task:
+    """The task a config describes; loads (and caches) the dataset or checks the environment.
+
+    Raises:
+        ValueError: a missing or malformed data file, or an unknown environment.
+    """
+    if isinstance(cfg, SupervisedTaskConfig):
+        from evo.tasks.supervised import SupervisedTask
+
+        return SupervisedTask(cfg, plasticity, objectives=cfg.resolved_objectives())
+    if isinstance(cfg, ControlTaskConfig):
+        from evo.tasks.control import ControlTask
+
+        return ControlTask(cfg.env, episodes=cfg.episodes, max_episode_steps=cfg.max_episode_steps)
+    from evo.tasks.xor import XorTask
+
+    return XorTask()

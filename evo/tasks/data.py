@@ -1,0 +1,217 @@
+"""Datasets for supervised tasks: load, scale, encode and split them once per process.
+
+Every individual of a run sees the same seeded, stratified train/validation/test
+split, so fitness differences come from the networks, not from the data. The
+validation split drives selection; the test split is only touched for the best
+individuals at the end.
+
+Example:
+    >>> from evo.tasks.config import SupervisedTaskConfig
+    >>> data = load_dataset(SupervisedTaskConfig(dataset="iris"))
+    >>> data.input_shape, data.num_classes, len(data.x_test)
+    ((4,), 3, 30)
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import torch
+from sklearn import datasets as skd
+from sklearn.model_selection import train_test_split
+from torch import Tensor
+
+from evo.tasks.readers import Arrays, read_cifar10, read_csv, read_mnist, read_npz
+
+if TYPE_CHECKING:
+    from evo.tasks.config import SupervisedTaskConfig
+
+__all__ = ["SplitData", "clear_cache", "load_dataset", "split_indices"]
+
+_TABULAR = frozenset({"iris", "wine", "breast_cancer", "synthetic", "csv"})
+_CACHE_SIZE = 4
+_cache: OrderedDict[str, SplitData] = OrderedDict()
+
+
+@dataclass(frozen=True, eq=False)
+class SplitData:
+    """A dataset split three ways, as tensors (``float32`` inputs; ``int64`` labels or ``float32`` targets).
+
+    Attributes:
+        input_shape: shape of one sample, ``(features,)`` or ``(C, H, W)``.
+        num_classes: number of classes, or ``None`` for regression (targets are ``(n, k)``).
+    """
+
+    x_train: Tensor
+    y_train: Tensor
+    x_val: Tensor
+    y_val: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    input_shape: tuple[int, ...]
+    num_classes: int | None
+
+    @property
+    def output_size(self) -> int:
+        """Network outputs needed: one per class, or one per regression target."""
+        return self.num_classes if self.num_classes is not None else int(self.y_train.shape[1])
+
+
+def load_dataset(cfg: SupervisedTaskConfig) -> SplitData:
+    """The split dataset a config names, from a small per-process LRU cache.
+
+    Raises:
+        ValueError: a missing or malformed data file (the message names it and what was expected).
+    """
+    key = _cache_key(cfg)
+    if key in _cache:
+        _cache.move_to_end(key)
+        return _cache[key]
+    data = _build(cfg)
+    _cache[key] = data
+    while len(_cache) > _CACHE_SIZE:
+        _cache.popitem(last=False)
+    return data
+
+
+def clear_cache() -> None:
+    """Forget every loaded dataset (tests; freeing memory)."""
+    _cache.clear()
+
+
+def _cache_key(cfg: SupervisedTaskConfig) -> str:
+    """The data-relevant config, plus the file's size and mtime so an edited file is re-read."""
+    key = cfg.model_dump_json(exclude={"objectives"})
+    if cfg.path is not None and Path(cfg.path).exists():
+        stat = Path(cfg.path).stat()
+        key += f"|{stat.st_size}|{stat.st_mtime_ns}"
+    return key
+
+
+def _build(cfg: SupervisedTaskConfig) -> SplitData:
+    arrays = _read(cfg)
+    source = cfg.path or cfg.dataset
+    classification = cfg.problem == "classification"
+    y_all, num_classes = _encode_targets(arrays, classification, source)
+    x_all = [_as_samples(x, cfg.as_image) for x in (arrays.x, arrays.x_test) if x is not None]
+    if arrays.x_test is None:  # no shipped test split: hold one out
+        train, test = split_indices(y_all[0], cfg.test_fraction, cfg.split_seed, classification)
+        x_train, y_train, x_test, y_test = x_all[0][train], y_all[0][train], x_all[0][test], y_all[0][test]
+    else:
+        x_train, y_train, x_test, y_test = x_all[0], y_all[0], x_all[1], y_all[1]
+    fit, val = split_indices(y_train, cfg.val_fraction, cfg.split_seed + 1, classification)
+    if 0 < cfg.max_train_samples < len(fit):
+        keep, _ = split_indices(y_train[fit], 1 - cfg.max_train_samples / len(fit), cfg.split_seed + 2, classification)
+        fit = fit[keep]
+    xs = [x_train[fit], x_train[val], x_test]
+    if cfg.standardize if cfg.standardize is not None else cfg.dataset in _TABULAR:
+        mean, std = xs[0].mean(axis=0), xs[0].std(axis=0)
+        xs = [(x - mean) / np.where(std > 0, std, 1.0) for x in xs]
+    ys = [y_train[fit], y_train[val], y_test]
+    tensors = [torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)) for x in xs]
+    targets = [torch.as_tensor(y) for y in ys]
+    return SplitData(
+        tensors[0], targets[0], tensors[1], targets[1], tensors[2], targets[2],
+        tuple(int(d) for d in tensors[0].shape[1:]), num_classes,
+    )
+
+
+def split_indices(y: np.ndarray, fraction: float, seed: int, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of ``range(len(y))`` into (kept, held-out ``fraction``), stratified by class when possible.
+
+    Stratification needs every class at least twice and room for each class on both sides;
+    otherwise the split is plain random.
+    """
+    index = np.arange(len(y))
+    held = max(1, round(fraction * len(y)))
+    if held >= len(y):
+        raise ValueError(f"dataset: {len(y)} samples are too few to hold out a fraction {fraction:g}")
+    classes, counts = np.unique(y, return_counts=True) if stratify else (np.empty(0), np.empty(0))
+    ok = stratify and counts.min() >= 2 and len(classes) <= min(held, len(y) - held)
+    kept, out = train_test_split(index, test_size=held, random_state=seed % 2**32, stratify=y if ok else None)
+    return np.sort(kept), np.sort(out)
+
+
+def _read(cfg: SupervisedTaskConfig) -> Arrays:
+    readers: dict[str, Callable[[], Arrays]] = {
+        "digits": lambda: _sklearn(skd.load_digits(), 16.0, (1, 8, 8)),
+        "iris": lambda: _sklearn(skd.load_iris()),
+        "wine": lambda: _sklearn(skd.load_wine()),
+        "breast_cancer": lambda: _sklearn(skd.load_breast_cancer()),
+        "synthetic": lambda: _synthetic(cfg),
+        "mnist": lambda: read_mnist(Path(str(cfg.path)), "MNIST"),
+        "fashion_mnist": lambda: read_mnist(Path(str(cfg.path)), "FashionMNIST"),
+        "cifar10": lambda: read_cifar10(Path(str(cfg.path))),
+        "npz": lambda: read_npz(Path(str(cfg.path))),
+        "csv": lambda: read_csv(Path(str(cfg.path)), cfg.target),
+    }
+    arrays = readers[cfg.dataset]()
+    if arrays.x.dtype == np.uint8:  # pixels
+        arrays = arrays._replace(x=arrays.x / 255.0, x_test=None if arrays.x_test is None else arrays.x_test / 255.0)
+    return arrays
+
+
+def _sklearn(bunch: skd._base.Bunch, scale: float = 1.0, image: tuple[int, ...] | None = None) -> Arrays:
+    """A bundled scikit-learn set; ``image``: the per-sample image shape its rows flatten."""
+    x = np.asarray(bunch.data, dtype=np.float32) / scale
+    return Arrays(x.reshape(-1, *image) if image else x, np.asarray(bunch.target))
+
+
+def _synthetic(cfg: SupervisedTaskConfig) -> Arrays:
+    """A seeded ``make_classification`` problem: harder than the bundled sets, for benchmarks."""
+    x, y = skd.make_classification(
+        n_samples=cfg.n_samples,
+        n_features=cfg.n_features,
+        n_informative=cfg.n_informative,
+        n_redundant=min(cfg.n_features - cfg.n_informative, cfg.n_informative // 2),
+        n_classes=cfg.n_classes,
+        random_state=cfg.split_seed % 2**32,
+    )
+    return Arrays(x.astype(np.float32), y)
+
+
+def _as_samples(x: np.ndarray, as_image: bool) -> np.ndarray:
+    """Samples as ``(n, features)``, or ``(n, C, H, W)`` when image-shaped input is wanted."""
+    if x.ndim == 3:  # (n, H, W): grey images
+        x = x[:, None]
+    if not as_image or x.ndim == 2:
+        return x.reshape(len(x), -1)
+    if x.ndim != 4:
+        raise ValueError(f"as_image needs samples shaped (H, W) or (C, H, W), got {x.shape[1:]}")
+    return x
+
+
+def _encode_targets(arrays: Arrays, classification: bool, source: str) -> tuple[list[np.ndarray], int | None]:
+    """Class labels → ``0..K-1`` (``int64``) shared by all splits; regression targets → ``float32 (n, k)``."""
+    ys = [y for y in (arrays.y, arrays.y_test) if y is not None]
+    if not classification:
+        try:
+            return [np.asarray(y, dtype=np.float32).reshape(len(y), -1) for y in ys], None
+        except ValueError:
+            raise ValueError(f"{source}: regression targets must be numeric") from None
+    if any(y.ndim != 1 for y in ys):
+        raise ValueError(f"{source}: class labels must be one per sample, got shape {ys[0].shape}")
+    if ys[0].dtype.kind == "f" and not np.all(np.mod(np.concatenate(ys), 1) == 0):
+        raise ValueError(f"{source}: targets are not class labels (non-integer values); set problem: regression")
+    if ys[0].dtype.kind in "US":
+        ys = [_numeric_strings(y, source) for y in ys]
+    classes, encoded = np.unique(np.concatenate(ys), return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(f"{source}: classification needs at least 2 classes, found {len(classes)}")
+    parts = np.split(encoded.astype(np.int64), [len(ys[0])])
+    return parts[: len(ys)], len(classes)
+
+
+def _numeric_strings(y: np.ndarray, source: str) -> np.ndarray:
+    """CSV labels: integer-like strings become integers (so '10' sorts after '9'); others stay strings."""
+    try:
+        values = y.astype(np.float64)
+    except ValueError:
+        return y
+    if not np.all(np.mod(values, 1) == 0):
+        raise ValueError(f"{source}: targets are not class labels (non-integer values); set problem: regression")
+    return values.astype(np.int64)
