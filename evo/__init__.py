@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from evo.genome import Genome, LayerKind, LayerSpec
+from evo.load import load
 
 __version__ = "0.1.0"
-__all__ = ["Genome", "LayerKind", "LayerSpec", "__version__"]
+__all__ = ["Genome", "LayerKind", "LayerSpec", "__version__", "load"]
