@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 
+from evo.backends.stats import BackendStats
 from evo.tasks import Evaluation, Job, Task
 
 __all__ = ["Backend"]
@@ -26,6 +27,10 @@ class Backend(ABC):
         An evaluation that raises, times out or loses its worker beyond the retries is yielded
         as a failed Evaluation (``error`` set), never raised: the run goes on.
         """
+
+    def stats(self) -> BackendStats:
+        """Live counters for progress displays (all zero for a backend that keeps none)."""
+        return BackendStats()
 
     def close(self) -> None:
         """Release workers and connections (no-op by default)."""

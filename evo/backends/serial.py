@@ -7,6 +7,7 @@ import traceback
 from collections.abc import Iterable, Iterator
 
 from evo.backends._base import Backend
+from evo.backends.stats import BackendStats, StatsMeter
 from evo.tasks import Evaluation, Job, Task
 
 __all__ = ["SerialBackend", "run_job"]
@@ -27,7 +28,18 @@ class SerialBackend(Backend):
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
+        self._meter = StatsMeter()
 
     def map(self, task: Task, jobs: Iterable[Job]) -> Iterator[Evaluation]:
-        for job in jobs:
-            yield run_job(task, job, self.device)
+        self._meter.begin()
+        try:
+            for job in jobs:
+                self._meter.in_flight = 1
+                evaluation = run_job(task, job, self.device)
+                self._meter.finished(evaluation.ok)
+                yield evaluation
+        finally:
+            self._meter.end()
+
+    def stats(self) -> BackendStats:
+        return self._meter.snapshot()

@@ -1,0 +1,75 @@
+"""The ``backend`` section of a run config, and the factory that turns it into a :class:`Backend`.
+
+Example:
+    >>> make_backend(BackendConfig(kind="serial"))  # doctest: +ELLIPSIS
+    <evo.backends.serial.SerialBackend object at ...>
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from evo.backends._base import Backend
+
+__all__ = ["BackendConfig", "make_backend"]
+
+_ADDRESS = re.compile(r"^(auto|local|(ray://)?[\w.\-]+:\d+)$")
+
+
+class BackendConfig(BaseModel):
+    """Where evaluations run: serially in this process, or on Ray (this machine or a cluster)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["ray", "serial"] = Field(
+        "ray", description="ray: parallel evaluations on a local Ray instance or a cluster; serial: one after "
+        "another in this process (debugging).")
+    address: str | None = Field(
+        None, description="Ray cluster to join: auto (the cluster this machine belongs to), HOST:6379 (the head's "
+        "GCS) or ray://HOST:10001 (Ray Client). Unset: the RAY_ADDRESS environment variable, else a local instance.")
+    workers: int = Field(
+        0, ge=0, description="Local instance only: evaluations run at once (it gets workers × num_cpus CPUs); "
+        "0 = one per core. A cluster's size is its own.")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs reserved per evaluation; each worker also sets "
+                            "torch.set_num_threads(max(1, int(num_cpus))).")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per evaluation; fractions let several small networks "
+                            "share one GPU (0.25 = four at once). The evaluation runs on the GPU it was given.")
+    max_retries: int = Field(3, ge=0, description="Resubmissions of an evaluation whose worker process or node "
+                             "died; after that it is recorded as failed.")
+    timeout_s: float = Field(0.0, ge=0, description="Cancel an evaluation running longer than this and record it "
+                             "as failed ('timed out after N s'); 0 = no limit.")
+    max_in_flight: int = Field(0, ge=0, description="Most evaluations submitted at once (bounds driver memory "
+                               "and queueing); 0 = twice the evaluation slots.")
+    ship_code: Literal["auto", "always", "never"] = Field(
+        "auto", description="Send the evo package to the workers as a Ray runtime environment (py_modules), so "
+        "cluster nodes need only the dependencies installed. auto: when joining a cluster.")
+    runtime_env: dict[str, Any] = Field(
+        default_factory=dict, description="Extra Ray runtime_env entries for the workers, e.g. {pip: [...], "
+        "env_vars: {...}, working_dir: ...}.")
+    worker_logs: bool = Field(False, description="Forward the workers' stdout/stderr to this terminal.")
+    device: str = Field("cpu", description="Serial backend only: the torch device evaluations run on.")
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str | None) -> str | None:
+        if value is not None and not _ADDRESS.match(value):
+            raise ValueError(f"backend.address {value!r} is not auto, local, HOST:PORT or ray://HOST:PORT")
+        return value
+
+
+def make_backend(cfg: BackendConfig) -> Backend:
+    """The backend ``cfg`` describes; Ray is imported (and started, lazily) only for ``kind: ray``."""
+    if cfg.kind == "serial":
+        from evo.backends.serial import SerialBackend
+
+        return SerialBackend(cfg.device)
+    from evo.backends.ray import RayBackend
+
+    return RayBackend(
+        address=cfg.address, workers=cfg.workers, num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
+        max_retries=cfg.max_retries, timeout_s=cfg.timeout_s, max_in_flight=cfg.max_in_flight,
+        ship_code=cfg.ship_code, runtime_env=cfg.runtime_env, worker_logs=cfg.worker_logs,
+    )

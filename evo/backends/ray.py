@@ -1,0 +1,257 @@
+"""The Ray backend: evaluations in parallel on this machine or on a Ray cluster.
+
+Workers are pure — task and job in, :class:`Evaluation` out — so a worker or a
+whole node may die and the job simply runs again elsewhere. The driver keeps
+at most ``max_in_flight`` jobs submitted, resubmits jobs whose worker was lost
+(up to ``max_retries`` times), cancels jobs that run past ``timeout_s`` and
+yields every job exactly once, in completion order, stamped with its id.
+
+Example:
+    >>> backend = RayBackend(workers=2)  # doctest: +SKIP
+    >>> evaluations = {e.individual_id: e for e in backend.map(task, jobs)}  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import ray
+import torch
+from ray import exceptions as rex
+
+import evo
+from evo.backends._base import Backend
+from evo.backends.serial import run_job
+from evo.backends.stats import BackendStats, StatsMeter
+from evo.tasks import Evaluation, Job, Task
+
+__all__ = ["LOST", "RayBackend", "worker_device"]
+
+#: Errors meaning the worker process or node running an evaluation died: the job is resubmitted.
+LOST: tuple[type[Exception], ...] = (
+    rex.WorkerCrashedError,
+    rex.NodeDiedError,
+    rex.LocalRayletDiedError,
+    rex.ObjectLostError,
+    rex.OutOfMemoryError,
+)
+
+
+def worker_device(gpu_ids: Sequence[object], visible: str | None) -> str:
+    """The torch device for an evaluation Ray gave ``gpu_ids``; ``cpu`` when it got none.
+
+    Ray restricts ``CUDA_VISIBLE_DEVICES`` (``visible``) to the assigned GPUs, so the
+    device index is the id's position in that list, not the id itself.
+    """
+    if not gpu_ids:
+        return "cpu"
+    gpu = str(gpu_ids[0])
+    order = [d.strip() for d in (visible or "").split(",") if d.strip()]
+    return f"cuda:{order.index(gpu) if gpu in order else int(gpu)}"
+
+
+def _evaluate(task: Task, job: Job, threads: int) -> tuple[Evaluation, str]:
+    """Runs in the worker: its CPU share of threads, its GPU (if any); returns the evaluation and node id."""
+    torch.set_num_threads(threads)
+    device = worker_device(ray.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES"))
+    return run_job(task, job, device), ray.get_runtime_context().get_node_id()
+
+
+_remote_evaluate = ray.remote(_evaluate)
+
+
+def _failed(task: Task, job: Job, error: str) -> Evaluation:
+    return dataclasses.replace(task.failed(error), individual_id=job.individual_id)
+
+
+@dataclass
+class _Attempt:
+    """One submission of a job; ``started`` is when it (presumably) got a worker slot."""
+
+    job: Job
+    tries: int = 0
+    started: float | None = None
+
+
+class RayBackend(Backend):
+    """Evaluates jobs as Ray tasks on a local instance (started lazily) or an existing cluster.
+
+    Args:
+        address: ``auto``, ``HOST:6379`` or ``ray://HOST:10001`` joins a cluster; ``None`` reads
+            ``RAY_ADDRESS``, else (or with ``local``) starts a local instance on first :meth:`map`.
+        workers: local instance only — evaluations at once (0 = one per core).
+        num_cpus: CPUs per evaluation; also the evaluation's torch thread count (at least 1).
+        num_gpus: GPUs per evaluation, fractions allowed.
+        max_retries: resubmissions after a lost worker or node.
+        timeout_s: cancel (force) an evaluation running longer; 0 = no limit.
+        max_in_flight: most jobs submitted at once; 0 = twice the evaluation slots.
+        ship_code: send the evo package to workers (``py_modules``): auto = when joining a cluster.
+        runtime_env: extra Ray runtime_env entries (pip, env_vars, working_dir, ...).
+        worker_logs: forward workers' output to the driver.
+
+    If Ray is already initialised (by the user), that instance is used and left running on :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int = 0,
+        num_cpus: float = 1.0,
+        num_gpus: float = 0.0,
+        max_retries: int = 3,
+        timeout_s: float = 0.0,
+        max_in_flight: int = 0,
+        ship_code: Literal["auto", "always", "never"] = "auto",
+        runtime_env: Mapping[str, Any] | None = None,
+        worker_logs: bool = False,
+    ) -> None:
+        for name, value, low in (("workers", workers, 0), ("num_gpus", num_gpus, 0), ("max_retries", max_retries, 0),
+                                 ("timeout_s", timeout_s, 0), ("max_in_flight", max_in_flight, 0)):
+            if value < low:
+                raise ValueError(f"RayBackend {name} must be >= {low}, got {value}")
+        if num_cpus <= 0:
+            raise ValueError(f"RayBackend num_cpus must be > 0, got {num_cpus}")
+        if ship_code not in ("auto", "always", "never"):
+            raise ValueError(f"RayBackend ship_code must be auto, always or never, got {ship_code!r}")
+        address = address or os.environ.get("RAY_ADDRESS") or "local"
+        self.address = None if address == "local" else address
+        self.workers, self.num_cpus, self.num_gpus = workers, num_cpus, num_gpus
+        self.max_retries, self.timeout_s, self.max_in_flight = max_retries, timeout_s, max_in_flight
+        self.ship_code, self.runtime_env, self.worker_logs = ship_code, dict(runtime_env or {}), worker_logs
+        self._owns_ray = False
+        self._meter = StatsMeter()
+
+    # ------------------------------------------------------------ connection
+    def init_kwargs(self) -> dict[str, Any]:
+        """The ``ray.init`` arguments this backend starts or joins Ray with."""
+        kwargs: dict[str, Any] = {
+            "address": self.address or "local",
+            "log_to_driver": self.worker_logs,
+            "logging_level": logging.WARNING,
+            "ignore_reinit_error": True,
+            "runtime_env": self.worker_env() or None,
+        }
+        if self.address is None:
+            per_eval = self.workers * self.num_cpus if self.workers else os.cpu_count() or 1
+            kwargs.update(num_cpus=max(1, math.ceil(per_eval)), include_dashboard=False)
+        return kwargs
+
+    def worker_env(self) -> dict[str, Any]:
+        """The runtime environment workers get: the user's entries plus, when shipping code, the evo package."""
+        env = dict(self.runtime_env)
+        if self.ship_code == "always" or (self.ship_code == "auto" and self.address is not None):
+            env["py_modules"] = [*env.get("py_modules", []), str(Path(evo.__file__).resolve().parent)]
+        return env
+
+    def _connect(self) -> None:
+        if not ray.is_initialized():
+            ray.init(**self.init_kwargs())
+            self._owns_ray = True
+
+    def _slots(self) -> int:
+        """Evaluations the cluster can run at once given the per-evaluation resources."""
+        resources = ray.cluster_resources()
+        slots = resources.get("CPU", 0.0) / self.num_cpus
+        if self.num_gpus:
+            slots = min(slots, resources.get("GPU", 0.0) / self.num_gpus)
+        return max(1, int(slots))
+
+    # ------------------------------------------------------------ the map
+    def map(self, task: Task, jobs: Iterable[Job]) -> Iterator[Evaluation]:
+        self._connect()
+        task_ref = ray.put(task)  # once per map, not once per job
+        slots = self._slots()
+        limit = self.max_in_flight or 2 * slots
+        queue, running = iter(jobs), {}  # type: ignore[var-annotated]
+        self._meter.begin()
+        try:
+            while self._fill(task_ref, queue, running, limit):
+                self._start_clocks(running, slots)
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=self._wait_s(running))
+                for ref in ready:
+                    evaluation = self._collect(task, task_ref, ref, running)
+                    if evaluation is not None:
+                        yield evaluation
+                for ref in self._expired(running):
+                    yield self._time_out(task, ref, running)
+        finally:
+            for ref in running:  # the caller stopped early: don't leave work behind
+                ray.cancel(ref)
+            self._meter.end()
+
+    def _submit(self, task_ref: ray.ObjectRef, job: Job) -> ray.ObjectRef:
+        options = _remote_evaluate.options(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=0)
+        return options.remote(task_ref, job, max(1, int(self.num_cpus)))
+
+    def _fill(self, task_ref: ray.ObjectRef, queue: Iterator[Job], running: dict[ray.ObjectRef, _Attempt],
+              limit: int) -> bool:
+        """Submit jobs until ``limit`` are in flight; False when nothing is left to wait for."""
+        while len(running) < limit and (job := next(queue, None)) is not None:
+            running[self._submit(task_ref, job)] = _Attempt(job)
+            self._meter.in_flight += 1
+        return bool(running)
+
+    @staticmethod
+    def _start_clocks(running: dict[ray.ObjectRef, _Attempt], slots: int) -> None:
+        """The oldest ``slots`` submissions hold the workers (Ray dispatches in order): their timeouts run."""
+        now = time.monotonic()
+        for attempt in list(running.values())[:slots]:
+            if attempt.started is None:
+                attempt.started = now
+
+    def _wait_s(self, running: dict[ray.ObjectRef, _Attempt]) -> float | None:
+        """How long ``ray.wait`` may block: until the first running deadline, or forever without a timeout."""
+        if not self.timeout_s:
+            return None
+        now = time.monotonic()
+        left = [a.started + self.timeout_s - now for a in running.values() if a.started is not None]
+        return max(0.0, min(left)) if left else None
+
+    def _collect(self, task: Task, task_ref: ray.ObjectRef, ref: ray.ObjectRef,
+                 running: dict[ray.ObjectRef, _Attempt]) -> Evaluation | None:
+        """The finished job's evaluation, or None when its worker was lost and the job resubmitted."""
+        attempt = running.pop(ref)
+        node: str | None = None
+        try:
+            evaluation, node = ray.get(ref)
+        except LOST as err:
+            if attempt.tries < self.max_retries:
+                self._meter.retries += 1
+                running[self._submit(task_ref, attempt.job)] = _Attempt(attempt.job, attempt.tries + 1)
+                return None
+            evaluation = _failed(task, attempt.job, f"worker lost {attempt.tries + 1} times ({type(err).__name__})")
+        except rex.RayError as err:
+            evaluation = _failed(task, attempt.job, f"{type(err).__name__}: {str(err).strip().splitlines()[0]}")
+        self._meter.finished(evaluation.ok, node)
+        return evaluation
+
+    def _expired(self, running: dict[ray.ObjectRef, _Attempt]) -> list[ray.ObjectRef]:
+        if not self.timeout_s:
+            return []
+        now = time.monotonic()
+        return [r for r, a in running.items() if a.started is not None and now - a.started > self.timeout_s]
+
+    def _time_out(self, task: Task, ref: ray.ObjectRef, running: dict[ray.ObjectRef, _Attempt]) -> Evaluation:
+        attempt = running.pop(ref)
+        ray.cancel(ref, force=True)  # a hung evaluation may never reach a Python checkpoint
+        self._meter.timed_out += 1
+        self._meter.finished(False)
+        return _failed(task, attempt.job, f"timed out after {self.timeout_s:g} s")
+
+    # ------------------------------------------------------------ the rest
+    def stats(self) -> BackendStats:
+        return self._meter.snapshot()
+
+    def close(self) -> None:
+        """Shut Ray down if this backend started it; a user's or a cluster connection made elsewhere stays."""
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()
+        self._owns_ray = False

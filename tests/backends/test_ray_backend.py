@@ -1,0 +1,78 @@
+"""The Ray backend on a local instance: the backend contract, determinism, timeouts, bounds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import ray
+
+from evo.backends import RayBackend, SerialBackend
+from evo.testing import BackendContract, HangingTask, ToyTask, assert_same_evaluations, make_jobs
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def ray_backend() -> Iterator[RayBackend]:
+    """One local Ray instance (2 CPUs) for the whole module, started lazily by the backend itself."""
+    if ray.is_initialized():
+        ray.shutdown()
+    backend = RayBackend(workers=2, num_cpus=1)
+    yield backend
+    backend.close()
+    assert not ray.is_initialized()
+
+
+class TestRayContract(BackendContract):
+    @pytest.fixture
+    def backend(self, ray_backend: RayBackend) -> RayBackend:
+        return ray_backend
+
+
+def test_serial_and_ray_give_identical_evaluations(ray_backend: RayBackend) -> None:
+    jobs = make_jobs(8, seed=7)
+    task = ToyTask(sleep_s={j.seed: 0.02 * (i % 3) for i, j in enumerate(jobs)})
+    serial = {e.individual_id: e for e in SerialBackend().map(task, jobs)}
+    parallel = {e.individual_id: e for e in ray_backend.map(task, jobs)}
+    assert_same_evaluations(parallel, serial)
+
+
+def test_workers_use_their_cpu_share_of_threads(ray_backend: RayBackend) -> None:
+    evaluations = list(ray_backend.map(ToyTask(), make_jobs(2, seed=8)))
+    assert {e.metrics["threads"] for e in evaluations} == {1.0}
+    assert {e.metrics["cuda"] for e in evaluations} == {0.0}
+    assert len(ray_backend.stats().nodes) == 1
+
+
+def test_hanging_evaluation_times_out_and_the_map_goes_on(ray_backend: RayBackend) -> None:
+    assert ray.is_initialized()
+    backend = RayBackend(timeout_s=1.5)  # joins the running instance
+    jobs = make_jobs(4, seed=9)
+    got = {e.individual_id: e for e in backend.map(HangingTask(hang_seeds={jobs[0].seed}, sleep_s=0.1), jobs)}
+    assert set(got) == {j.individual_id for j in jobs}
+    assert got[jobs[0].individual_id].error == "timed out after 1.5 s"
+    assert all(got[j.individual_id].ok for j in jobs[1:])
+    assert (backend.stats().timed_out, backend.stats().failed) == (1, 1)
+    backend.close()
+    assert ray.is_initialized()  # it did not start Ray, so it leaves it running
+
+
+def test_never_more_than_max_in_flight(ray_backend: RayBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = RayBackend(max_in_flight=3)
+    puts: list[object] = []
+    real_put = ray.put
+    monkeypatch.setattr(ray, "put", lambda value: puts.append(value) or real_put(value))
+    pulled = 0
+
+    def jobs() -> Iterator[object]:
+        nonlocal pulled
+        for job in make_jobs(9, seed=10):
+            pulled += 1
+            yield job
+
+    outstanding = []
+    for done, _ in enumerate(backend.map(ToyTask(sleep_s=0.05), jobs()), start=1):  # type: ignore[arg-type]
+        outstanding.append(pulled - done + 1)  # submitted but not yielded, counting the one just yielded
+    assert max(outstanding) == 3 and len(outstanding) == 9
+    assert len(puts) == 1  # the task goes to the object store once per map
