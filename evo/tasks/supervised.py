@@ -1,0 +1,167 @@
+"""Supervised tasks: train the genome with the plastic trainer, score it on the validation split.
+
+Training is :func:`evo.plasticity.train` (grow → train → prune within a lifetime);
+this module never has its own training loop. The trained genome is returned, so
+evolution can pass learned weights on (Lamarckian inheritance, LEMONADE —
+Elsken et al. 2019). Only the best individuals ever see the test split
+(:meth:`SupervisedTask.test`), so selection cannot overfit it.
+
+Example:
+    >>> from evo.tasks.config import SupervisedTaskConfig
+    >>> task = SupervisedTask(SupervisedTaskConfig(dataset="iris"), objectives=["val_accuracy", "params"])
+    >>> task.input_shape, task.output_size, [o.name for o in task.objectives]
+    ((4,), 3, ['val_accuracy', 'params'])
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from evo.genome import Genome
+from evo.plasticity import PlasticityConfig, train
+from evo.tasks._base import Budget, Direction, Evaluation, Objective, Task
+from evo.tasks.config import SupervisedTaskConfig
+from evo.tasks.data import SplitData, load_dataset
+
+__all__ = ["OBJECTIVES", "SupervisedTask"]
+
+#: the objectives a supervised task can report, with their directions.
+OBJECTIVES = {
+    "val_accuracy": Direction.MAXIMIZE,
+    "val_loss": Direction.MINIMIZE,
+    "params": Direction.MINIMIZE,
+    "flops": Direction.MINIMIZE,
+}
+_CHUNK = 4096  # samples per forward pass when measuring
+
+
+class SupervisedTask(Task):
+    """A labelled dataset, trained on with a :class:`PlasticityConfig`.
+
+    Args:
+        data: a config (the data is then loaded lazily in each process, so the task pickles small
+            for Ray workers) or an already split dataset.
+        plasticity: the lifetime-training hyperparameters; ``None``: defaults.
+        objectives: names from :data:`OBJECTIVES`, the first being the fitness; ``None``: ``val_accuracy``
+            (classification) or ``val_loss`` (regression).
+    """
+
+    def __init__(
+        self,
+        data: SupervisedTaskConfig | SplitData,
+        plasticity: PlasticityConfig | None = None,
+        objectives: Sequence[str] | None = None,
+    ) -> None:
+        self._cfg = data if isinstance(data, SupervisedTaskConfig) else None
+        self._data = data if isinstance(data, SplitData) else None
+        self.plasticity = plasticity if plasticity is not None else PlasticityConfig()
+        split = self.data
+        self.classification = split.num_classes is not None
+        self.loss = "cross_entropy" if self.classification else "mse"
+        self._input_shape, self._output_size = split.input_shape, split.output_size
+        self.objectives = self._resolve(objectives)
+
+    def _resolve(self, names: Sequence[str] | None) -> tuple[Objective, ...]:
+        if not names:
+            names = ["val_accuracy" if self.classification else "val_loss"]
+        for name in names:
+            if name not in OBJECTIVES:
+                raise ValueError(f"SupervisedTask: objective {name!r} unknown; allowed: {sorted(OBJECTIVES)}")
+            if name == "val_accuracy" and not self.classification:
+                raise ValueError("SupervisedTask: objective val_accuracy needs a classification dataset; use val_loss")
+        return tuple(Objective(name, OBJECTIVES[name]) for name in dict.fromkeys(names))
+
+    @property
+    def data(self) -> SplitData:
+        """The split dataset, loaded on first use in this process (cached by :func:`load_dataset`)."""
+        if self._data is None:
+            assert self._cfg is not None
+            self._data = load_dataset(self._cfg)
+        return self._data
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the tensors when they can be reloaded from the config (Ray ships tasks to workers)."""
+        state = self.__dict__.copy()
+        if self._cfg is not None:
+            state["_data"] = None
+        return state
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self._input_shape
+
+    @property
+    def output_size(self) -> int:
+        return self._output_size
+
+    def evaluate(self, genome: Genome, budget: Budget, device: str, seed: int) -> Evaluation:
+        """Train for ``budget.steps`` steps (0: the plasticity config's default), then measure on validation.
+
+        A diverging loss (NaN/inf) or a runtime error gives a failed evaluation, never an exception.
+        """
+        start = time.perf_counter()
+        data = self.data
+        try:
+            result = train(
+                genome, data.x_train, data.y_train, self.plasticity,
+                steps=budget.steps or None, device=device, seed=seed, loss=self.loss,
+            )
+            val = self._measure(result.genome, data.x_val, data.y_val, device)
+        except (FloatingPointError, RuntimeError) as err:
+            return self.failed(f"{type(err).__name__}: {err}")
+        if not math.isfinite(val["loss"]):
+            return self.failed("validation loss is not finite")
+        trained = result.genome
+        values = {
+            "val_accuracy": val.get("accuracy", math.nan),
+            "val_loss": val["loss"],
+            "params": float(trained.num_params()),
+            "flops": float(trained.flops()),
+        }
+        metrics = {
+            **result.metrics,
+            **{f"val_{k}": v for k, v in val.items()},
+            "params": values["params"],
+            "flops": values["flops"],
+            "train_loss": float(result.final_loss),
+            "steps": float(result.steps),
+            "events": float(len(result.events)),
+        }
+        used = Budget(steps=result.steps, samples=result.samples, seconds=time.perf_counter() - start)
+        return Evaluation(-1, {o.name: values[o.name] for o in self.objectives}, trained, metrics, used)
+
+    def test(self, genome: Genome, device: str = "cpu") -> dict[str, float]:
+        """Test-split metrics (``test_loss``, and ``test_accuracy`` for classification) of a trained genome."""
+        return {f"test_{k}": v for k, v in self._measure(genome, self.data.x_test, self.data.y_test, device).items()}
+
+    def calibration_batch(self, n: int, seed: int) -> tuple[Tensor, Tensor] | None:
+        """``n`` training samples (all of them if fewer), drawn without replacement with ``seed``."""
+        x, y = self.data.x_train, self.data.y_train
+        index = np.random.default_rng(seed).choice(len(x), size=min(n, len(x)), replace=False)
+        picked = torch.as_tensor(np.sort(index))
+        return x[picked], y[picked]
+
+    def _measure(self, genome: Genome, x: Tensor, y: Tensor, device: str) -> dict[str, float]:
+        """Mean loss (and accuracy) in eval mode without gradients, in chunks to bound memory."""
+        module = genome.to_module().to(device).eval()
+        total, correct = 0.0, 0
+        with torch.no_grad():
+            for xb, yb in zip(x.split(_CHUNK), y.split(_CHUNK)):
+                out, yb = module(xb.to(device)), yb.to(device)
+                if self.classification:
+                    total += float(F.cross_entropy(out, yb, reduction="sum"))
+                    correct += int((out.argmax(dim=1) == yb).sum())
+                else:
+                    total += float(F.mse_loss(out, yb, reduction="sum"))
+        measured = {"loss": total / max(y.numel(), 1)}
+        if self.classification:
+            measured["accuracy"] = correct / max(len(y), 1)
+        return measured
