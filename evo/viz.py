@@ -105,22 +105,24 @@ class ArchitectureDiff:
 
 
 def _match_cost(a: LayerSpec, b: LayerSpec) -> float:
+    """0 for equal specs; 0.25–0.75 for the same kind, more the further the widths differ; impossible across kinds."""
     if a.kind is not b.kind:
         return math.inf
-    return 0.0 if a == b else 0.5
+    return 0.0 if a == b else 0.25 + 0.5 * abs(a.width - b.width) / max(a.width, b.width)
 
 
 def diff_genomes(parent: Genome, child: Genome) -> ArchitectureDiff:
     """Align the parent's layers with the child's by structure (weights are not compared).
 
     Heuristic: a global sequence alignment (Needleman–Wunsch) of the two layer
-    lists. Matching two layers costs 0 when their specs are equal, 0.5 when
-    they are of the same kind but differ (width, activation, dropout, ...), and
-    is impossible across kinds; inserting or removing a layer costs 1. So a
-    widened or pruned layer stays matched to its origin, and a deepen/remove
-    operator shows up as one inserted/removed layer. Among equally cheap
-    alignments (e.g. an inserted layer as wide as its neighbours) the
-    insertion is placed as early as possible.
+    lists. Matching two layers costs 0 when their specs are equal, 0.25 to
+    0.75 when they are of the same kind but differ (more the further apart
+    their widths are), and is impossible across kinds; inserting or removing a
+    layer costs 1. So a widened or pruned layer stays matched to its origin, a
+    deepen/remove operator shows up as one inserted/removed layer, and of two
+    candidates the closer in width is matched. Among equally cheap alignments
+    (e.g. an inserted layer as wide as its neighbours) the insertion is placed
+    as early as possible.
     """
     p, c = parent.layers, child.layers
     cost = [[0.0] * (len(c) + 1) for _ in range(len(p) + 1)]
@@ -210,6 +212,8 @@ def _layer_lines(genome: Genome, i: int, lc: LayerChange | None) -> list[tuple[s
     spec = genome.layers[i]
     head = f"L{i} conv {spec.kernel_size}×{spec.kernel_size}" if spec.kind is LayerKind.CONV else f"L{i} linear"
     extras = [spec.activation] + ([f"pool {spec.pool}"] if spec.pool > 1 else []) + ([f"dropout {spec.dropout:g}"] if spec.dropout else [])
+    if lc is not None and lc.change is Change.REMOVED:
+        head = f"removed parent L{i}"
     lines = [(head + (" (out)" if i == genome.num_layers - 1 else ""), ""), (f"width {spec.width}", ""), (" · ".join(extras), "")]
     if lc is not None:
         lines += [(f"+{lc.born} born", "born")] if lc.born else []
