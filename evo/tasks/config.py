@@ -136,7 +136,7 @@ def build_task(cfg: SupervisedTaskConfig | ControlTaskConfig | XorTaskConfig, pl
     if isinstance(cfg, SupervisedTaskConfig):
         from evo.tasks.supervised import SupervisedTask
 
-        return SupervisedTask(cfg, plasticity, objectives=cfg.resolved_objectives())
+        return SupervisedTask(cfg, plasticity)
     if isinstance(cfg, ControlTaskConfig):
         from evo.tasks.control import ControlTask
 

@@ -50,8 +50,8 @@ class SupervisedTask(Task):
         data: a config (the data is then loaded lazily in each process, so the task pickles small
             for Ray workers) or an already split dataset.
         plasticity: the lifetime-training hyperparameters; ``None``: defaults.
-        objectives: names from :data:`OBJECTIVES`, the first being the fitness; ``None``: ``val_accuracy``
-            (classification) or ``val_loss`` (regression).
+        objectives: names from :data:`OBJECTIVES`, the first being the fitness; ``None``: the config's, else
+            ``val_accuracy`` (classification) or ``val_loss`` (regression).
     """
 
     def __init__(
@@ -67,6 +67,8 @@ class SupervisedTask(Task):
         self.classification = split.num_classes is not None
         self.loss = "cross_entropy" if self.classification else "mse"
         self._input_shape, self._output_size = split.input_shape, split.output_size
+        if objectives is None and self._cfg is not None:
+            objectives = self._cfg.resolved_objectives()
         self.objectives = self._resolve(objectives)
 
     def _resolve(self, names: Sequence[str] | None) -> tuple[Objective, ...]:

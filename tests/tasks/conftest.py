@@ -1,4 +1,4 @@
-"""Writers of tiny dataset files in torchvision's formats, shared by the task tests."""
+"""Shared by the task tests: writers of tiny dataset files in torchvision's formats; one torch thread."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -57,3 +58,9 @@ def cifar_writer() -> Callable[..., None]:
 @pytest.fixture
 def idx_encoder() -> Callable[[np.ndarray], bytes]:
     return idx_bytes
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread() -> None:
+    """Tiny nets on a shared 2-core machine: more threads only oversubscribe (steps got ~30× slower)."""
+    torch.set_num_threads(1)
