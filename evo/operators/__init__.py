@@ -1,0 +1,37 @@
+"""Operators: pure ``op(genome, rng, **params) -> Genome`` transformations, by name in a registry.
+
+``dropin`` grows (widen, deepen, add_skip), ``apoptosis`` shrinks
+(prune_neurons, remove_layer, set_dropout), ``weights`` perturbs, and
+``importance`` scores units for pruning.
+"""
+
+from __future__ import annotations
+
+from evo.operators._base import Operator, Preservation
+from evo.operators.apoptosis import compensate_bias, prune_neurons, remove_layer, set_dropout
+from evo.operators.dropin import add_skip, deepen, remove_skip, widen
+from evo.operators.importance import capture_outputs, layer_outputs, unit_importance
+from evo.operators.registry import OPERATORS, OperatorInfo, describe_operators, make_operator
+from evo.operators.weights import mutate_weights, reset_weights
+
+__all__ = [
+    "OPERATORS",
+    "Operator",
+    "OperatorInfo",
+    "Preservation",
+    "add_skip",
+    "capture_outputs",
+    "compensate_bias",
+    "deepen",
+    "describe_operators",
+    "layer_outputs",
+    "make_operator",
+    "mutate_weights",
+    "prune_neurons",
+    "remove_layer",
+    "remove_skip",
+    "reset_weights",
+    "set_dropout",
+    "unit_importance",
+    "widen",
+]

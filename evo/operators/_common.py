@@ -1,0 +1,68 @@
+"""Small helpers shared by the operator modules: layer choice, seeded torch RNG, re-indexing layers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from evo.genome import Genome, LayerSpec
+
+__all__ = ["pick_layer", "reindex", "torch_generator"]
+
+
+def torch_generator(rng: np.random.Generator) -> torch.Generator:
+    """A torch generator seeded from ``rng``: torch sampling stays reproducible from the operator's rng."""
+    return torch.Generator().manual_seed(int(rng.integers(2**62)))
+
+
+def pick_layer(
+    genome: Genome, rng: np.random.Generator, layer: int | None, who: str, allowed: Sequence[int] | None = None
+) -> int:
+    """``layer`` checked against ``allowed`` (default: the hidden layers), or one of them drawn with ``rng``."""
+    allowed = list(genome.hidden_layers if allowed is None else allowed)
+    if layer is None:
+        if not allowed:
+            raise ValueError(f"{who}: genome {genome} has no layer this operator can change")
+        return int(rng.choice(allowed))
+    if layer not in allowed:
+        raise ValueError(f"{who}: layer must be one of {allowed} for genome {genome}, got {layer}")
+    return layer
+
+
+_INDEXED = re.compile(r"^(layers\.)(\d+)(\..*)$|^(skips\.)(\d+)_(\d+)(\..*)$")
+
+
+def reindex(
+    genome: Genome,
+    layers: Sequence[LayerSpec],
+    new_index: Callable[[int], int | None],
+    overrides: dict[str, Tensor],
+) -> Genome:
+    """A genome with ``layers`` whose old layer ``i`` is now ``new_index(i)`` (None: gone).
+
+    Weight names and skip edges are renamed accordingly; skips touching a gone
+    layer, or that would join adjacent layers, are dropped. ``weights`` may
+    hold extra new entries already under their new names (e.g. a new layer);
+    they are kept unless they collide with renamed ones.
+    """
+    skips = {}
+    for s, d in genome.skips:
+        ns, nd = new_index(s), new_index(d)
+        if ns is not None and nd is not None and nd - ns >= 2:
+            skips[(s, d)] = (ns, nd)
+    renamed: dict[str, Tensor] = {}
+    for name, value in genome.weights.items():
+        m = _INDEXED.match(name)
+        assert m is not None, name
+        if m.group(1):
+            i = new_index(int(m.group(2)))
+            if i is not None:
+                renamed[f"layers.{i}{m.group(3)}"] = value
+        elif (edge := (int(m.group(5)), int(m.group(6)))) in skips:
+            ns, nd = skips[edge]
+            renamed[f"skips.{ns}_{nd}{m.group(7)}"] = value
+    return Genome(genome.input_shape, tuple(layers), tuple(skips.values()), {**renamed, **overrides})

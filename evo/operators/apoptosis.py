@@ -1,0 +1,154 @@
+"""Apoptosis: remove neurons, layers or activity while keeping as much of the function as possible.
+
+* :func:`prune_neurons` — remove the least important units of a layer
+  (importance from :mod:`evo.operators.importance`: magnitude, Han et al. 2015;
+  mean activation; first-order Taylor, Molchanov et al. 2017) with **bias
+  compensation**: the removed units' mean contribution on a calibration batch
+  is folded into the biases they fed.
+* :func:`remove_layer` — drop a hidden layer, folding its weights into the next.
+* :func:`set_dropout` — dropout, the transient form of apoptosis.
+
+Example:
+    >>> import numpy as np
+    >>> from evo.genome import Genome
+    >>> g = Genome.mlp((4,), hidden=(6,), output_size=2)
+    >>> prune_neurons(g, np.random.default_rng(0), layer=0, amount=0.5).layers[0].width
+    3
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from evo.genome import Genome, LayerKind, skip_name
+from evo.operators._common import pick_layer, reindex
+from evo.operators.importance import check_data, layer_outputs, unit_importance
+from evo.surgery import gather_units, unit_params
+
+__all__ = ["compensate_bias", "prune_count", "prune_neurons", "removable_layers", "remove_layer", "set_dropout"]
+
+
+def prune_count(width: int, amount: int | float) -> int:
+    """Units to remove from a layer of ``width``: ``amount`` itself (int) or that fraction of it (float)."""
+    if isinstance(amount, float):
+        if not 0.0 < amount < 1.0:
+            raise ValueError(f"prune_neurons: amount as a fraction must be in (0, 1), got {amount}")
+        count = max(1, math.floor(amount * width))
+    else:
+        count = amount
+    if not 1 <= count <= width - 1:
+        raise ValueError(f"prune_neurons: amount must remove 1..{width - 1} units of a layer of width {width}, got {amount}")
+    return count
+
+
+def prune_neurons(
+    genome: Genome,
+    rng: np.random.Generator,
+    layer: int | None = None,
+    amount: int | float = 1,
+    importance: str = "l1",
+    compensate: bool = True,
+    data: tuple[Tensor, Tensor] | None = None,
+) -> Genome:
+    """Remove the ``amount`` least important units of ``layer`` (a random layer of width ≥ 2 when None).
+
+    Args:
+        amount: a count (int ≥ 1) or a fraction of the width (float in (0, 1));
+            the last unit of a layer is never removed.
+        importance: a criterion of :func:`unit_importance` (ties: lower index pruned first).
+        compensate: fold the removed units' mean contribution into the
+            biases they fed (:func:`compensate_bias`). Needs ``data``; without
+            it compensation is skipped.
+        data: a calibration batch ``(x, y)``.
+    """
+    wide = [i for i in genome.hidden_layers if genome.layers[i].width >= 2]
+    layer = pick_layer(genome, rng, layer, "prune_neurons", allowed=wide)
+    count = prune_count(genome.layers[layer].width, amount)
+    scores = unit_importance(genome, layer, importance, data)
+    order = torch.argsort(scores, stable=True)
+    removed, keep = order[:count], order[count:].sort().values
+    if compensate and data is not None:
+        genome = compensate_bias(genome, layer, removed, data)
+    return gather_units(genome, layer, keep)
+
+
+def compensate_bias(genome: Genome, layer: int, removed: Tensor, data: tuple[Tensor, Tensor]) -> Genome:
+    """Add each removed unit's mean contribution ``W[:, j]·E[h_j]`` to the biases it feeds.
+
+    E[h] is taken per unit *and position* over the batch, and the consumer's
+    bias moves by the spatial mean of what it received from the removed units:
+    exact in expectation for Linear consumers (including the conv→linear
+    flatten, per position) and 1×1 skip projections; for a k×k conv consumer it
+    is the best constant (least squares) — image borders see fewer kernel taps.
+    Consumers: the next layer and the layers that skip projections out of
+    ``layer`` feed (those have no bias of their own).
+    """
+    x, _ = check_data(genome, data, "prune_neurons")
+    mean = layer_outputs(genome, x, [layer])[layer].mean(dim=0)  # (C,) or (C, H, W)
+    mask = torch.zeros(genome.layers[layer].width)
+    mask[removed] = 1.0
+    lost = mean * mask.reshape(-1, *[1] * (mean.dim() - 1))
+    weights = dict(genome.weights)
+    for param in unit_params(genome, layer):
+        if param.fan != "out":
+            continue
+        w = genome.weights[param.name]
+        consumer = int(param.name.split(".")[1].split("_")[-1])  # layers.{i}.weight or skips.{s}_{d}.weight
+        if w.dim() == 4:
+            delta = F.conv2d(lost[None], w, padding=w.shape[-1] // 2).mean(dim=(0, 2, 3))
+        else:
+            delta = w @ lost.flatten()
+        weights[f"layers.{consumer}.bias"] = weights[f"layers.{consumer}.bias"] + delta
+    return genome.with_weights(weights)
+
+
+def removable_layers(genome: Genome) -> list[int]:
+    """Hidden layers :func:`remove_layer` can drop: never the last hidden one; conv only if shape-neutral."""
+    if len(genome.hidden_layers) < 2:
+        return []
+    return [
+        i
+        for i in genome.hidden_layers
+        if genome.layers[i].kind is LayerKind.LINEAR
+        or (genome.layers[i].pool == 1 and genome.in_width(i) == genome.layers[i].width)
+    ]
+
+
+def remove_layer(genome: Genome, rng: np.random.Generator, layer: int | None = None) -> Genome:
+    """Remove hidden layer ``layer`` (a random removable one when None); skips touching it are dropped.
+
+    Linear: the next layer gets ``W₍ₗ₊₁₎·Wₗ`` and bias ``W₍ₗ₊₁₎·bₗ + b₍ₗ₊₁₎`` —
+    exact when the removed layer's activation is the identity (and its dropout
+    is off), approximate otherwise; a skip ``l-1 → l+1`` is folded in as
+    well. Conv: only when its input has as many
+    channels as its output and it does not pool; the next layer then reads the
+    removed layer's input unchanged (not preserving). The last remaining
+    hidden layer is never removed, so growth operators stay applicable.
+    """
+    layer = pick_layer(genome, rng, layer, "remove_layer", allowed=removable_layers(genome))
+    overrides: dict[str, Tensor] = {}
+    if genome.layers[layer].kind is LayerKind.LINEAR:
+        w, b = genome.weights[f"layers.{layer}.weight"], genome.weights[f"layers.{layer}.bias"]
+        w_next, b_next = genome.weights[f"layers.{layer + 1}.weight"], genome.weights[f"layers.{layer + 1}.bias"]
+        folded = w_next @ w
+        if (layer - 1, layer + 1) in genome.skips:  # that skip now joins adjacent layers: fold it in too
+            folded = folded + genome.weights[skip_name(layer - 1, layer + 1)]
+        overrides = {f"layers.{layer}.weight": folded, f"layers.{layer}.bias": w_next @ b + b_next}
+    layers = [spec for i, spec in enumerate(genome.layers) if i != layer]
+    return reindex(genome, layers, lambda i: None if i == layer else i - (i > layer), overrides)
+
+
+def set_dropout(genome: Genome, rng: np.random.Generator, layer: int | None = None, p: float = 0.1) -> Genome:
+    """Set hidden layer ``layer``'s dropout rate to ``p`` (a random hidden layer when None).
+
+    Preserves the function at inference (dropout is off in eval mode).
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"set_dropout: p must be in [0, 1), got {p}")
+    layer = pick_layer(genome, rng, layer, "set_dropout")
+    return genome.with_layer(layer, dropout=p)

@@ -1,0 +1,162 @@
+"""DropIn (neurogenesis): grow a network while keeping what it computes.
+
+* :func:`widen` — add units to a hidden layer: ``zero`` (random fan-in, zero
+  fan-out), ``split`` (Net2WiderNet, Chen, Goodfellow & Shlens 2016, "Net2Net:
+  Accelerating Learning via Knowledge Transfer") or ``random``.
+* :func:`deepen` — insert an identity-initialised layer (Net2DeeperNet).
+* :func:`add_skip` / :func:`remove_skip` — a zero-initialised skip projection.
+
+Every dependent weight (the next layer, across the conv→linear flatten, and
+skip projections in and out) is fixed through :func:`evo.surgery.edit_units`.
+
+Example:
+    >>> import numpy as np
+    >>> from evo.genome import Genome
+    >>> g = Genome.mlp((4,), hidden=(3,), output_size=2)
+    >>> widen(g, np.random.default_rng(0), layer=0, k=2, init="split").layers[0].width
+    5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from evo.genome import ACTIVATIONS, Genome, LayerKind, init_uniform, skip_name
+from evo.operators._common import pick_layer, reindex, torch_generator
+from evo.surgery import UnitParam, edit_units
+
+__all__ = ["DEEPEN_INITS", "WIDEN_INITS", "add_skip", "candidate_skips", "deepen", "remove_skip", "widen"]
+
+WIDEN_INITS = ("zero", "split", "random")
+DEEPEN_INITS = ("identity", "random")
+
+
+def widen(
+    genome: Genome,
+    rng: np.random.Generator,
+    layer: int | None = None,
+    k: int = 1,
+    init: str = "zero",
+    noise: float = 0.0,
+) -> Genome:
+    """Add ``k`` units to hidden layer ``layer`` (drawn with ``rng`` when None).
+
+    Args:
+        init: ``zero`` — new units get random fan-in and zero fan-out (exactly
+            preserving); ``split`` — Net2WiderNet: new unit j copies the fan-in
+            of a random unit g(j), and every copy of a unit (the original too)
+            gets its fan-out divided by the number of copies (exactly
+            preserving); ``random`` — random fan-in and fan-out (not preserving).
+        noise: std of Gaussian noise added to the new units' fan-in weights
+            (breaks the symmetry of split copies; exactness is then lost).
+    """
+    if init not in WIDEN_INITS:
+        raise ValueError(f"widen: init must be one of {list(WIDEN_INITS)}, got {init!r}")
+    if k < 1 or noise < 0:
+        raise ValueError(f"widen: k must be >= 1 and noise >= 0, got k={k}, noise={noise}")
+    layer = pick_layer(genome, rng, layer, "widen")
+    gen = torch_generator(rng)
+    width = genome.layers[layer].width
+    source = torch.as_tensor(rng.integers(0, width, size=k), dtype=torch.long)  # Net2Net's g(j)
+    index = torch.cat([torch.arange(width), source])
+    copies = torch.bincount(index, minlength=width).to(torch.float32)
+
+    def edit(param: UnitParam, rows: Tensor) -> Tensor:
+        if init == "split":
+            new = rows[source] if param.fan == "in" else rows[source] / copies[source, None]
+            old = rows if param.fan == "in" else rows / copies[:, None]
+        else:
+            old = rows
+            random = param.fan == "in" or init == "random"
+            new = init_uniform((k, rows.shape[1]), genome.fan_in(param.name), gen) if random else rows.new_zeros(k, rows.shape[1])
+        if noise > 0 and param.fan == "in" and param.name.endswith(".weight"):
+            new = new + noise * torch.randn(new.shape, generator=gen)
+        return torch.cat([old, new])
+
+    return edit_units(genome, layer, edit)
+
+
+def deepen(
+    genome: Genome,
+    rng: np.random.Generator,
+    position: int | None = None,
+    init: str = "identity",
+    activation: str = "same",
+) -> Genome:
+    """Insert a layer at index ``position`` (after hidden layer ``position - 1``), of its kind and width.
+
+    ``identity`` init (Net2DeeperNet): Linear — identity weight, zero bias; Conv
+    — identity kernel (centre 1), the preceding layer's kernel size, no pooling.
+    Exactly preserving when the new activation is idempotent and equals the
+    preceding one (relu, identity: σ(σ(x)) = σ(x)); approximate otherwise.
+
+    Args:
+        activation: ``same`` (the preceding layer's) or a key of :data:`ACTIVATIONS`.
+    """
+    if init not in DEEPEN_INITS:
+        raise ValueError(f"deepen: init must be one of {list(DEEPEN_INITS)}, got {init!r}")
+    if activation != "same" and activation not in ACTIVATIONS:
+        raise ValueError(f"deepen: activation must be 'same' or one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    before = pick_layer(genome, rng, None if position is None else position - 1, "deepen (position - 1)")
+    position = before + 1
+    prev = genome.layers[before]
+    spec = dataclasses.replace(
+        prev, dropout=0.0, pool=1, activation=prev.activation if activation == "same" else activation
+    )
+    k = spec.kernel_size
+    shape = (spec.width, spec.width, k, k) if spec.kind is LayerKind.CONV else (spec.width, spec.width)
+    if init == "identity":
+        weight = torch.zeros(shape)
+        centre = (k // 2, k // 2) if spec.kind is LayerKind.CONV else ()
+        for c in range(spec.width):
+            weight[(c, c, *centre)] = 1.0
+        bias = torch.zeros(spec.width)
+    else:
+        gen, fan = torch_generator(rng), spec.width * (k * k if spec.kind is LayerKind.CONV else 1)
+        weight, bias = init_uniform(shape, fan, gen), init_uniform((spec.width,), fan, gen)
+    layers = [*genome.layers[:position], spec, *genome.layers[position:]]
+    new = {f"layers.{position}.weight": weight, f"layers.{position}.bias": bias}
+    return reindex(genome, layers, lambda i: i if i < position else i + 1, new)
+
+
+def candidate_skips(genome: Genome) -> list[tuple[int, int]]:
+    """Every skip edge ``genome`` could gain (valid by the genome's own rules, not present yet)."""
+    edges = []
+    for s in range(genome.num_layers):
+        for d in range(s + 2, genome.num_layers):
+            if (s, d) in genome.skips:
+                continue
+            try:
+                Genome(genome.input_shape, genome.layers, (*genome.skips, (s, d)))
+            except ValueError:
+                continue
+            edges.append((s, d))
+    return edges
+
+
+def add_skip(genome: Genome, rng: np.random.Generator, src: int | None = None, dst: int | None = None) -> Genome:
+    """Add a zero-initialised skip projection ``h_src → z_dst`` (exactly preserving).
+
+    A random valid edge when ``src``/``dst`` are not given (a given one narrows the choice).
+    """
+    edges = [(s, d) for s, d in candidate_skips(genome) if src in (None, s) and dst in (None, d)]
+    if not edges:
+        raise ValueError(f"add_skip: no valid new skip edge with src={src}, dst={dst} in genome {genome}")
+    s, d = edges[int(rng.integers(len(edges)))]
+    grown = Genome(genome.input_shape, genome.layers, (*genome.skips, (s, d)))
+    weights = {**genome.weights, skip_name(s, d): torch.zeros(grown.param_shapes()[skip_name(s, d)])}
+    return grown.with_weights(weights)
+
+
+def remove_skip(genome: Genome, rng: np.random.Generator, src: int | None = None, dst: int | None = None) -> Genome:
+    """Remove a skip edge (a random one when not given); preserving only if its projection was zero."""
+    edges = [(s, d) for s, d in genome.skips if src in (None, s) and dst in (None, d)]
+    if not edges:
+        raise ValueError(f"remove_skip: no skip edge with src={src}, dst={dst} in genome {genome}")
+    edge = edges[int(rng.integers(len(edges)))]
+    weights = {k: v for k, v in genome.weights.items() if k != skip_name(*edge)}
+    return Genome(genome.input_shape, genome.layers, tuple(e for e in genome.skips if e != edge), weights)
