@@ -45,7 +45,8 @@ class SupervisedTaskConfig(BaseModel):
     )
     target: str | int | None = Field(None, description="csv: the target column, by name or index; null = the last.")
     as_image: bool = Field(
-        False, description="Keep samples image-shaped (C, H, W) for conv layers, e.g. digits as (1, 8, 8); else flatten."
+        False,
+        description="Keep samples image-shaped (C, H, W) for conv layers, e.g. digits as (1, 8, 8); else flatten.",
     )
     standardize: bool | None = Field(
         None,
@@ -61,7 +62,9 @@ class SupervisedTaskConfig(BaseModel):
     )
     val_fraction: float = Field(0.15, gt=0, lt=1, description="Share of the training samples used for validation.")
     max_train_samples: int = Field(0, ge=0, description="Subsample the training split to this many; 0 = all.")
-    split_seed: int = Field(0, description="Seed of the (stratified) train/validation/test split and of synthetic data.")
+    split_seed: int = Field(
+        0, description="Seed of the (stratified) train/validation/test split and of synthetic data."
+    )
     objectives: list[ObjectiveName] | None = Field(
         None,
         description="Objectives, the first being the fitness: val_accuracy (maximize), val_loss, params, flops "
@@ -99,7 +102,9 @@ class ControlTaskConfig(BaseModel):
         "Pendulum-v1, LunarLander-v3 (needs box2d).",
     )
     episodes: int = Field(5, ge=1, description="Episodes per evaluation (fitness = mean return).")
-    max_episode_steps: int | None = Field(None, ge=1, description="Truncate episodes after this many steps; null = the env's limit.")
+    max_episode_steps: int | None = Field(
+        None, ge=1, description="Truncate episodes after this many steps; null = the env's limit."
+    )
 
 
 class XorTaskConfig(BaseModel):
@@ -127,7 +132,9 @@ TaskConfig = Annotated[
 ]
 
 
-def build_task(cfg: SupervisedTaskConfig | ControlTaskConfig | XorTaskConfig, plasticity: PlasticityConfig | None = None) -> Task:
+def build_task(
+    cfg: SupervisedTaskConfig | ControlTaskConfig | XorTaskConfig, plasticity: PlasticityConfig | None = None
+) -> Task:
     """The task a config describes; loads (and caches) the dataset or checks the environment.
 
     Raises:

@@ -20,7 +20,9 @@ __all__ = ["Arrays", "read_cifar10", "read_csv", "read_idx", "read_mnist", "read
 
 #: IDX type codes (LeCun's format): code → big-endian numpy dtype.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_MNIST_FILES = (
+    "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
+)
 _CIFAR_DIR = "cifar-10-batches-py"
 
 
@@ -96,7 +98,8 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except FileNotFoundError:
         raise ValueError(f"{path}: CIFAR-10 batch not found") from None
     except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{path}: not a CIFAR-10 python batch (a pickled dict with b'data', b'labels'): {err}") from None
+        expected = "a pickled dict with b'data', b'labels'"
+        raise ValueError(f"{path}: not a CIFAR-10 python batch ({expected}): {err}") from None
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
         raise ValueError(f"{path}: CIFAR-10 data must be N×3072 with N labels, got {data.shape} and {labels.shape}")
     return data.reshape(-1, 3, 32, 32), labels

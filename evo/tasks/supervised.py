@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,7 @@ class SupervisedTask(Task):
         plasticity: PlasticityConfig | None = None,
         objectives: Sequence[str] | None = None,
     ) -> None:
-        self._cfg = data if isinstance(data, SupervisedTaskConfig) else None
+        self._cfg = _absolute_path(data) if isinstance(data, SupervisedTaskConfig) else None
         self._data = data if isinstance(data, SplitData) else None
         self.plasticity = plasticity if plasticity is not None else PlasticityConfig()
         split = self.data
@@ -167,3 +168,10 @@ class SupervisedTask(Task):
         if self.classification:
             measured["accuracy"] = correct / max(len(y), 1)
         return measured
+
+
+def _absolute_path(cfg: SupervisedTaskConfig) -> SupervisedTaskConfig:
+    """The config with its data path made absolute: workers may run in another directory."""
+    if cfg.path is None:
+        return cfg
+    return cfg.model_copy(update={"path": str(Path(cfg.path).expanduser().resolve())})

@@ -55,7 +55,8 @@ class XorTask(Task):
             return self.failed("network output is not finite")
         fitness = 4.0 - error
         metrics = {"fitness": fitness, "solved": float(fitness > SOLVED_FITNESS), "params": float(genome.num_params())}
-        return Evaluation(-1, {"fitness": fitness}, genome, metrics, Budget(episodes=1, seconds=time.perf_counter() - start))
+        used = Budget(episodes=1, seconds=time.perf_counter() - start)
+        return Evaluation(-1, {"fitness": fitness}, genome, metrics, used)
 
     def calibration_batch(self, n: int, seed: int) -> tuple[Tensor, Tensor] | None:
         """The four XOR points (all the data there is)."""
