@@ -1,0 +1,92 @@
+"""Optimiser state across shape changes: survivors keep their moments, newborn weights start at zero.
+
+After a unit is added, removed or re-initialised, the module is rebuilt with
+new parameter tensors. Throwing the optimiser away would reset Adam's moments
+of every weight (a jolt for the whole network); keeping them by position
+would hand a removed unit's moments to its neighbour. :func:`rebuild_optimizer`
+instead carries each state tensor through the same unit remapping as the
+weights (``index[j]``: the old unit new unit ``j`` came from, ``-1`` for a new
+one), via :mod:`evo.surgery`'s row views. Step counts are kept.
+
+Example:
+    >>> import torch
+    >>> t = torch.arange(6.0).reshape(3, 2)
+    >>> remap_rows(t, 0, 3, torch.tensor([2, -1, 0])).tolist()
+    [[4.0, 5.0], [0.0, 0.0], [0.0, 1.0]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from evo.plasticity.config import PlasticityConfig
+from evo.surgery import from_rows, to_rows
+
+__all__ = ["UnitRemap", "make_optimizer", "rebuild_optimizer", "remap_rows"]
+
+#: parameter name → (unit dimension, index of old units; -1 = new unit)
+UnitRemap = Mapping[str, tuple[int, Tensor]]
+
+
+def make_optimizer(params: Mapping[str, nn.Parameter], config: PlasticityConfig) -> torch.optim.Optimizer:
+    """Adam or SGD (with momentum) over ``params`` in name order, as the config says."""
+    values = list(params.values())
+    if config.optimizer == "adam":
+        return torch.optim.Adam(values, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(values, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def remap_rows(tensor: Tensor, dim: int, units: int, index: Tensor, fill: Tensor | float = 0.0) -> Tensor:
+    """``tensor``'s ``units`` unit slices along ``dim`` picked by ``index``; ``-1`` entries get ``fill``.
+
+    Args:
+        fill: a scalar, or one row per new unit (shaped like :func:`evo.surgery.to_rows`' rows).
+    """
+    rows = to_rows(tensor, dim, units)
+    index = index.to(rows.device)
+    picked = rows[index.clamp(min=0)].clone()
+    new = index < 0
+    picked[new] = fill.to(picked) if isinstance(fill, Tensor) else fill
+    return from_rows(picked, dim, tensor, units)
+
+
+def rebuild_optimizer(
+    old: torch.optim.Optimizer,
+    old_params: Mapping[str, nn.Parameter],
+    new_params: Mapping[str, nn.Parameter],
+    config: PlasticityConfig,
+    remap: UnitRemap,
+    old_units: Mapping[str, int],
+) -> torch.optim.Optimizer:
+    """A fresh optimiser over ``new_params`` carrying ``old``'s state through ``remap``.
+
+    Args:
+        old_params / new_params: name → parameter before and after the change.
+        remap: the parameters whose units changed, with their unit dimension and index.
+        old_units: parameter name → number of units along its remapped dimension before the change.
+
+    Returns:
+        The optimiser; state tensors shaped like their parameter (Adam's
+        ``exp_avg``/``exp_avg_sq``, SGD's ``momentum_buffer``) are remapped,
+        scalars such as ``step`` are copied.
+    """
+    new = make_optimizer(new_params, config)
+    for name, param in new_params.items():
+        state = old.state.get(old_params[name]) if name in old_params else None
+        if not state:
+            continue
+        carried: dict[str, Tensor] = {}
+        for key, value in state.items():
+            if isinstance(value, Tensor) and value.shape == old_params[name].shape and value.dim() > 0:
+                if name in remap:
+                    dim, index = remap[name]
+                    value = remap_rows(value, dim, old_units[name], index)
+                carried[key] = value.clone()
+            else:
+                carried[key] = value.clone() if isinstance(value, Tensor) else value
+        new.state[param] = carried
+    return new
+

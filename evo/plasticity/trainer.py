@@ -1,0 +1,158 @@
+"""The plastic training loop: grow → train → prune → regrow within one lifetime.
+
+The seed paper (Li, Milling & Schuller 2025, "Neuroplasticity in Artificial
+Intelligence") calls for networks that add neurons (dropin), remove them
+(apoptosis) and rewire while they learn. :func:`train` is plain minibatch
+training with those events scheduled in between optimiser steps; each event
+is a strategy module of this package, and the returned genome is plain (masks
+applied, DropIn ramps folded in).
+
+Example:
+    >>> from evo.genome import Genome
+    >>> g = Genome.mlp((4,), hidden=(8,), output_size=3)
+    >>> x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    >>> result = train(g, x, y, PlasticityConfig(), steps=5)
+    >>> result.steps, result.samples
+    (5, 160)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from evo.genome import Genome
+from evo.plasticity.config import PlasticityConfig
+from evo.plasticity.schedule import Schedule
+from evo.plasticity.state import PlasticNet
+
+__all__ = ["TrainResult", "train"]
+
+LOSSES = ("cross_entropy", "mse")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one lifetime of training produced.
+
+    Attributes:
+        genome: the trained genome (a new shape if it grew or shrank), on the CPU.
+        steps: optimiser steps taken.
+        samples: training sample-steps (sum of batch sizes).
+        final_loss: mean training loss over the last epoch (or all steps, if fewer).
+        events: human-readable structural events, e.g. ``"step 120: gradmax grew layer 0 by 4 (32→36)"``.
+        metrics: counts and measures: ``grown``, ``pruned``, ``replaced``, ``rewired``, ``density``, ``width_<i>``.
+    """
+
+    genome: Genome
+    steps: int
+    samples: int
+    final_loss: float
+    events: tuple[str, ...] = ()
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def train(
+    genome: Genome,
+    x: Tensor,
+    y: Tensor,
+    config: PlasticityConfig,
+    *,
+    steps: int | None = None,
+    device: str = "cpu",
+    seed: int = 0,
+    loss: Literal["cross_entropy", "mse"] = "cross_entropy",
+) -> TrainResult:
+    """Train ``genome`` on ``(x, y)`` with the plasticity strategies of ``config``.
+
+    Args:
+        steps: optimiser steps; ``None``: ``config.epochs`` passes over the data.
+        device: ``"cpu"`` or ``"cuda:N"``; data and module move there, the result comes back to the CPU.
+        seed: seeds a private torch generator (shuffling, every init, every random mask) and numpy rng.
+        loss: ``cross_entropy`` (integer labels) or ``mse`` (targets shaped like the output).
+
+    Raises:
+        FloatingPointError: when the loss becomes NaN or infinite.
+    """
+    _check_inputs(genome, x, y, steps, loss)
+    steps_per_epoch = math.ceil(len(x) / config.batch_size)
+    total = config.epochs * steps_per_epoch if steps is None else steps
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    state = PlasticNet(_override_dropout(genome, config.dropout), config, device, gen)
+    schedule = Schedule(state, config, x, y, total, gen, rng, loss)
+    x_dev, y_dev = x.to(device), y.to(device)
+    losses: list[float] = []
+    samples = 0
+    for step, batch in zip(range(total), _batches(len(x), config.batch_size, gen)):
+        xb, yb = x_dev[batch.to(device)], y_dev[batch.to(device)]
+        value = _step(state, schedule, xb, yb, loss, step)
+        losses.append(value)
+        samples += len(batch)
+        schedule.after_step(step, value)
+    trained = _restore_dropout(state.effective(), genome)
+    window = losses[-steps_per_epoch:]
+    final = float(np.mean(window)) if window else math.nan
+    return TrainResult(trained, total, samples, final, tuple(schedule.events), schedule.metrics())
+
+
+def _step(state: PlasticNet, schedule: Schedule, xb: Tensor, yb: Tensor, loss: str, step: int) -> float:
+    """Forward, backward, (rewire), masked optimiser step; raises on a non-finite loss."""
+    net, optimizer = state.net, state.optimizer
+    net.train()
+    optimizer.zero_grad(set_to_none=True)
+    value = loss_fn(net(xb), yb, loss)
+    if not torch.isfinite(value):
+        raise FloatingPointError(f"loss became {float(value)} at step {step}")
+    value.backward()
+    schedule.before_update(step)
+    state.mask_grads()
+    state.optimizer.step()
+    state.apply_masks()
+    state.tick()
+    return float(value.detach())
+
+
+def loss_fn(output: Tensor, y: Tensor, loss: str) -> Tensor:
+    """Mean cross-entropy (integer labels) or mean squared error (targets reshaped like the output)."""
+    if loss == "cross_entropy":
+        return F.cross_entropy(output, y.long().reshape(-1))
+    return F.mse_loss(output, y.float().reshape(output.shape))
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator) -> Iterator[Tensor]:
+    """Endless shuffled minibatch indices, reshuffled every epoch with ``gen``."""
+    while True:
+        yield from torch.randperm(n, generator=gen).split(batch_size)
+
+
+def _check_inputs(genome: Genome, x: Tensor, y: Tensor, steps: int | None, loss: str) -> None:
+    if loss not in LOSSES:
+        raise ValueError(f"train: loss must be one of {list(LOSSES)}, got {loss!r}")
+    if steps is not None and steps < 0:
+        raise ValueError(f"train: steps must be >= 0 or None, got {steps}")
+    if len(x) < 1 or len(y) != len(x):
+        raise ValueError(f"train: x and y must hold the same number (>= 1) of samples, got {len(x)} and {len(y)}")
+    if tuple(x.shape[1:]) != genome.input_shape:
+        raise ValueError(f"train: x must have shape (n, *{genome.input_shape}), got {tuple(x.shape)}")
+
+
+def _override_dropout(genome: Genome, dropout: float | None) -> Genome:
+    """The hidden layers' dropout set to ``dropout`` for training (None: unchanged)."""
+    for i in genome.hidden_layers if dropout is not None else ():
+        genome = genome.with_layer(i, dropout=dropout)
+    return genome
+
+
+def _restore_dropout(trained: Genome, original: Genome) -> Genome:
+    """The trained genome with the original genome's dropout rates (the override is for training only)."""
+    for i, layer in enumerate(original.layers):
+        trained = trained.with_layer(i, dropout=layer.dropout)
+    return trained
