@@ -90,15 +90,16 @@ def _save_torchscript(genome: Genome, out: Path) -> None:
     # TorchScript is deprecated in favour of torch.export but still the format LibTorch runs; silence the notice.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        traced = torch.jit.trace(_eval_module(genome), example_input(genome))
+        traced = torch.jit.trace(_eval_module(genome), example_input(genome))  # type: ignore[no-untyped-call]
         torch.jit.save(traced, str(out), _extra_files={GENOME_JSON: genome.to_json()})
 
 
 def _save_onnx(genome: Genome, out: Path) -> None:
     try:
         import onnx
+        import onnxscript  # noqa: F401  (torch's dynamo exporter needs it)
     except ImportError as err:  # an optional extra: say how to get it
-        raise ValueError("export fmt='onnx' needs the onnx package: pip install 'neuroplastic-evo[export]'") from err
+        raise ValueError("export fmt='onnx' needs onnx and onnxscript: pip install 'neuroplastic-evo[export]'") from err
     batch = torch.export.Dim("batch", min=1)
     program = torch.onnx.export(
         _eval_module(genome),

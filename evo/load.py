@@ -56,7 +56,8 @@ class LoadedModel:
 
     def __call__(self, x: Tensor) -> Tensor:
         with torch.no_grad():
-            return self.module(x)
+            out: Tensor = self.module(x)
+        return out
 
 
 def load(path: str | os.PathLike[str]) -> LoadedModel:
@@ -105,7 +106,7 @@ def _load_torchscript(path: Path) -> LoadedModel:
     extra = {GENOME_JSON: ""}
     with warnings.catch_warnings():  # TorchScript is deprecated upstream, still the LibTorch format
         warnings.simplefilter("ignore", DeprecationWarning)
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)  # type: ignore[no-untyped-call]
     module.eval()
     text = extra[GENOME_JSON]
     genome = Genome.from_dict(json.loads(text), weights=module.state_dict()) if text else None

@@ -34,7 +34,12 @@ def cnn_genome() -> Genome:
     return Genome.random((2, 8, 8), layers, skips=[(0, 2)], seed=2)
 
 
-GENOMES = {"mlp": mlp_genome, "cnn": cnn_genome}
+def tiny_genome() -> Genome:
+    """Only the output layer: no hidden layer, no skip."""
+    return Genome.mlp(3, [], 2, seed=3)
+
+
+GENOMES = {"mlp": mlp_genome, "cnn": cnn_genome, "tiny": tiny_genome}
 
 
 def reference(genome: Genome, x: torch.Tensor) -> torch.Tensor:
