@@ -1,0 +1,46 @@
+"""Optuna search over plasticity hyperparameters, the Optuna mirror of runs, and the dashboard.
+
+Example:
+    >>> from evo.search import load_space
+    >>> sorted(load_space("search_spaces/plasticity.yaml").parameters)[:1]  # doctest: +SKIP
+"""
+
+from evo.search.dashboard import dashboard_url, serve_dashboard
+from evo.search.driver import PruningReporter, SearchResult, best_trial, export_best, search, summarize, task_objectives
+from evo.search.mirror import OptunaMirror, architecture_params, run_study_name, setting_params
+from evo.search.overrides import apply_params, check_space, operator_specs
+from evo.search.space import CategoricalParam, FloatParam, FunctionSpace, IntParam, SearchSpace, YamlSpace, load_space, parse_space
+from evo.search.study import DEFAULT_STORAGE, make_pruner, make_sampler, open_storage, open_study, recover_orphans
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "CategoricalParam",
+    "FloatParam",
+    "FunctionSpace",
+    "IntParam",
+    "OptunaMirror",
+    "PruningReporter",
+    "SearchResult",
+    "SearchSpace",
+    "YamlSpace",
+    "apply_params",
+    "architecture_params",
+    "best_trial",
+    "check_space",
+    "dashboard_url",
+    "export_best",
+    "load_space",
+    "make_pruner",
+    "make_sampler",
+    "open_storage",
+    "open_study",
+    "operator_specs",
+    "parse_space",
+    "recover_orphans",
+    "run_study_name",
+    "search",
+    "serve_dashboard",
+    "setting_params",
+    "summarize",
+    "task_objectives",
+]

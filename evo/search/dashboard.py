@@ -1,0 +1,40 @@
+"""optuna-dashboard over evo's storage: searches and mirrored runs, with architecture diagrams.
+
+Bound to 127.0.0.1 (the dashboard has no authentication); reach it from elsewhere through an SSH tunnel.
+
+Example:
+    >>> serve_dashboard("sqlite:///runs/evo.db", port=8080)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evo.search.mirror import DEFAULT_ARTIFACTS
+from evo.search.study import open_storage
+
+__all__ = ["HOST", "dashboard_url", "serve_dashboard"]
+
+HOST = "127.0.0.1"
+
+
+def dashboard_url(port: int) -> str:
+    return f"http://{HOST}:{port}/dashboard/"
+
+
+def serve_dashboard(storage: str | None = None, *, port: int = 8080, artifacts: str | Path = DEFAULT_ARTIFACTS) -> None:
+    """Serve optuna-dashboard until interrupted.
+
+    Args:
+        storage: Optuna storage URL; default ``sqlite:///runs/evo.db``.
+        port: TCP port on 127.0.0.1.
+        artifacts: folder of the artifact store the runs' diagrams were uploaded to.
+    """
+    import optuna_dashboard
+    from optuna.artifacts import FileSystemArtifactStore
+
+    if not 0 < port < 65536:
+        raise ValueError(f"dashboard: port must be in 1..65535, got {port}")
+    Path(artifacts).mkdir(parents=True, exist_ok=True)
+    optuna_dashboard.run_server(open_storage(storage), host=HOST, port=port,
+                                artifact_store=FileSystemArtifactStore(str(artifacts)))

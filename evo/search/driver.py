@@ -1,0 +1,249 @@
+"""The search loop: one Optuna trial = one evolution run with sampled plasticity hyperparameters.
+
+Each trial applies its sampled values to the config, runs an evolution in its own run directory
+(``runs/<study>/trial_0007``), reports the best fitness after every generation so a pruner can stop
+a hopeless run early, and records the run directory and best architecture on the trial. Several
+objectives in the task make a multi-objective study (no pruning then) whose Pareto front
+:attr:`SearchResult.pareto` holds. Running the same search again resumes it: finished trials count
+towards ``trials``, and a trial whose process was killed is re-queued and resumes its run directory.
+
+Example:
+    >>> from evo.config import load_config
+    >>> from evo.search import load_space, search
+    >>> result = search(load_config("configs/digits_mlp.yaml"), load_space("search_spaces/plasticity.yaml"),
+    ...                 trials=20, jobs=2)  # doctest: +SKIP
+    >>> result.best_params  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.study import MaxTrialsCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from evo.records import GenerationRecord, Reporter
+from evo.search.mirror import DEFAULT_ARTIFACTS, OptunaMirror, setting_params
+from evo.search.overrides import apply_params, check_space
+from evo.search.space import SearchSpace
+from evo.search.study import (WORKER_ATTR, PrunerName, SamplerName, make_pruner, make_sampler, open_storage,
+                              open_study, recover_orphans, worker_tag)
+from evo.tasks import Objective
+
+if TYPE_CHECKING:
+    from evo.backends import Backend
+    from evo.config import EvoConfig
+    from evo.evolution import RunResult
+
+__all__ = ["PruningReporter", "SearchResult", "best_trial", "export_best", "search", "summarize", "task_objectives"]
+
+#: trial states that count towards the number of trials asked for (failed ones are redone).
+_DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class PruningReporter(Reporter):
+    """Reports the best fitness after each generation to a trial and stops the run when the pruner says so.
+
+    ``optuna.TrialPruned`` raised here leaves ``run_evolution`` after the generation was checkpointed.
+    """
+
+    def __init__(self, trial: optuna.Trial, objective: str) -> None:
+        self.trial, self.objective = trial, objective
+
+    def on_generation_end(self, record: GenerationRecord) -> None:
+        value = record.best_objectives.get(self.objective, math.nan)
+        if not math.isfinite(value):
+            return
+        self.trial.report(value, record.generation)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"generation {record.generation}: best {self.objective}={value:.4g}")
+
+
+@dataclass
+class SearchResult:
+    """A finished (or stopped) search.
+
+    Attributes:
+        study: the Optuna study (plots: ``optuna.visualization``).
+        best_trial: the best trial (see :func:`best_trial`); None before any trial completed.
+        best_params: the best trial's sampled values, as dotted overrides.
+        best_config: the config with them applied — ready to run or to export.
+        pareto: the Pareto-optimal trials (several objectives) or the best trial (one).
+        trials: one flat record per trial (``pandas.DataFrame(result.trials)``).
+    """
+
+    study: optuna.Study
+    best_trial: FrozenTrial | None
+    best_params: dict[str, Any]
+    best_config: EvoConfig
+    pareto: list[FrozenTrial] = field(default_factory=list)
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+
+def task_objectives(config: EvoConfig) -> tuple[Objective, ...]:
+    """The objectives of the config's task (builds the task; datasets are cached)."""
+    from evo.tasks.config import build_task
+
+    return tuple(build_task(config.task, config.plasticity).objectives)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name).strip("_") or "search"
+
+
+@dataclass
+class _Trial:
+    """Everything one trial needs besides the trial itself (shared by the worker threads)."""
+
+    config: EvoConfig
+    space: SearchSpace
+    objectives: tuple[Objective, ...]
+    study_name: str
+    runs_dir: Path
+    prune: bool
+    storage: Any
+    mirror: bool
+    artifacts: Path
+    backend: Backend | None
+
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        values = self.space.sample(trial)
+        trial.set_user_attr("overrides", values)
+        trial.set_user_attr(WORKER_ATTR, worker_tag())
+        config = apply_params(self.config, values)  # a ConfigError fails this trial only (an invalid combination)
+        # A retried trial inherits its predecessor's run directory and resumes it from the last checkpoint.
+        run_dir = Path(trial.user_attrs.get("run_dir") or self.runs_dir / _slug(self.study_name) / f"trial_{trial.number:04d}")
+        trial.set_user_attr("run_dir", str(run_dir))
+        result = self._evolve(config, run_dir, self._reporters(trial, config, run_dir))
+        best = result.best
+        trial.set_user_attr("architecture", str(best.genome))
+        trial.set_user_attr("num_params", best.genome.num_params())
+        trial.set_user_attr("best_id", best.id)
+        trial.set_user_attr("generations", len(result.history))
+        scores = [float(best.objectives.get(o.name, math.nan)) for o in self.objectives]
+        return scores if len(scores) > 1 else scores[0]
+
+    def _reporters(self, trial: optuna.Trial, config: EvoConfig, run_dir: Path) -> list[Reporter]:
+        reporters: list[Reporter] = [PruningReporter(trial, self.objectives[0].name)] if self.prune else []
+        if self.mirror:
+            settings = setting_params(config.plasticity.model_dump(mode="json"), "plasticity")
+            reporters.append(OptunaMirror(self.storage, f"{self.study_name}/trial_{trial.number:04d}", self.objectives,
+                                          settings, run_dir, self.artifacts))
+        return reporters
+
+    def _evolve(self, config: EvoConfig, run_dir: Path, reporters: list[Reporter]) -> RunResult:
+        from evo.evolution import resume_evolution, run_evolution
+
+        if (run_dir / "config.yaml").exists():
+            return resume_evolution(run_dir, reporters=reporters, backend=self.backend)
+        return run_evolution(config, run_dir=run_dir, reporters=reporters, backend=self.backend)
+
+
+def search(
+    config: EvoConfig,
+    space: SearchSpace,
+    *,
+    trials: int,
+    jobs: int = 1,
+    storage: str | None = None,
+    study_name: str | None = None,
+    sampler: SamplerName | None = None,
+    pruner: PrunerName = "median",
+    timeout: float | None = None,
+    seed: int | None = 0,
+    runs_dir: str | Path = "runs",
+    mirror: bool = True,
+    artifacts: str | Path = DEFAULT_ARTIFACTS,
+    backend: Backend | None = None,
+) -> SearchResult:
+    """Search plasticity hyperparameters with Optuna; each trial is one evolution run.
+
+    Args:
+        config: the base config every trial starts from.
+        space: what to vary (see :func:`evo.search.load_space`).
+        trials: finished trials wanted in the study (earlier runs of the same search count).
+        jobs: trials run in parallel (threads; evaluations go through each trial's backend).
+        storage: Optuna storage URL; default ``sqlite:///runs/evo.db``.
+        study_name: default ``search:<config name or 'evo'>``.
+        sampler: tpe, cmaes, nsga2 or random; default tpe (one objective) or nsga2 (several).
+        pruner: median, hyperband or none; several objectives always mean none.
+        timeout: stop starting trials after this many seconds.
+        seed: the sampler's seed (each run keeps ``evolution.seed`` so trials differ only in their values).
+        mirror: also mirror each trial's run (every individual) into the storage for the dashboard.
+        backend: one backend shared by all trials; default: a Ray backend shared by all trials when the
+            config asks for Ray, else each trial makes its own (serial).
+
+    Raises:
+        ValueError: bad arguments, or a space naming config fields that do not exist.
+    """
+    for name, value, low in (("trials", trials, 1), ("jobs", jobs, 1)):
+        if value < low:
+            raise ValueError(f"search: {name} must be >= {low}, got {value}")
+    from evo.config import ConfigError
+
+    check_space(space, config)
+    objectives = task_objectives(config)
+    multi = len(objectives) > 1
+    name = study_name or f"search:{config.name or 'evo'}"
+    optuna_storage = open_storage(storage)
+    study = open_study(optuna_storage, name, [o.direction.value for o in objectives],
+                       make_sampler(sampler or ("nsga2" if multi else "tpe"), seed, multi),
+                       make_pruner("none" if multi else pruner, config.evolution.generations))
+    recover_orphans(study)
+    own_backend = backend is None and config.backend.kind == "ray"
+    if own_backend:
+        from evo.backends.config import make_backend
+
+        backend = make_backend(config.backend)
+    objective = _Trial(config, space, objectives, name, Path(runs_dir), not multi and pruner != "none",
+                       optuna_storage, mirror, Path(artifacts), backend)
+    remaining = trials - len(study.get_trials(deepcopy=False, states=_DONE))
+    try:
+        if remaining > 0:
+            study.optimize(objective, n_trials=remaining, n_jobs=jobs, timeout=timeout, catch=(ConfigError,),
+                           gc_after_trial=False, callbacks=[MaxTrialsCallback(trials, states=_DONE)])
+    finally:
+        if own_backend and backend is not None:
+            backend.close()
+    return summarize(study, config)
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The best trial; with several objectives, the Pareto trial best on the first objective."""
+    front = study.best_trials
+    if not front:
+        return None
+    sign = 1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1.0
+    return max(front, key=lambda t: sign * t.values[0])
+
+
+def summarize(study: optuna.Study, config: EvoConfig) -> SearchResult:
+    """A :class:`SearchResult` of ``study`` (of a search over ``config``), e.g. to inspect a finished search."""
+    best = best_trial(study)
+    best_params = dict(best.user_attrs.get("overrides", best.params)) if best is not None else {}
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        row: dict[str, Any] = {"number": t.number, "state": t.state.name, "values": t.values,
+                               "seconds": t.duration.total_seconds() if t.duration else None}
+        row.update(t.user_attrs.get("overrides", t.params))
+        row.update({k: t.user_attrs.get(k) for k in ("run_dir", "architecture", "num_params")})
+        rows.append(row)
+    return SearchResult(study, best, best_params, apply_params(config, best_params), study.best_trials, rows)
+
+
+def export_best(result: SearchResult, path: str | Path) -> Path:
+    """Write the best trial's config as a ready-to-run YAML file."""
+    from evo.config import dump_config
+    from evo.store import atomic_write_text
+
+    if result.best_trial is None:
+        raise ValueError(f"study {result.study.study_name!r}: no completed trial to export yet")
+    out = Path(path)
+    atomic_write_text(out, dump_config(result.best_config))
+    return out
+

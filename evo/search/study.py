@@ -1,0 +1,181 @@
+"""Where searches live: Optuna storages, samplers, pruners, and recovery of trials a killed process left behind.
+
+Storage URLs:
+
+- nothing: ``sqlite:///runs/evo.db`` (created on demand, nothing to start);
+- any SQLAlchemy URL (``postgresql://...``, ``mysql://...``);
+- ``journal:///path/file.log`` or any path ending in ``.log``: an Optuna journal file, for clusters
+  that share a file system but no database.
+
+A database storage records a heartbeat per running trial; a trial whose heartbeat stops (its process
+was killed) is failed and re-queued with the same parameters
+(:class:`~optuna.storages.RetryHeartbeatStaleTrialCallback`). At start-up, :func:`recover_orphans`
+also fails and re-queues at once the RUNNING trials whose process on this host no longer exists —
+the journal storage has no heartbeat, and waiting out a grace period would be needless there.
+
+Example:
+    >>> study = open_study(open_storage("sqlite:///:memory:"), "demo", ["maximize"], make_sampler("random", 0))
+    >>> study.direction.name
+    'MAXIMIZE'
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "PrunerName",
+    "SamplerName",
+    "make_pruner",
+    "make_sampler",
+    "open_storage",
+    "open_study",
+    "recover_orphans",
+    "worker_tag",
+]
+
+DEFAULT_STORAGE = "sqlite:///runs/evo.db"
+SamplerName = Literal["tpe", "cmaes", "nsga2", "random"]
+PrunerName = Literal["median", "hyperband", "none"]
+#: seconds SQLite waits for a lock held by another thread or process before "database is locked".
+SQLITE_TIMEOUT_S = 60
+#: a re-queued trial is retried this many times before it stays failed.
+MAX_RETRY = 2
+#: user attribute naming the process that runs a trial ("host:pid").
+WORKER_ATTR = "worker"
+
+
+@contextmanager
+def _experimental() -> Iterator[None]:
+    """Optuna calls heartbeats and their callbacks experimental; resume relies on them, so silence that here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def _retry() -> RetryHeartbeatStaleTrialCallback:
+    # Intermediate values carry over: a retried trial resumes its run directory from the last checkpoint.
+    with _experimental():
+        return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY, inherit_intermediate_values=True)
+
+
+def journal_path(url: str) -> Path | None:
+    """The journal file a URL names, or None for a database URL."""
+    if url.startswith("journal://"):
+        return Path(url.removeprefix("journal://"))
+    return Path(url) if url.endswith(".log") and "://" not in url else None
+
+
+def open_storage(url: str | None = None, *, heartbeat_interval: int = 30, grace_period: int | None = None) -> BaseStorage:
+    """An Optuna storage for ``url`` (see module docstring); the SQLite file or journal folder is created on demand.
+
+    Args:
+        url: storage URL; None = :data:`DEFAULT_STORAGE`.
+        heartbeat_interval: seconds between a running trial's heartbeats (database storages).
+        grace_period: seconds without a heartbeat after which a trial counts as dead; None = twice the interval.
+    """
+    url = url or DEFAULT_STORAGE
+    journal = journal_path(url)
+    if journal is not None:
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(journal)))
+    engine_kwargs: dict[str, object] = {"pool_pre_ping": True}
+    if url.startswith("sqlite:"):
+        database = url.removeprefix("sqlite:///").partition("?")[0]  # relative, or absolute after sqlite:////
+        if url.startswith("sqlite:///") and database not in ("", ":memory:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+    try:
+        with _experimental():
+            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                              grace_period=grace_period, heartbeat_stale_trial_callback=_retry())
+    except (ImportError, ValueError) as err:  # bad URL or missing database driver
+        raise ValueError(f"storage {url!r}: {err}") from None
+
+
+def make_sampler(name: SamplerName, seed: int | None, multi_objective: bool = False) -> optuna.samplers.BaseSampler:
+    """The sampler called ``name``; CMA-ES handles one objective only."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    if name == "cmaes":
+        if multi_objective:
+            raise ValueError("sampler 'cmaes' optimises one objective; use tpe, nsga2 or random for several")
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ValueError(f"sampler {name!r} is unknown; allowed: tpe, cmaes, nsga2, random")
+
+
+def make_pruner(name: PrunerName, generations: int) -> optuna.pruners.BasePruner:
+    """The pruner called ``name``, fed one step per generation (``generations + 1`` steps in all)."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(generations + 1, 2))
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"pruner {name!r} is unknown; allowed: median, hyperband, none")
+
+
+def open_study(
+    storage: BaseStorage,
+    name: str,
+    directions: Sequence[str],
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner | None = None,
+) -> optuna.Study:
+    """Create the study ``name`` or load it to resume; refuses one created with other objectives."""
+    study = optuna.create_study(storage=storage, study_name=name, directions=list(directions),
+                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    existing = [d.name.lower() for d in study.directions]
+    if existing != list(directions):
+        raise ValueError(f"study {name!r} exists with directions {existing}, not {list(directions)}; use another --study-name")
+    return study
+
+
+def worker_tag() -> str:
+    """``host:pid`` of this process, recorded on each trial it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_gone(tag: object) -> bool:
+    host, _, pid = str(tag).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's trial: its heartbeat decides
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def recover_orphans(study: optuna.Study) -> list[int]:
+    """Fail the RUNNING trials whose process on this host is gone, re-queue their parameters; returns their numbers.
+
+    Trials of other hosts are left to the heartbeat (database storages): only their own process can know.
+    """
+    with _experimental():
+        optuna.storages.fail_stale_trials(study)
+    storage, recovered = study._storage, []
+    retry = _retry()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if _process_gone(trial.user_attrs.get(WORKER_ATTR)) and storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            retry(study, storage.get_trial(trial._trial_id))
+            recovered.append(trial.number)
+    return recovered
