@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from evo.plasticity.config import PlasticityConfig
 from evo.surgery import from_rows, to_rows
 
-__all__ = ["UnitRemap", "make_optimizer", "rebuild_optimizer", "remap_rows"]
+__all__ = ["UnitRemap", "make_optimizer", "rebuild_optimizer", "remap_rows", "zero_state"]
 
 #: parameter name → (unit dimension, index of old units; -1 = new unit)
 UnitRemap = Mapping[str, tuple[int, Tensor]]
@@ -90,3 +90,11 @@ def rebuild_optimizer(
         new.state[param] = carried
     return new
 
+
+
+def zero_state(optimizer: torch.optim.Optimizer, param: nn.Parameter, where: Tensor) -> None:
+    """Zero the optimiser's per-weight state of ``param`` at ``where`` (a boolean map): rewired connections
+    start without momentum, like a new weight."""
+    for value in optimizer.state.get(param, {}).values():
+        if isinstance(value, Tensor) and value.shape == param.shape:
+            value[where] = 0.0

@@ -49,6 +49,7 @@ class PlasticNet:
         self.genome = genome
         self.masks: dict[str, Tensor] = {}
         self.activity: dict[int, Tensor] = {}  # mean |h| per unit in the last training forward pass
+        self.track_activity = config.replacement.strategy == "cbp"
         widths = {i: genome.layers[i].width for i in genome.hidden_layers}
         self.age = {i: torch.zeros(w) for i, w in widths.items()}
         self.utility = {i: torch.zeros(w) for i, w in widths.items()}
@@ -70,7 +71,7 @@ class PlasticNet:
             scale = self.scale[layer]
             if bool((scale < 1).any()):
                 out = out * scale.to(out).view(1, -1, *([1] * (out.dim() - 2)))
-            if _module.training:
+            if self.track_activity and _module.training:
                 self.activity[layer] = out.detach().abs().transpose(0, 1).reshape(out.shape[1], -1).mean(1).cpu()
             return out
 

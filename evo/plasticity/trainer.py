@@ -25,10 +25,10 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from evo.genome import Genome
+from evo.operators.importance import task_loss
 from evo.plasticity.config import PlasticityConfig
 from evo.plasticity.schedule import Schedule
 from evo.plasticity.state import PlasticNet
@@ -82,18 +82,19 @@ def train(
         FloatingPointError: when the loss becomes NaN or infinite.
     """
     _check_inputs(genome, x, y, steps, loss)
+    y = y.long() if loss == "cross_entropy" else y.float()  # task_loss picks the loss by the labels' dtype
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
     total = config.epochs * steps_per_epoch if steps is None else steps
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     state = PlasticNet(_override_dropout(genome, config.dropout), config, device, gen)
-    schedule = Schedule(state, config, x, y, total, gen, rng, loss)
-    x_dev, y_dev = x.to(device), y.to(device)
+    schedule = Schedule(state, config, (x.float(), y), total, gen, rng)
+    x_dev, y_dev = x.float().to(device), y.to(device)
     losses: list[float] = []
     samples = 0
     for step, batch in zip(range(total), _batches(len(x), config.batch_size, gen)):
         xb, yb = x_dev[batch.to(device)], y_dev[batch.to(device)]
-        value = _step(state, schedule, xb, yb, loss, step)
+        value = _step(state, schedule, xb, yb, step)
         losses.append(value)
         samples += len(batch)
         schedule.after_step(step, value)
@@ -103,12 +104,12 @@ def train(
     return TrainResult(trained, total, samples, final, tuple(schedule.events), schedule.metrics())
 
 
-def _step(state: PlasticNet, schedule: Schedule, xb: Tensor, yb: Tensor, loss: str, step: int) -> float:
+def _step(state: PlasticNet, schedule: Schedule, xb: Tensor, yb: Tensor, step: int) -> float:
     """Forward, backward, (rewire), masked optimiser step; raises on a non-finite loss."""
     net, optimizer = state.net, state.optimizer
     net.train()
     optimizer.zero_grad(set_to_none=True)
-    value = loss_fn(net(xb), yb, loss)
+    value = task_loss(net(xb), yb)
     if not torch.isfinite(value):
         raise FloatingPointError(f"loss became {float(value)} at step {step}")
     value.backward()
@@ -118,13 +119,6 @@ def _step(state: PlasticNet, schedule: Schedule, xb: Tensor, yb: Tensor, loss: s
     state.apply_masks()
     state.tick()
     return float(value.detach())
-
-
-def loss_fn(output: Tensor, y: Tensor, loss: str) -> Tensor:
-    """Mean cross-entropy (integer labels) or mean squared error (targets reshaped like the output)."""
-    if loss == "cross_entropy":
-        return F.cross_entropy(output, y.long().reshape(-1))
-    return F.mse_loss(output, y.float().reshape(output.shape))
 
 
 def _batches(n: int, batch_size: int, gen: torch.Generator) -> Iterator[Tensor]:
