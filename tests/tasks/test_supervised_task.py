@@ -63,6 +63,13 @@ def test_diverging_training_fails_with_worst_objectives(
     assert ev.objectives == {"val_accuracy": -math.inf, "params": math.inf}
 
 
+def test_huge_learning_rate_fails(genome: Genome) -> None:
+    task = SupervisedTask(DIGITS, PlasticityConfig(optimizer="sgd", lr=1e30))  # weights overflow float32
+    ev = task.evaluate(genome, Budget(steps=30), "cpu", seed=0)
+    assert not ev.ok and ev.objectives["val_accuracy"] == -math.inf and ev.genome is None
+    assert "FloatingPointError" in (ev.error or "")
+
+
 def test_non_finite_weights_fail(task: SupervisedTask, genome: Genome) -> None:
     broken = genome.with_weights({k: torch.full_like(v, math.inf) for k, v in genome.weights.items()})
     ev = task.evaluate(broken, Budget(steps=2), "cpu", seed=0)
