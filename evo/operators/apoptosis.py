@@ -30,7 +30,7 @@ from evo.operators._common import pick_layer, reindex
 from evo.operators.importance import check_data, layer_outputs, unit_importance
 from evo.surgery import gather_units, unit_params
 
-__all__ = ["compensate_bias", "prune_count", "prune_neurons", "removable_layers", "remove_layer", "set_dropout"]
+__all__ = ["compensate_bias", "prunable_layers", "prune_count", "prune_neurons", "removable_layers", "remove_layer", "set_dropout"]
 
 
 def prune_count(width: int, amount: int | float) -> int:
@@ -46,6 +46,12 @@ def prune_count(width: int, amount: int | float) -> int:
     return count
 
 
+def prunable_layers(genome: Genome, amount: int | float) -> list[int]:
+    """Hidden layers that can lose ``amount`` units (a fraction always removes at least one)."""
+    need = amount if isinstance(amount, int) else 1
+    return [i for i in genome.hidden_layers if genome.layers[i].width - 1 >= need]
+
+
 def prune_neurons(
     genome: Genome,
     rng: np.random.Generator,
@@ -55,7 +61,7 @@ def prune_neurons(
     compensate: bool = True,
     data: tuple[Tensor, Tensor] | None = None,
 ) -> Genome:
-    """Remove the ``amount`` least important units of ``layer`` (a random layer of width ≥ 2 when None).
+    """Remove the ``amount`` least important units of ``layer`` (a random layer that can spare them when None).
 
     Args:
         amount: a count (int ≥ 1) or a fraction of the width (float in (0, 1));
@@ -66,8 +72,9 @@ def prune_neurons(
             it compensation is skipped.
         data: a calibration batch ``(x, y)``.
     """
-    wide = [i for i in genome.hidden_layers if genome.layers[i].width >= 2]
-    layer = pick_layer(genome, rng, layer, "prune_neurons", allowed=wide)
+    if layer is None:
+        layer = pick_layer(genome, rng, None, "prune_neurons", allowed=prunable_layers(genome, amount))
+    layer = pick_layer(genome, rng, layer, "prune_neurons")
     count = prune_count(genome.layers[layer].width, amount)
     scores = unit_importance(genome, layer, importance, data)
     order = torch.argsort(scores, stable=True)

@@ -76,12 +76,6 @@ def _layer_ok(allowed: Sequence[int], layer: int | None) -> bool:
     return bool(allowed) if layer is None else layer in allowed
 
 
-def _prunable(genome: Genome, p: Mapping[str, Any]) -> bool:
-    amount = p["amount"]
-    fits = [i for i in genome.hidden_layers if genome.layers[i].width - 1 >= (amount if _is_int(amount) else 1)]
-    return _layer_ok(fits, p["layer"])
-
-
 @dataclass(frozen=True)
 class OperatorDef:
     """A registry entry: the function, its parameters and what it preserves."""
@@ -128,7 +122,7 @@ OPERATORS: dict[str, OperatorDef] = {
             (_LAYER, _AMOUNT, _choice("importance", "l1", CRITERIA),
              Param("compensate", True, "true or false", lambda v: isinstance(v, bool))),
             Preservation.NO, "exact only for units with zero fan-out; bias compensation keeps their mean contribution",
-            _prunable, uses_data=True,
+            lambda g, p: _layer_ok(apoptosis.prunable_layers(g, p["amount"]), p["layer"]), uses_data=True,
         ),
         OperatorDef(
             "remove_layer", apoptosis.remove_layer, (_LAYER,),

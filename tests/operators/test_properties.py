@@ -1,0 +1,72 @@
+"""Invariant: any sequence of operators on any genome yields a valid, trainable, serialisable network."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from evo.genome import Genome, LayerKind, LayerSpec
+from evo.operators import OPERATORS, make_operator
+from evo.operators.dropin import candidate_skips
+
+SPECS = [
+    {"op": "widen", "k": 2, "init": "zero"},
+    {"op": "widen", "k": 1, "init": "split", "noise": 0.01},
+    {"op": "widen", "k": 3, "init": "random"},
+    {"op": "deepen"},
+    {"op": "deepen", "activation": "tanh"},
+    {"op": "add_skip"},
+    {"op": "remove_skip"},
+    {"op": "prune_neurons", "amount": 1, "importance": "l1"},
+    {"op": "prune_neurons", "amount": 0.3, "importance": "taylor"},
+    {"op": "prune_neurons", "amount": 1, "importance": "activation"},
+    {"op": "remove_layer"},
+    {"op": "set_dropout", "p": 0.2},
+    {"op": "mutate_weights", "sigma": 0.05, "rate": 0.5},
+    {"op": "reset_weights"},
+]
+
+
+@st.composite
+def genomes(draw: st.DrawFn) -> Genome:
+    seed = draw(st.integers(0, 2**16))
+    convs = draw(st.lists(st.tuples(st.integers(1, 4), st.sampled_from([1, 3]), st.sampled_from([1, 2])), max_size=2))
+    dense = draw(st.lists(st.integers(1, 6), max_size=3))
+    layers = [LayerSpec(LayerKind.CONV, c, kernel_size=k, pool=p) for c, k, p in convs]
+    layers += [LayerSpec(LayerKind.LINEAR, w, draw(st.sampled_from(["relu", "tanh", "identity"]))) for w in dense]
+    layers.append(LayerSpec(LayerKind.LINEAR, 3, "identity"))
+    shape = (2, 4, 4) if convs or draw(st.booleans()) else (5,)
+    skeleton = Genome(shape, tuple(layers))
+    skips = [e for e in candidate_skips(skeleton) if draw(st.booleans())]
+    return Genome.random(shape, layers, skips, seed=seed)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(genome=genomes(), choices=st.lists(st.integers(0, len(SPECS) - 1), max_size=50), seed=st.integers(0, 2**16))
+def test_any_operator_sequence_yields_a_valid_network(genome: Genome, choices: list[int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = torch.randn((8, *genome.input_shape), generator=torch.Generator().manual_seed(seed))
+    data = (x, torch.arange(8) % genome.output_size)
+    for i in choices:
+        op = make_operator(SPECS[i])
+        if op.applicable(genome):
+            before = {k: v.clone() for k, v in genome.weights.items()}
+            child = op.apply(genome, rng, data=data)
+            assert all(torch.equal(before[k], genome.weights[k]) for k in before), f"{op} mutated its input"
+            genome = child
+    net = genome.to_module()
+    out = net(x)
+    assert out.shape == (8, 3)
+    out.sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    restored = Genome.from_dict(json.loads(json.dumps(genome.to_dict())), weights=dict(genome.weights))
+    with torch.no_grad():
+        assert torch.equal(restored.to_module().eval()(x), genome.to_module().eval()(x))
+
+
+def test_every_registered_operator_is_exercised() -> None:
+    assert {s["op"] for s in SPECS} == set(OPERATORS)
