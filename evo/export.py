@@ -7,7 +7,10 @@ carries the genome's description (its JSON) next to the weights, so
 - ``torchscript``: ``torch.jit.trace`` of the eval-mode module (a genome's
   control flow is fixed by its structure, so tracing is exact; dropout is the
   identity in eval mode); the JSON is stored as the extra file ``genome.json``.
-  Runs in C++/LibTorch without Python.
+  Runs in C++/LibTorch without Python. (Deprecated upstream in favour of:)
+- ``exported_program``: ``torch.export`` of the eval-mode module with a
+  dynamic batch axis (``torch.export.save``'s ``.pt2`` archive, the JSON as
+  the extra file ``genome.json``), for AOTInductor and ExecuTorch.
 - ``onnx``: torch's default (dynamo) exporter, one self-contained file with a
   dynamic batch axis, input ``input`` and output ``output``; the JSON is
   stored in the model's ``metadata_props`` under ``evo.genome``.
@@ -24,6 +27,7 @@ import os
 import warnings
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -44,6 +48,7 @@ class ExportFormat(str, Enum):
     TORCHSCRIPT = "torchscript"
     ONNX = "onnx"
     STATE_DICT = "state_dict"
+    EXPORTED_PROGRAM = "exported_program"
 
 
 def export_genome(genome: Genome, fmt: ExportFormat | str, out: str | os.PathLike[str]) -> Path:
@@ -51,7 +56,7 @@ def export_genome(genome: Genome, fmt: ExportFormat | str, out: str | os.PathLik
 
     Args:
         genome: a genome with weights (not a weightless skeleton).
-        fmt: ``"torchscript"``, ``"onnx"`` or ``"state_dict"``.
+        fmt: ``"torchscript"``, ``"onnx"``, ``"state_dict"`` or ``"exported_program"``.
         out: file to write; missing parent folders are created.
 
     Returns:
@@ -66,7 +71,12 @@ def export_genome(genome: Genome, fmt: ExportFormat | str, out: str | os.PathLik
     if not genome.weights:
         raise ValueError("export genome has no weights (a skeleton); load the stored genome first")
     out = Path(out)
-    writers = {ExportFormat.TORCHSCRIPT: _save_torchscript, ExportFormat.ONNX: _save_onnx, ExportFormat.STATE_DICT: Genome.save}
+    writers = {
+        ExportFormat.TORCHSCRIPT: _save_torchscript,
+        ExportFormat.ONNX: _save_onnx,
+        ExportFormat.STATE_DICT: Genome.save,
+        ExportFormat.EXPORTED_PROGRAM: _save_exported_program,
+    }
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         writers[ExportFormat(fmt)](genome, out)
@@ -94,18 +104,27 @@ def _save_torchscript(genome: Genome, out: Path) -> None:
         torch.jit.save(traced, str(out), _extra_files={GENOME_JSON: genome.to_json()})
 
 
+def _batch_dynamic() -> tuple[dict[int, Any], ...]:
+    """``dynamic_shapes`` for the single input: any batch size."""
+    return ({0: torch.export.Dim("batch", min=1)},)
+
+
+def _save_exported_program(genome: Genome, out: Path) -> None:
+    program = torch.export.export(_eval_module(genome), (example_input(genome),), dynamic_shapes=_batch_dynamic())
+    torch.export.save(program, out, extra_files={GENOME_JSON: genome.to_json()})
+
+
 def _save_onnx(genome: Genome, out: Path) -> None:
     try:
         import onnx
         import onnxscript  # noqa: F401  (torch's dynamo exporter needs it)
     except ImportError as err:  # an optional extra: say how to get it
         raise ValueError("export fmt='onnx' needs onnx and onnxscript: pip install 'neuroplastic-evo[export]'") from err
-    batch = torch.export.Dim("batch", min=1)
     program = torch.onnx.export(
         _eval_module(genome),
         (example_input(genome),),
         dynamo=True,
-        dynamic_shapes=({0: batch},),
+        dynamic_shapes=_batch_dynamic(),
         input_names=["input"],
         output_names=["output"],
         verbose=False,

@@ -4,7 +4,9 @@ Deliberately light â€” torch, the standard library and :mod:`evo.genome` only â€
 so a serving process can ``import evo; evo.load(path)`` without Ray, Optuna or
 the evolution engine. The file's *content* decides how it is read, not its
 suffix: a TorchScript archive (a zip with a ``code/`` folder) goes through
-``torch.jit.load``; anything else must be an evo genome file
+``torch.jit.load``, a ``torch.export`` archive (a zip with an
+``archive_format`` entry) through ``torch.export.load``; anything else must be
+an evo genome file
 (:meth:`Genome.save`, ``export_genome(..., "state_dict")``, a run's
 ``genomes/*.pt``), read with ``weights_only=True`` so no code runs.
 
@@ -40,9 +42,10 @@ class LoadedModel:
     """A loaded network: call it like the module.
 
     Attributes:
-        module: a plain ``nn.Module`` (``GenomeNet`` or a TorchScript module) in eval mode.
+        module: a plain ``nn.Module`` (``GenomeNet``, a TorchScript module, or an exported program's
+            graph module, which was traced in eval mode and so has no dropout).
         genome: the genome (architecture and weights) when the file describes one, else ``None``.
-        format: ``"state_dict"`` or ``"torchscript"``.
+        format: ``"state_dict"``, ``"torchscript"`` or ``"exported_program"``.
     """
 
     module: nn.Module
@@ -64,7 +67,7 @@ def load(path: str | os.PathLike[str]) -> LoadedModel:
     """Read a TorchScript export or an evo genome file into an eval-mode module.
 
     Args:
-        path: a file written by ``export_genome`` (``torchscript`` or ``state_dict``) or :meth:`Genome.save`.
+        path: a file written by ``export_genome`` (any format but ``onnx``) or :meth:`Genome.save`.
 
     Returns:
         The module, its genome where the file has one, and the format found.
@@ -75,8 +78,11 @@ def load(path: str | os.PathLike[str]) -> LoadedModel:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"load path={str(path)!r}: no such file")
-    if _is_torchscript(path):
+    entries = _zip_entries(path)
+    if any("/code/" in name for name in entries):  # TorchScript keeps compiled code; torch.save's zip has none
         return _load_torchscript(path)
+    if any(name.endswith("/archive_format") for name in entries):
+        return _load_exported_program(path)
     if _is_onnx(path):
         raise ValueError(f"load path={str(path)!r} is an ONNX model: run it with onnxruntime.InferenceSession")
     try:
@@ -88,12 +94,11 @@ def load(path: str | os.PathLike[str]) -> LoadedModel:
     return LoadedModel(module, genome, "state_dict")
 
 
-def _is_torchscript(path: Path) -> bool:
-    """A TorchScript archive is a zip holding compiled ``code/``; ``torch.save``'s zip has none."""
+def _zip_entries(path: Path) -> list[str]:
     if not zipfile.is_zipfile(path):
-        return False
+        return []
     with zipfile.ZipFile(path) as archive:
-        return any("/code/" in name for name in archive.namelist())
+        return archive.namelist()
 
 
 def _is_onnx(path: Path) -> bool:
@@ -108,6 +113,15 @@ def _load_torchscript(path: Path) -> LoadedModel:
         warnings.simplefilter("ignore", DeprecationWarning)
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)  # type: ignore[no-untyped-call]
     module.eval()
-    text = extra[GENOME_JSON]
-    genome = Genome.from_dict(json.loads(text), weights=module.state_dict()) if text else None
-    return LoadedModel(module, genome, "torchscript")
+    return LoadedModel(module, _described_genome(extra[GENOME_JSON], module), "torchscript")
+
+
+def _load_exported_program(path: Path) -> LoadedModel:
+    extra = {GENOME_JSON: ""}
+    module = torch.export.load(path, extra_files=extra).module()  # eval() is unsupported: traced in eval mode
+    return LoadedModel(module, _described_genome(extra[GENOME_JSON], module), "exported_program")
+
+
+def _described_genome(text: str | bytes, module: nn.Module) -> Genome | None:
+    """The genome an export describes, with the module's weights (same ``state_dict`` names)."""
+    return Genome.from_dict(json.loads(text), weights=module.state_dict()) if text else None
