@@ -176,3 +176,19 @@ def _show_lineage(run: Any, run_dir: Path, individual_id: int) -> None:
     path = run_dir / f"lineage_{individual_id}.svg"
     path.write_text(lineage_svg(run.individuals, individual_id, run.objectives[0].name))
     console.print(f"lineage diagram: {path}")
+
+
+@app.command()
+def ops() -> None:
+    """List every operator with its parameters and whether it preserves the network's function."""
+    from rich.table import Table
+
+    from evo.operators import describe_operators
+
+    table = Table(title="operators (use in a config as {op: NAME, prob: P, PARAM: VALUE})")
+    for col in ("operator", "parameters (rule = default)", "preserves function", "note"):
+        table.add_column(col)
+    for row in describe_operators():
+        table.add_row(row.name, row.params.replace("; ", "\n"), row.preserves, row.note)
+    console.print(table)
+

@@ -195,9 +195,14 @@ class OperatorInfo(NamedTuple):
     note: str
 
 
+def _yaml(value: Any) -> str:
+    """A default as a config would spell it (null, true, false)."""
+    return {None: "null", True: "true", False: "false"}.get(value, str(value)) if not _is_num(value) else str(value)
+
+
 def describe_operators() -> list[OperatorInfo]:
     """Every registered operator with its parameters (rule = default) and whether it preserves the function."""
     return [
-        OperatorInfo(d.name, "; ".join(f"{p.name}: {p.rule} = {p.default}" for p in d.params) or "-", d.preserves.value, d.note)
+        OperatorInfo(d.name, "; ".join(f"{p.name}: {p.rule} = {_yaml(p.default)}" for p in d.params) or "-", d.preserves.value, d.note)
         for d in OPERATORS.values()
     ]

@@ -87,3 +87,15 @@ def test_describe_operators_lists_every_operator() -> None:
     assert {r.preserves for r in rows} == {p.value for p in Preservation}
     widen_row = next(r for r in rows if r.name == "widen")
     assert "k: an int >= 1 = 1" in widen_row.params and "init: one of" in widen_row.params
+
+
+def test_evo_ops_command_lists_every_operator() -> None:
+    from typer.testing import CliRunner
+
+    from evo.cli import app
+
+    result = CliRunner().invoke(app, ["ops"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for name in OPERATORS:
+        assert name in result.output
+    assert "layer: an int >= 0 or null = null" in result.output
