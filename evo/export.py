@@ -50,6 +50,11 @@ class ExportFormat(str, Enum):
     STATE_DICT = "state_dict"
     EXPORTED_PROGRAM = "exported_program"
 
+    @property
+    def suffix(self) -> str:
+        """The conventional file suffix, for callers that name the output (e.g. the CLI)."""
+        return {"onnx": ".onnx", "exported_program": ".pt2"}.get(self.value, ".pt")
+
 
 def export_genome(genome: Genome, fmt: ExportFormat | str, out: str | os.PathLike[str]) -> Path:
     """Write ``genome`` (architecture and weights) to ``out`` in format ``fmt``.

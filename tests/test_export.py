@@ -55,7 +55,7 @@ def batch(genome: Genome, n: int = 5) -> torch.Tensor:
 @pytest.mark.parametrize("fmt", ["torchscript", "state_dict", "exported_program"])
 def test_torch_formats_reload_to_identical_outputs(tmp_path: Path, kind: str, fmt: str) -> None:
     genome = GENOMES[kind]()
-    path = export_genome(genome, fmt, tmp_path / f"{kind}.pt")
+    path = export_genome(genome, fmt, tmp_path / f"{kind}{ExportFormat(fmt).suffix}")
     model = evo.load(path)
     assert model.format == fmt
     assert fmt == "exported_program" or not model.module.training  # an exported graph is fixed in eval mode
@@ -78,7 +78,8 @@ def test_onnx_matches_onnxruntime(tmp_path: Path, kind: str) -> None:
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     genome = GENOMES[kind]()
-    path = export_genome(genome, "onnx", tmp_path / f"{kind}.onnx")
+    path = export_genome(genome, "onnx", tmp_path / f"{kind}{ExportFormat.ONNX.suffix}")
+    assert path.suffix == ".onnx"
     onnx.checker.check_model(str(path))
     metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert json.loads(metadata[ONNX_METADATA_KEY]) == genome.to_dict()
