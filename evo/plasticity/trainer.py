@@ -111,7 +111,7 @@ def _step(state: PlasticNet, schedule: Schedule, xb: Tensor, yb: Tensor, step: i
     optimizer.zero_grad(set_to_none=True)
     value = task_loss(net(xb), yb)
     if not torch.isfinite(value):
-        raise FloatingPointError(f"loss became {float(value)} at step {step}")
+        raise FloatingPointError(f"loss became {float(value.detach())} at step {step}")
     value.backward()
     schedule.before_update(step)
     state.mask_grads()

@@ -1,0 +1,77 @@
+"""Optimiser state through shape changes: survivors keep their moments, new units start at zero, steps kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor
+
+from evo.genome import Genome
+from evo.operators.dropin import widen
+from evo.operators.importance import task_loss
+from evo.plasticity import PlasticityConfig
+from evo.plasticity.optim import remap_rows
+from evo.plasticity.state import PlasticNet, UnitChange
+from evo.surgery import gather_units, to_rows
+
+Data = tuple[Tensor, Tensor]
+
+
+def trained_state(genome: Genome, data: Data, optimizer: str = "adam", steps: int = 3) -> PlasticNet:
+    state = PlasticNet(genome, PlasticityConfig(optimizer=optimizer, lr=0.01), "cpu", torch.Generator().manual_seed(0))
+    for _ in range(steps):
+        state.optimizer.zero_grad()
+        task_loss(state.net(data[0]), data[1]).backward()
+        state.optimizer.step()
+    return state
+
+
+def moments(state: PlasticNet, name: str) -> dict[str, Tensor]:
+    return {k: v.clone() for k, v in state.optimizer.state[state.params[name]].items()}
+
+
+def test_remap_rows_picks_and_fills() -> None:
+    t = torch.arange(12.0).reshape(3, 4)  # units along dim 1 with a block of 1
+    out = remap_rows(t, 0, 3, torch.tensor([2, -1, 0]), fill=7.0)
+    assert out.tolist() == [[8, 9, 10, 11], [7, 7, 7, 7], [0, 1, 2, 3]]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_growth_keeps_survivor_moments_and_zeroes_new(digits: Data, mlp: Genome, optimizer: str) -> None:
+    state = trained_state(mlp, digits, optimizer)
+    before = {name: moments(state, name) for name in ("layers.0.weight", "layers.0.bias", "layers.1.weight")}
+    grown = widen(state.current(), np.random.default_rng(0), layer=0, k=3)
+    state.apply(UnitChange(0, grown, torch.cat([torch.arange(12), torch.full((3,), -1)])))
+    for name, old in before.items():
+        dim = 1 if name == "layers.1.weight" else 0
+        new = moments(state, name)
+        assert new.keys() == old.keys()
+        for key, value in old.items():
+            if value.dim() == 0:  # Adam's step count
+                assert torch.equal(new[key], value)
+                continue
+            rows_new, rows_old = to_rows(new[key], dim, 15), to_rows(value, dim, 12)
+            assert torch.equal(rows_new[:12], rows_old) and torch.all(rows_new[12:] == 0)
+
+
+def test_pruning_moves_moments_with_their_units(digits: Data, mlp: Genome) -> None:
+    state = trained_state(mlp, digits)
+    old = moments(state, "layers.1.weight")["exp_avg_sq"]
+    keep = torch.tensor([0, 3, 5, 11])
+    state.apply(UnitChange(0, gather_units(state.current(), 0, keep), keep))
+    assert torch.equal(moments(state, "layers.1.weight")["exp_avg_sq"], old[:, keep])
+    assert torch.equal(moments(state, "layers.0.weight")["step"], torch.tensor(3.0))
+    # the optimiser holds exactly the new module's parameters and keeps working
+    assert {id(p) for g in state.optimizer.param_groups for p in g["params"]} == {id(p) for p in state.net.parameters()}
+    task_loss(state.net(digits[0]), digits[1]).backward()
+    state.optimizer.step()
+
+
+def test_unit_records_follow_their_units(mlp: Genome) -> None:
+    cfg = PlasticityConfig(growth={"ramp_steps": 4})
+    state = PlasticNet(mlp, cfg, "cpu", torch.Generator().manual_seed(0))
+    state.age[0] = torch.arange(12.0)
+    index = torch.tensor([5, -1, 2])
+    state.apply(UnitChange(0, gather_units(mlp, 0, [5, 0, 2]), index))
+    assert state.age[0].tolist() == [5, 0, 2] and state.scale[0].tolist() == [1, 0, 1]

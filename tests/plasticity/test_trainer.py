@@ -1,0 +1,101 @@
+"""The training loop: step counting, determinism, divergence, devices, losses, input checks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import Tensor
+
+from evo.genome import Genome
+from evo.plasticity import PlasticityConfig, train
+from evo.plasticity.trainer import TrainResult
+
+Data = tuple[Tensor, Tensor]
+
+PLASTIC = PlasticityConfig(
+    growth={"strategy": "gradmax", "interval": 10, "amount": 2, "ramp_steps": 5},
+    pruning={"strategy": "importance", "interval": 15, "maturity": 5},
+    replacement={"strategy": "cbp", "rate": 0.05, "maturity": 5},
+    rewiring={"method": "rigl", "density": 0.5, "interval": 10},
+)
+
+
+def test_default_steps_are_epochs_over_batches(digits: Data, mlp: Genome) -> None:
+    result = train(mlp, *digits, PlasticityConfig(epochs=2, batch_size=64))
+    assert result.steps == 2 * math.ceil(200 / 64)
+    assert result.samples == 2 * 200  # every epoch sees every sample once
+
+
+def test_training_lowers_the_loss(digits: Data, mlp: Genome) -> None:
+    net = mlp.to_module()
+    with torch.no_grad():
+        before = float(torch.nn.functional.cross_entropy(net(digits[0]), digits[1]))
+    result = train(mlp, *digits, PlasticityConfig(), steps=150)
+    assert isinstance(result, TrainResult)
+    assert result.final_loss < 0.5 * before
+    assert result.genome.layers == mlp.layers and result.events == ()
+
+
+def test_same_seed_same_result_other_seed_differs(digits: Data, mlp: Genome) -> None:
+    a, b = (train(mlp, *digits, PLASTIC, steps=40, seed=3) for _ in range(2))
+    c = train(mlp, *digits, PLASTIC, steps=40, seed=4)
+    assert a.events == b.events and a.final_loss == b.final_loss
+    assert all(torch.equal(a.genome.weights[k], b.genome.weights[k]) for k in a.genome.weights)
+    assert a.final_loss != c.final_loss
+
+
+def test_all_strategies_together_give_a_valid_plain_genome(digits: Data, mlp: Genome) -> None:
+    result = train(mlp, *digits, PLASTIC, steps=40)
+    assert {"grown", "pruned", "replaced", "rewired", "density", "width_0"} <= result.metrics.keys()
+    assert result.metrics["grown"] > 0 and result.metrics["pruned"] > 0 and result.metrics["rewired"] > 0
+    assert result.genome.layers[0].width == result.metrics["width_0"] == 12 + result.metrics["grown"] - result.metrics["pruned"]
+    assert all(v.device.type == "cpu" for v in result.genome.weights.values())
+    out = result.genome.to_module()(digits[0])
+    assert out.shape == (200, 10) and torch.isfinite(out).all()
+
+
+def test_nan_loss_raises_floating_point_error(digits: Data, mlp: Genome) -> None:
+    x = digits[0].clone()
+    x[5, 0] = math.nan
+    with pytest.raises(FloatingPointError, match=r"loss became nan at step \d+"):
+        train(mlp, x, digits[1], PlasticityConfig(batch_size=200), steps=3)
+
+
+def test_mse_regression(mlp: Genome) -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(100, 64, generator=gen)
+    y = torch.randn(100, 10, generator=gen)
+    result = train(mlp, x, y, PlasticityConfig(), steps=30, loss="mse")
+    assert math.isfinite(result.final_loss) and result.steps == 30
+
+
+def test_dropout_override_is_for_training_only(digits: Data) -> None:
+    genome = Genome.mlp((64,), hidden=(12,), output_size=10, dropout=0.2)
+    result = train(genome, *digits, PlasticityConfig(dropout=0.5), steps=5)
+    assert [layer.dropout for layer in result.genome.layers] == [0.2, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"loss": "hinge"}, "loss must be one of"), ({"steps": -1}, "steps must be"), ({"x_cols": 63}, "x must have shape")],
+)
+def test_bad_input_raises_value_error(digits: Data, mlp: Genome, kwargs: dict, match: str) -> None:
+    x, y = digits
+    x = x[:, : kwargs.pop("x_cols", 64)]
+    with pytest.raises(ValueError, match=match):
+        train(mlp, x, y, PlasticityConfig(), **kwargs)
+
+
+def test_config_rejects_unknown_keys_and_bad_bounds() -> None:
+    with pytest.raises(ValueError, match="extra"):
+        PlasticityConfig(growth={"stratgy": "gradmax"})
+    with pytest.raises(ValueError, match="min_width"):
+        PlasticityConfig(min_width=10, max_width=5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_run_returns_cpu_genome(digits: Data, mlp: Genome) -> None:
+    result = train(mlp, *digits, PLASTIC, steps=30, device="cuda:0")
+    assert all(v.device.type == "cpu" for v in result.genome.weights.values())
