@@ -1,0 +1,123 @@
+"""Backend throughput on the digits task: serial vs Ray at 1 and 2 workers, and the engine's overhead.
+
+Every evaluation trains the same 64→64→10 MLP for ``--steps`` Adam steps (batch 32) and measures
+it on the validation split, one torch thread per evaluation. The overhead is an evaluation's
+wall time through a backend against a bare PyTorch loop doing the same training and measuring:
+what scheduling, pickling the genome there and back, and the plasticity bookkeeping cost.
+
+Run: ``python -m benchmarks.backends [--jobs 16 --steps 300 --workers 1 2]``; writes the "backends"
+section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+
+import ray
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmarks._report import table, update_section
+from evo.backends import Backend, RayBackend, SerialBackend
+from evo.genome import Genome
+from evo.plasticity import PlasticityConfig
+from evo.tasks import Budget, Job, Task
+from evo.tasks.config import SupervisedTaskConfig, build_task
+
+HIDDEN = (64,)
+
+
+def make_digits_jobs(task: Task, n: int, steps: int) -> list[Job]:
+    """``n`` differently initialised copies of the benchmark network, each with its own seed."""
+    return [Job(i, Genome.mlp(task.input_shape, HIDDEN, task.output_size, seed=i), Budget(steps=steps), i)
+            for i in range(n)]
+
+
+def throughput(backend: Backend, task: Task, jobs: Sequence[Job]) -> float:
+    """Evaluations per second over one map of ``jobs``, after a warm-up map (worker start-up, imports)."""
+    list(backend.map(task, jobs[:2]))
+    start = time.perf_counter()
+    evaluations = list(backend.map(task, jobs))
+    elapsed = time.perf_counter() - start
+    failed = [e.error for e in evaluations if not e.ok]
+    if failed:
+        raise RuntimeError(f"benchmark evaluations failed: {failed[:3]}")
+    return len(evaluations) / elapsed
+
+
+def bare_loop_seconds(task: Task, jobs: Sequence[Job], steps: int, batch_size: int, lr: float) -> float:
+    """Seconds per evaluation of a hand-written loop: same network, optimiser, steps, batches and measuring."""
+    bare_loop(task, jobs[:2], steps, batch_size, lr)  # warm-up, as the backends get
+    start = time.perf_counter()
+    bare_loop(task, jobs, steps, batch_size, lr)
+    return (time.perf_counter() - start) / len(jobs)
+
+
+def bare_loop(task: Task, jobs: Sequence[Job], steps: int, batch_size: int, lr: float) -> None:
+    """Train and measure each job's network with plain PyTorch (the loop the engine is compared against)."""
+    data = task.data  # type: ignore[attr-defined]
+    for job in jobs:
+        gen = torch.Generator().manual_seed(job.seed)
+        net = nn.Sequential(nn.Linear(task.input_shape[0], HIDDEN[0]), nn.ReLU(), nn.Linear(HIDDEN[0], task.output_size))
+        optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+        batches: list[torch.Tensor] = []
+        for _ in range(steps):
+            if not batches:
+                batches = list(torch.randperm(len(data.x_train), generator=gen).split(batch_size))
+            index = batches.pop(0)
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(net(data.x_train[index]), data.y_train[index]).backward()
+            optimizer.step()
+        with torch.no_grad():
+            net.eval()
+            out = net(data.x_val)
+            float(F.cross_entropy(out, data.y_val)), float((out.argmax(1) == data.y_val).float().mean())
+
+
+def ray_throughput(task: Task, jobs: Sequence[Job], workers: int) -> float:
+    """Evaluations per second on a fresh local Ray instance with ``workers`` one-CPU workers."""
+    if ray.is_initialized():
+        ray.shutdown()
+    backend = RayBackend(workers=workers, num_cpus=1)
+    try:
+        return throughput(backend, task, jobs)
+    finally:
+        backend.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=16, help="evaluations per measured map")
+    parser.add_argument("--steps", type=int, default=300, help="training steps per evaluation")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Ray worker counts to measure")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # the serial backend and the bare loop get one thread, like each Ray worker
+    plasticity = PlasticityConfig()
+    task = build_task(SupervisedTaskConfig(dataset="digits"), plasticity)
+    jobs = make_digits_jobs(task, args.jobs, args.steps)
+    bare = bare_loop_seconds(task, jobs, args.steps, plasticity.batch_size, plasticity.lr)
+    serial = throughput(SerialBackend(), task, jobs)
+    rates = {w: ray_throughput(task, jobs, w) for w in args.workers}
+    rows: list[list[object]] = [["bare PyTorch loop (1 thread)", 1 / bare, 1000 * bare, "—"],
+                                ["serial backend", serial, 1000 / serial, f"{100 * (1 / serial / bare - 1):+.1f}%"]]
+    rows += [[f"Ray, {w} worker{'s' * (w > 1)}", r, 1000 / r, f"{100 * (w / r / bare - 1):+.1f}%"]
+             for w, r in rates.items()]
+    body = table(["backend", "evaluations/s", "ms per evaluation (per worker)", "overhead vs bare loop"], rows)
+    low, high = min(rates), max(rates)
+    if high > low:
+        efficiency = (rates[high] / high) / (rates[low] / low)
+        body += f"\n\nParallel efficiency at {high} workers (vs {low}): **{efficiency:.2f}** (target ≥ 0.85)."
+    body += (f"\n\n{args.jobs} evaluations per map, each {args.steps} Adam steps (batch {plasticity.batch_size}) of a "
+             f"64→64→10 MLP on digits plus validation; overhead target ≤ 5%. "
+             "Re-run: `python -m benchmarks.backends`.")
+    print(body)
+    if not args.no_write:
+        update_section("backends", "Backends: serial vs Ray", body)
+
+
+if __name__ == "__main__":
+    main()
