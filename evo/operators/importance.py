@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +48,7 @@ def capture_outputs(net: GenomeNet, x: Tensor, layers: Iterable[int], keep_grad:
     """
     captured: dict[int, Tensor] = {}
 
-    def hook(i: int):  # type: ignore[no-untyped-def]
+    def hook(i: int) -> Callable[[nn.Module, object, Tensor], None]:
         def store(_module: nn.Module, _inputs: object, output: Tensor) -> None:
             if keep_grad and output.requires_grad:
                 output.retain_grad()
@@ -133,7 +133,7 @@ def _per_unit_mean(h: Tensor) -> Tensor:
 def _taylor(genome: Genome, layer: int, x: Tensor, y: Tensor) -> Tensor:
     net = genome.to_module().eval()
     out, captured = capture_outputs(net, x, [layer], keep_grad=True)
-    task_loss(out, y).backward()
+    task_loss(out, y).backward()  # type: ignore[no-untyped-call]
     h = captured[layer]
     assert h.grad is not None
     theta = _per_unit_mean((h.grad * h).detach()).abs()

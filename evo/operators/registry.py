@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -56,9 +57,10 @@ def _int(name: str, default: Any, low: int, optional: bool = False) -> Param:
 
 def _num(name: str, default: float, low: float, high: float, closed: str) -> Param:
     """A number in an interval; ``closed`` is one of ``[]``, ``[)``, ``(]``, ``()``."""
-    lo_ok = (lambda v: v >= low) if closed[0] == "[" else (lambda v: v > low)
-    hi_ok = (lambda v: v <= high) if closed[1] == "]" else (lambda v: v < high)
-    return Param(name, default, f"a number in {closed[0]}{low:g}, {high:g}{closed[1]}", lambda v: _is_num(v) and lo_ok(v) and hi_ok(v))
+    above = operator.ge if closed[0] == "[" else operator.gt
+    below = operator.le if closed[1] == "]" else operator.lt
+    rule = f"a number in {closed[0]}{low:g}, {high:g}{closed[1]}"
+    return Param(name, default, rule, lambda v: _is_num(v) and above(v, low) and below(v, high))
 
 
 def _choice(name: str, default: str, options: Sequence[str]) -> Param:
