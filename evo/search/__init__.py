@@ -7,7 +7,7 @@ Example:
 
 from evo.search.dashboard import dashboard_url, serve_dashboard
 from evo.search.driver import PruningReporter, SearchResult, best_trial, export_best, search, summarize, task_objectives
-from evo.search.mirror import OptunaMirror, architecture_params, run_study_name, setting_params
+from evo.search.mirror import OptunaMirror, architecture_params, changed_settings, run_study_name, setting_params
 from evo.search.overrides import apply_params, check_space, operator_specs
 from evo.search.space import CategoricalParam, FloatParam, FunctionSpace, IntParam, SearchSpace, YamlSpace, load_space, parse_space
 from evo.search.study import DEFAULT_STORAGE, make_pruner, make_sampler, open_storage, open_study, recover_orphans
@@ -26,6 +26,7 @@ __all__ = [
     "apply_params",
     "architecture_params",
     "best_trial",
+    "changed_settings",
     "check_space",
     "dashboard_url",
     "export_best",

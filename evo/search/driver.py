@@ -28,7 +28,7 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from evo.records import GenerationRecord, Reporter
-from evo.search.mirror import DEFAULT_ARTIFACTS, OptunaMirror, setting_params
+from evo.search.mirror import DEFAULT_ARTIFACTS, OptunaMirror, changed_settings
 from evo.search.overrides import apply_params, check_space
 from evo.search.space import SearchSpace
 from evo.search.study import (WORKER_ATTR, PrunerName, SamplerName, make_pruner, make_sampler, open_storage,
@@ -131,9 +131,8 @@ class _Trial:
     def _reporters(self, trial: optuna.Trial, config: EvoConfig, run_dir: Path) -> list[Reporter]:
         reporters: list[Reporter] = [PruningReporter(trial, self.objectives[0].name)] if self.prune else []
         if self.mirror:
-            settings = setting_params(config.plasticity.model_dump(mode="json"), "plasticity")
             reporters.append(OptunaMirror(self.storage, f"{self.study_name}/trial_{trial.number:04d}", self.objectives,
-                                          settings, run_dir, self.artifacts))
+                                          changed_settings(config.plasticity, "plasticity"), run_dir, self.artifacts))
         return reporters
 
     def _evolve(self, config: EvoConfig, run_dir: Path, reporters: list[Reporter]) -> RunResult:
@@ -152,8 +151,8 @@ def search(
     jobs: int = 1,
     storage: str | None = None,
     study_name: str | None = None,
-    sampler: SamplerName | None = None,
-    pruner: PrunerName = "median",
+    sampler: SamplerName | optuna.samplers.BaseSampler | None = None,
+    pruner: PrunerName | optuna.pruners.BasePruner = "median",
     timeout: float | None = None,
     seed: int | None = 0,
     runs_dir: str | Path = "runs",
@@ -170,8 +169,8 @@ def search(
         jobs: trials run in parallel (threads; evaluations go through each trial's backend).
         storage: Optuna storage URL; default ``sqlite:///runs/evo.db``.
         study_name: default ``search:<config name or 'evo'>``.
-        sampler: tpe, cmaes, nsga2 or random; default tpe (one objective) or nsga2 (several).
-        pruner: median, hyperband or none; several objectives always mean none.
+        sampler: tpe, cmaes, nsga2 or random (or a sampler); default tpe (one objective) or nsga2 (several).
+        pruner: median, hyperband or none (or a pruner); several objectives always mean none.
         timeout: stop starting trials after this many seconds.
         seed: the sampler's seed (each run keeps ``evolution.seed`` so trials differ only in their values).
         mirror: also mirror each trial's run (every individual) into the storage for the dashboard.
@@ -191,16 +190,19 @@ def search(
     multi = len(objectives) > 1
     name = study_name or f"search:{config.name or 'evo'}"
     optuna_storage = open_storage(storage)
-    study = open_study(optuna_storage, name, [o.direction.value for o in objectives],
-                       make_sampler(sampler or ("nsga2" if multi else "tpe"), seed, multi),
-                       make_pruner("none" if multi else pruner, config.evolution.generations))
+    if not isinstance(sampler, optuna.samplers.BaseSampler):
+        sampler = make_sampler(sampler or ("nsga2" if multi else "tpe"), seed, multi)
+    if multi or not isinstance(pruner, optuna.pruners.BasePruner):
+        pruner = make_pruner("none" if multi else pruner, config.evolution.generations)  # type: ignore[arg-type]
+    prune = not isinstance(pruner, optuna.pruners.NopPruner)
+    study = open_study(optuna_storage, name, [o.direction.value for o in objectives], sampler, pruner)
     recover_orphans(study)
     own_backend = backend is None and config.backend.kind == "ray"
     if own_backend:
         from evo.backends.config import make_backend
 
         backend = make_backend(config.backend)
-    objective = _Trial(config, space, objectives, name, Path(runs_dir), not multi and pruner != "none",
+    objective = _Trial(config, space, objectives, name, Path(runs_dir), prune,
                        optuna_storage, mirror, Path(artifacts), backend)
     remaining = trials - len(study.get_trials(deepcopy=False, states=_DONE))
     try:

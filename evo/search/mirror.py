@@ -4,7 +4,7 @@ One study per run (``run:<run name>``), one trial per evaluated individual, adde
 ``study.add_trial``-style storage calls in the driver process (workers never touch the storage):
 
 - params: the architecture summary (``depth``, ``width.<layer>``, ``num_params``, ``skips``), how many
-  times each operator made it (``op.<name>``), and the run's plasticity settings (``plasticity.*``);
+  times each operator made it (``op.<name>``), and the plasticity settings that differ from the defaults (``plasticity.*``);
 - values: the task's objectives (a failed individual is a FAIL trial);
 - user attributes: generation, individual id, parents, lineage, operators, architecture, run dir, metrics;
 - an artifact: the architecture diagram (SVG, changes against its parent highlighted).
@@ -28,12 +28,13 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
+from pydantic import BaseModel
 
 from evo.genome import Genome
 from evo.records import Individual, Reporter
 from evo.tasks import Objective
 
-__all__ = ["OptunaMirror", "architecture_params", "run_study_name", "setting_params"]
+__all__ = ["OptunaMirror", "architecture_params", "changed_settings", "run_study_name", "setting_params"]
 
 #: where architecture diagrams go unless told otherwise (beside the default SQLite storage).
 DEFAULT_ARTIFACTS = Path("runs/artifacts")
@@ -68,6 +69,17 @@ def architecture_params(genome: Genome, operators: Sequence[str]) -> dict[str, A
         name = "op." + description.partition("(")[0]
         params[name] = params.get(name, 0) + 1
     return params
+
+
+def changed_settings(model: BaseModel, prefix: str) -> dict[str, Any]:
+    """``setting_params`` of the fields of a config section that differ from its defaults.
+
+    Those are the settings a user or a search chose; the rest would only add constant columns
+    (and storage writes) to every mirrored trial.
+    """
+    current = setting_params(model.model_dump(mode="json"), prefix)
+    default = setting_params(type(model)().model_dump(mode="json"), prefix)
+    return {name: value for name, value in current.items() if default.get(name, object()) != value}
 
 
 def setting_params(settings: Mapping[str, Any], prefix: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -101,14 +102,15 @@ def open_storage(url: str | None = None, *, heartbeat_interval: int = 30, grace_
         with _experimental():
             return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
                               grace_period=grace_period, heartbeat_stale_trial_callback=_retry())
-    except (ImportError, ValueError) as err:  # bad URL or missing database driver
+    except (ImportError, ValueError, SQLAlchemyError) as err:  # bad URL or missing database driver
         raise ValueError(f"storage {url!r}: {err}") from None
 
 
 def make_sampler(name: SamplerName, seed: int | None, multi_objective: bool = False) -> optuna.samplers.BaseSampler:
     """The sampler called ``name``; CMA-ES handles one objective only."""
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+        with _experimental():  # multivariate TPE with groups handles conditional parameters
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
     if name == "cmaes":
         if multi_objective:
             raise ValueError("sampler 'cmaes' optimises one objective; use tpe, nsga2 or random for several")

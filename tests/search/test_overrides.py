@@ -1,0 +1,47 @@
+"""Applying sampled values to a config: dotted paths, operator entries by name or index, up-front checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from evo.config import ConfigError, EvoConfig, load_config
+from evo.evolution import DEFAULT_OPERATORS
+from evo.search import apply_params, check_space, operator_specs, parse_space
+
+
+def test_dotted_paths_and_operators(xor_config: EvoConfig) -> None:
+    cfg = apply_params(xor_config, {"evolution.population_size": 5, "operators.add_skip.prob": 0.5, "operators.0.sigma": 0.2})
+    assert cfg.evolution.population_size == 5
+    specs = {spec["op"]: spec for spec in cfg.operators or []}
+    assert specs["add_skip"]["prob"] == 0.5 and specs["mutate_weights"]["sigma"] == 0.2
+    assert len(cfg.operators or []) == len(DEFAULT_OPERATORS["gradient_free"])  # defaults made explicit
+    assert xor_config.operators is None  # the base config is untouched
+
+
+def test_operator_specs_follow_the_task_kind(xor_config: EvoConfig) -> None:
+    assert operator_specs(xor_config) == DEFAULT_OPERATORS["gradient_free"]
+    assert operator_specs(load_config(None)) == DEFAULT_OPERATORS["gradient"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"operators.widen.prob": 0.1}, "operator 'widen' occurs 2 times in the run's operators"),
+        ({"operators.grow.prob": 0.1}, "operator 'grow' is not among the run's operators"),
+        ({"operators.99.prob": 0.1}, "there are only 8 operators"),
+        ({"operators.prob": 0.1}, "operator parameters look like operators.<op name or index>.<key>"),
+        ({"plasticity.nope": 1}, "plasticity.nope: unknown field"),
+    ],
+)
+def test_bad_values(values: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        apply_params(load_config(None), values)
+
+
+def test_check_space_names_the_parameter(xor_config: EvoConfig) -> None:
+    bad_range = parse_space({"parameters": {"evolution.population_size": {"type": "int", "low": 1, "high": 8}}}, "s.yaml")
+    with pytest.raises(ValueError, match="s.yaml: parameter 'evolution.population_size': evolution.population_size: "):
+        check_space(bad_range, xor_config)
+    typo = parse_space({"parameters": {"plasticity.learning_rate": {"type": "float", "low": 0.1, "high": 1}}}, "s.yaml")
+    with pytest.raises(ValueError, match="s.yaml: parameter 'plasticity.learning_rate': plasticity.learning_rate: unknown field"):
+        check_space(typo, xor_config)
