@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,6 +20,7 @@ from evo.records import Reporter
 if TYPE_CHECKING:
     from evo.config import EvoConfig
     from evo.evolution import RunResult
+    from evo.inspect import RunView
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neuroevolution with networks that grow and shrink.")
 console = Console()
@@ -158,21 +159,19 @@ def show(
         _show_lineage(run, run_dir, lineage)
 
 
-def _show_lineage(run: Any, run_dir: Path, individual_id: int) -> None:
+def _show_lineage(run: RunView, run_dir: Path, individual_id: int) -> None:
     from rich.table import Table
+
+    from evo.viz import lineage, lineage_svg
 
     if individual_id not in run.individuals:
         fail(f"--lineage: no individual {individual_id} in {run_dir} (ids 0..{max(run.individuals)})")
     table = Table(title=f"lineage of #{individual_id}")
     for col in ("id", "gen", "made by", "architecture", "objectives"):
         table.add_column(col)
-    for ind in run.lineage(individual_id):
+    for ind in lineage(run.individuals, individual_id):
         table.add_row(str(ind.id), str(ind.generation), "; ".join(ind.operators), str(ind.genome), _fmt(ind.objectives))
     console.print(table)
-    try:
-        from evo.viz import lineage_svg
-    except ImportError:
-        return
     path = run_dir / f"lineage_{individual_id}.svg"
     path.write_text(lineage_svg(run.individuals, individual_id, run.objectives[0].name))
     console.print(f"lineage diagram: {path}")
@@ -192,3 +191,98 @@ def ops() -> None:
         table.add_row(row.name, row.params.replace("; ", "\n"), row.preserves, row.note)
     console.print(table)
 
+
+@app.command()
+def search(
+    config: Path = typer.Argument(..., help="YAML config every trial starts from, e.g. configs/digits_mlp.yaml."),
+    space: str = typer.Option(..., "--space", help="Search space: a YAML file (search_spaces/plasticity.yaml) or file.py:function."),
+    trials: int = typer.Option(20, help="Finished trials wanted; running the same command again resumes the search."),
+    jobs: int = typer.Option(1, help="Trials run in parallel (threads)."),
+    storage: str | None = typer.Option(None, help="Optuna storage: an SQLAlchemy URL or journal:///path.log; default sqlite:///runs/evo.db."),
+    study_name: str | None = typer.Option(None, help="Study name; default search:<config>:<space>."),
+    sampler: str | None = typer.Option(None, help="tpe, cmaes, nsga2 or random; default tpe (nsga2 for several objectives)."),
+    pruner: str = typer.Option("median", help="median, hyperband or none (fed the best fitness each generation)."),
+    timeout: float | None = typer.Option(None, help="Stop starting trials after this many seconds."),
+    set_: list[str] = typer.Option([], "--set", help=_SET_HELP),
+    export_best: Path | None = typer.Option(None, "--export-best", help="Write the best trial's config here as YAML."),
+    seed: int = typer.Option(0, help="Sampler seed."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where each trial's run directory is created."),
+    mirror: bool = typer.Option(True, "--mirror/--no-mirror", help="Mirror every individual of every trial into the storage."),
+) -> None:
+    """Search plasticity hyperparameters with Optuna; each trial is one evolution run."""
+    from evo.search import export_best as write_best
+    from evo.search import load_space
+    from evo.search import search as run_search
+
+    cfg = _load(config, set_, {})
+    name = study_name or f"search:{config.stem}:{Path(space.partition(':')[0]).stem}"
+    try:
+        result = run_search(cfg, load_space(space), trials=trials, jobs=jobs, storage=storage, study_name=name,
+                            sampler=sampler, pruner=pruner, timeout=timeout, seed=seed, runs_dir=runs_dir,
+                            mirror=mirror)  # type: ignore[arg-type]
+        written = write_best(result, export_best) if export_best is not None else None
+    except ValueError as err:
+        fail(str(err))
+    except KeyboardInterrupt:
+        err_console.print("interrupted — run the same command again to resume the search")
+        raise typer.Exit(130) from None
+    states = [row["state"] for row in result.trials]
+    console.print(f"[bold green]done[/] study {name!r}: " + ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states))))
+    if result.best_trial is not None:
+        best = result.best_trial
+        console.print(f"best trial #{best.number}: values={best.values}  {best.user_attrs.get('architecture')}  "
+                      f"run: {best.user_attrs.get('run_dir')}", soft_wrap=True, highlight=False)
+        console.print("  " + "  ".join(f"{k}={v}" for k, v in result.best_params.items()), soft_wrap=True)
+    if written is not None:
+        console.print(f"best config: {written}  (evo run {written})")
+    console.print(f"browse: evo dashboard{f' --storage {storage}' if storage else ''}")
+
+
+@app.command()
+def dashboard(
+    storage: str | None = typer.Option(None, help="Optuna storage URL; default sqlite:///runs/evo.db."),
+    port: int = typer.Option(8080, help="Port on 127.0.0.1."),
+    artifacts: Path = typer.Option(Path("runs/artifacts"), help="Artifact folder holding the architecture diagrams."),
+) -> None:
+    """Browse searches and mirrored runs in optuna-dashboard (bound to 127.0.0.1)."""
+    from evo.search import dashboard_url, serve_dashboard
+
+    console.print(f"optuna-dashboard: {dashboard_url(port)}  (Ctrl-C to stop)", highlight=False)
+    try:
+        serve_dashboard(storage, port=port, artifacts=artifacts)
+    except ValueError as err:
+        fail(str(err))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    fmt: str = typer.Option("torchscript", "--format", help="torchscript, onnx, state_dict or exported_program."),
+    out: Path | None = typer.Option(None, "--out", help="Output file; default: RUN_DIR/export/<id>.<suffix>."),
+    rank: int = typer.Option(1, "--rank", min=1, help="Export the N-th best individual (1 = best)."),
+    individual: int | None = typer.Option(None, "--individual", help="Export this individual id instead of a rank."),
+) -> None:
+    """Export the best (or a chosen) individual as TorchScript, ONNX or genome JSON + weights."""
+    from evo.export import ExportFormat, export_genome
+    from evo.inspect import load_run
+
+    formats = [f.value for f in ExportFormat]
+    if fmt not in formats:
+        fail(f"--format {fmt!r}: allowed are {', '.join(formats)}")
+    try:
+        run = load_run(run_dir)
+    except ValueError as err:
+        fail(str(err))
+    ranked = [ind for ind in run.ranked() if ind.evaluation is not None and ind.evaluation.ok]
+    if individual is None:
+        if rank > len(ranked):
+            fail(f"--rank {rank}: the run has only {len(ranked)} successfully evaluated individuals")
+        individual = ranked[rank - 1].id
+    try:
+        genome = run.store.load_genome(individual)
+        path = export_genome(genome, fmt, out or run_dir / "export" / f"{individual}{ExportFormat(fmt).suffix}")
+    except ValueError as err:
+        fail(str(err))
+    console.print(f"exported individual #{individual} ({genome}) to {path}")

@@ -31,14 +31,6 @@ class RunView:
         key = make_selector("aging", self.objectives).key
         return sorted((i for i in self.individuals.values() if i.evaluation), key=key, reverse=True)
 
-    def lineage(self, individual_id: int) -> list[Individual]:
-        """The individual and its ancestors (first parent line), newest first."""
-        chain, current = [], self.individuals.get(individual_id)
-        while current is not None:
-            chain.append(current)
-            current = self.individuals.get(current.parents[0]) if current.parents else None
-        return chain
-
 
 def load_run(run_dir: str | Path) -> RunView:
     """The newest checkpoint of a run directory as a :class:`RunView`."""

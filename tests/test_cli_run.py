@@ -1,0 +1,138 @@
+"""End-to-end CLI runs as subprocesses: run, kill -9 and resume, extend, show, and config errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+EVO = [sys.executable, "-m", "evo"]
+
+TINY = {
+    "task": {"kind": "supervised", "dataset": "digits", "max_train_samples": 300},
+    "evolution": {"generations": 3, "population_size": 4, "eval_steps": 20, "seed": 7},
+    "plasticity": {"batch_size": 32},
+    "backend": {"kind": "serial"},
+}
+
+
+def evo(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*EVO, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def write(path: Path, data: object) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def final_state(run_dir: Path) -> dict[str, object]:
+    last = sorted((run_dir / "checkpoints").glob("gen_*.json"))[-1]
+    state = json.loads(last.read_text())
+    return {
+        "generation": state["generation"],
+        "population": state["population"],
+        "individuals": {r["id"]: (r["architecture"], r["evaluation"]["objectives"]) for r in state["individuals"]},
+    }
+
+
+def weights_equal(a: Path, b: Path) -> bool:
+    import torch
+
+    wa = torch.load(a, weights_only=True)["weights"]
+    wb = torch.load(b, weights_only=True)["weights"]
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli")
+    write(path / "tiny.yaml", TINY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference_run(workdir: Path) -> Path:
+    evo("run", "tiny.yaml", "--name", "ref", cwd=workdir)
+    return workdir / "runs" / "ref"
+
+
+def test_run_writes_a_complete_run_directory(reference_run: Path) -> None:
+    assert (reference_run / "config.yaml").exists()
+    assert sorted(p.name for p in (reference_run / "checkpoints").iterdir()) == [f"gen_{g:04d}.json" for g in range(4)]
+    best = json.loads((reference_run / "best.json").read_text())
+    assert best["objectives"]["val_accuracy"] > 0.3
+    assert best["test"], "test metrics of the best individuals are reported"
+    state = final_state(reference_run)
+    assert len(state["individuals"]) == 16  # 4 initial + 3 generations × 4 children, each exactly once
+
+
+def test_kill_and_resume_gives_the_same_run(workdir: Path, reference_run: Path) -> None:
+    proc = subprocess.Popen([*EVO, "run", "tiny.yaml", "--name", "killed"], cwd=workdir,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = workdir / "runs" / "killed"
+    deadline = time.time() + 240
+    while not (run_dir / "checkpoints" / "gen_0001.json").exists():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "checkpoints" / "gen_0003.json").exists()
+    evo("resume", str(run_dir), cwd=workdir)
+    assert final_state(run_dir) == final_state(reference_run)
+    for pt in (reference_run / "individuals").glob("*.pt"):
+        assert weights_equal(pt, run_dir / "individuals" / pt.name), pt.name
+
+
+def test_resume_extends_a_finished_run(workdir: Path, reference_run: Path) -> None:
+    import shutil
+
+    copy = workdir / "runs" / "extended"
+    shutil.copytree(reference_run, copy)
+    evo("resume", str(copy), "--set", "evolution.generations=4", cwd=workdir)
+    assert final_state(copy)["generation"] == 4
+
+
+def test_resume_refuses_changes_that_make_another_run(workdir: Path, reference_run: Path) -> None:
+    proc = evo("resume", str(reference_run), "--set", "task.dataset=iris", cwd=workdir, check=False)
+    assert proc.returncode == 2
+    assert "task.dataset cannot change" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_show_lists_generations_and_lineage(workdir: Path, reference_run: Path) -> None:
+    out = evo("show", str(reference_run), "--lineage", "15", cwd=workdir).stdout
+    assert "generations" in out and "best individuals" in out and "lineage of #15" in out
+
+
+@pytest.mark.parametrize(
+    ("config", "args", "message"),
+    [
+        ({"evolution": {"generationz": 3}}, [], "evolution.generationz: unknown field"),
+        ({"evolution": {"population_size": 1}}, [], "evolution.population_size"),
+        ({"task": {"kind": "supervised", "dataset": "nosuch"}}, [], "task"),
+        ({}, ["--set", "evolution.generations"], "must look like section.field=value"),
+        ({"task": {"kind": "supervised", "dataset": "npz", "path": "missing.npz"}}, ["--backend", "serial"], "missing.npz"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(workdir: Path, config: dict, args: list[str], message: str) -> None:
+    path = write(workdir / "bad.yaml", config)
+    proc = evo("run", str(path), *args, cwd=workdir, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_missing_config_file(workdir: Path) -> None:
+    proc = evo("run", "nope.yaml", cwd=workdir, check=False)
+    assert proc.returncode == 2 and "nope.yaml: config file not found" in proc.stderr
