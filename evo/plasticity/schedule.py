@@ -72,7 +72,7 @@ class Schedule:
         if cfg.method not in ("set", "rigl") or not self._due(step, cfg.interval):
             return
         end = round(cfg.end_fraction * self.total)
-        fraction = drop_fraction(cfg.method, cfg.drop_fraction, step, end)
+        fraction = drop_fraction(cfg.method, cfg.drop_fraction, step + 1, end)
         if fraction <= 0:
             return
         params, moved = self.state.params, 0
