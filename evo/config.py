@@ -87,6 +87,7 @@ class EvolutionConfig(BaseModel):
     )
     seed: int = Field(0, description="Run seed; every individual's seed derives from (seed, id).")
     eval_steps: int = Field(0, ge=0, description="Training steps per evaluation; 0 = the task's default (epochs).")
+    max_steps: int = Field(0, ge=0, description="Stop once this many training/environment steps are used; 0 = no limit.")
     max_samples: int = Field(0, ge=0, description="Stop once this many training sample-steps are used; 0 = no limit.")
     max_seconds: float = Field(0.0, ge=0, description="Stop after this much wall time; 0 = no limit.")
     target_fitness: float | None = Field(None, description="Stop once the best primary objective reaches this value.")

@@ -116,6 +116,8 @@ class Evolution:
             return False
         if self.generation >= self.evo.generations:
             return True
+        if self.evo.max_steps and self.budget_used.steps >= self.evo.max_steps:
+            return True
         if self.evo.max_samples and self.budget_used.samples >= self.evo.max_samples:
             return True
         if self.evo.max_seconds and sum(r.seconds for r in self.history) >= self.evo.max_seconds:
@@ -315,7 +317,7 @@ class Evolution:
 
 # ----------------------------------------------------------------- running a whole evolution
 #: Fields a resumed run may change; anything else would make the continuation a different run.
-RESUMABLE_FIELDS = ("evolution.generations", "evolution.max_samples", "evolution.max_seconds",
+RESUMABLE_FIELDS = ("evolution.generations", "evolution.max_steps", "evolution.max_samples", "evolution.max_seconds",
                     "evolution.target_fitness", "evolution.test_top_k", "backend.", "name")
 
 DEFAULT_OPERATORS: dict[str, list[dict[str, Any]]] = {

@@ -1,0 +1,129 @@
+"""The generational loop on a fast toy task: counts, failures, inheritance, stopping, resume, determinism."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from evo.backends import SerialBackend
+from evo.config import load_config
+from evo.evolution import Evolution, build_operators, derive_seed
+from evo.operators.registry import make_operator
+from evo.selection import non_dominated_fronts, scores
+from evo.store import RunStore
+from evo.testing import RaisingTask, ToyTask
+
+MUTATE = [(make_operator({"op": "mutate_weights", "sigma": 0.05}), 1.0)]
+
+
+def evolution(*overrides: str, task: ToyTask | None = None, store: RunStore | None = None, operators=MUTATE) -> Evolution:
+    cfg = load_config(None, ["evolution.population_size=4", "evolution.generations=3", "evolution.seed=3",
+                             "evolution.init.hidden=[4]", *overrides])
+    return Evolution(cfg, task or ToyTask(), SerialBackend(), operators, store)
+
+
+def test_every_individual_is_evaluated_exactly_once() -> None:
+    result = evolution().run()
+    assert sorted(result.individuals) == list(range(16))
+    assert [r.generation for r in result.history] == [0, 1, 2, 3]
+    assert all(len(r.evaluated) == 4 for r in result.history)
+    assert all(ind.evaluation is not None for ind in result.individuals.values())
+    children = [ind for ind in result.individuals.values() if ind.generation > 0]
+    assert all(len(c.parents) == 1 and c.parents[0] < c.id and c.operators for c in children)
+
+
+def test_fitness_improves_under_selection() -> None:
+    result = evolution("evolution.generations=8").run()
+    first, last = result.history[0].best_objectives["fitness"], result.history[-1].best_objectives["fitness"]
+    assert last > first
+
+
+def test_failed_evaluations_get_the_worst_fitness_and_the_run_goes_on() -> None:
+    failing = {derive_seed(3, i) for i in (1, 5, 6)}
+    result = evolution(task=RaisingTask(fail_seeds=failing)).run()
+    failed = {i for i, ind in result.individuals.items() if ind.evaluation is not None and not ind.evaluation.ok}
+    assert failed == {1, 5, 6}
+    assert result.individuals[5].objectives["fitness"] == -math.inf
+    assert "toy failure" in (result.individuals[5].evaluation.error or "")
+    assert result.best.id not in failed
+    assert result.history[1].failures == 2
+
+
+def test_same_seed_same_run_other_seed_other_run() -> None:
+    def objectives(run):
+        return {i: ind.objectives for i, ind in run.individuals.items()}
+
+    assert objectives(evolution().run()) == objectives(evolution().run())
+    assert objectives(evolution().run()) != objectives(evolution("evolution.seed=4").run())
+
+
+def test_lamarckian_children_inherit_trained_weights_darwinian_do_not() -> None:
+    ops = [(make_operator({"op": "set_dropout", "p": 0.1}), 1.0)]  # changes no weight
+    lamarck = evolution("evolution.generations=1", operators=ops).run()
+    darwin = evolution("evolution.generations=1", "evolution.lamarckian=false", operators=ops).run()
+    for run, inherits in ((lamarck, True), (darwin, False)):
+        child = next(ind for ind in run.individuals.values() if ind.generation == 1)
+        parent = run.individuals[child.parents[0]]
+        # ToyTask nudges every weight by ~0.01, so an inherited genome stays within a few nudges of its parent.
+        diff = max(float((child.genome.weights[k] - parent.genome.weights[k]).abs().max()) for k in parent.genome.weights)
+        assert (diff < 0.1) is inherits, diff
+
+
+def test_stops_at_target_fitness_and_budget() -> None:
+    assert len(evolution("evolution.generations=50", "evolution.target_fitness=-1e9").run().history) == 1
+    assert len(evolution("evolution.generations=50", "evolution.max_steps=1").run().history) == 1
+
+
+def test_two_objectives_select_by_nsga2_and_report_a_pareto_front() -> None:
+    ops = [(make_operator({"op": "widen", "k": 1, "init": "zero"}), 0.5),
+           (make_operator({"op": "prune_neurons", "amount": 1}), 0.5)]
+    result = evolution("evolution.generations=4", operators=ops).run()
+    assert result.pareto
+    points = [scores(ind, ToyTask.objectives) for ind in result.pareto]
+    assert non_dominated_fronts(points) == [list(range(len(points)))]
+    assert "pareto" in result.history[-1].extra
+
+
+def test_restore_from_a_checkpoint_continues_identically(tmp_path: Path) -> None:
+    straight = evolution("evolution.generations=4").run()
+    store = RunStore.create(tmp_path / "run", "")
+    evolution("evolution.generations=2", store=store).run()
+    resumed = evolution("evolution.generations=4", store=store)
+    resumed.restore(store.latest_checkpoint(), store)
+    result = resumed.run()
+    assert {i: ind.objectives for i, ind in result.individuals.items()} == {
+        i: ind.objectives for i, ind in straight.individuals.items()}
+    best = store.load_genome(result.best.id)
+    assert all(torch.equal(best.weights[k], straight.best.genome.weights[k]) for k in best.weights)
+
+
+def test_default_operators_exist_for_every_task_kind() -> None:
+    for kind in ("supervised", "control", "xor"):
+        ops = build_operators(load_config(None, [f"task.kind={kind}"]))
+        assert ops and all(p > 0 for _, p in ops)
+
+
+def test_an_operator_that_cannot_apply_is_redrawn() -> None:
+    ops = [(make_operator({"op": "remove_layer"}), 1.0), (make_operator({"op": "mutate_weights"}), 1e-9)]
+    result = evolution("evolution.generations=1", "evolution.init.hidden=[4]", operators=ops).run()
+    children = [ind for ind in result.individuals.values() if ind.generation == 1]
+    assert all(c.operators == ("mutate_weights(sigma=0.1, rate=1.0)",) or "remove_layer" not in c.operators[0]
+               for c in children)
+
+
+@pytest.mark.ray
+def test_ray_and_serial_give_the_same_run() -> None:
+    from evo.backends.ray import RayBackend
+
+    cfg = load_config(None, ["evolution.population_size=4", "evolution.generations=2", "evolution.init.hidden=[4]"])
+    serial = Evolution(cfg, ToyTask(sleep_s={derive_seed(0, i): 0.05 * (i % 3) for i in range(12)}), SerialBackend(), MUTATE).run()
+    backend = RayBackend(workers=2)
+    try:
+        ray_run = Evolution(cfg, ToyTask(sleep_s={derive_seed(0, i): 0.05 * (i % 3) for i in range(12)}), backend, MUTATE).run()
+    finally:
+        backend.close()
+    assert {i: ind.objectives for i, ind in ray_run.individuals.items()} == {
+        i: ind.objectives for i, ind in serial.individuals.items()}
