@@ -1,0 +1,76 @@
+"""The Optuna mirror of a run: one trial per individual, with params, objectives, lineage and a diagram."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
+from optuna.trial import TrialState
+
+from evo.config import EvoConfig, apply_overrides
+from evo.evolution import run_evolution
+from evo.genome import Genome
+from evo.plasticity import PlasticityConfig
+from evo.records import Individual
+from evo.search import OptunaMirror, changed_settings, open_storage, run_study_name
+from evo.tasks import Direction, Evaluation, Objective
+
+OBJECTIVES = [Objective("acc"), Objective("params", Direction.MINIMIZE)]
+
+
+def _individual(i: int, hidden: tuple[int, ...], parents: tuple[int, ...] = (), error: str | None = None) -> Individual:
+    genome = Genome.mlp((4,), hidden=hidden, output_size=2, seed=i)
+    objectives = {"acc": 0.5 + i / 10, "params": float(genome.num_params())}
+    ops = ("init",) if not parents else ("widen(layer=0, k=2, init=split)",)
+    return Individual(i, genome, parents, ops, len(parents), Evaluation(i, objectives, genome, {"loss": 0.3}, error=error))
+
+
+def test_individuals_become_trials(tmp_path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path}/evo.db")
+    mirror = OptunaMirror(storage, "r", OBJECTIVES, {"plasticity.lr": 0.1}, tmp_path / "run", tmp_path / "art")
+    mirror.on_evaluated(_individual(0, (8,)))
+    mirror.on_evaluated(_individual(1, (10,), parents=(0,)))
+    mirror.on_evaluated(_individual(2, (12, 4), parents=(1,), error="diverged"))
+
+    study = optuna.load_study(study_name=run_study_name("r"), storage=storage)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    first, child, failed = study.trials
+    assert first.state == child.state == TrialState.COMPLETE and failed.state == TrialState.FAIL
+    assert child.values == [0.6, float(Genome.mlp((4,), hidden=(10,), output_size=2).num_params())]
+    assert child.params["width.0"] == 10 and child.params["depth"] == 1 and child.params["op.widen"] == 1
+    assert child.params["plasticity.lr"] == 0.1
+    assert failed.params["depth"] == 2 and failed.user_attrs["error"] == "diverged"
+    assert child.user_attrs["parents"] == [0] and failed.user_attrs["lineage"] == [0, 1]
+    assert child.user_attrs["architecture"] == "4→10→relu→2" and child.user_attrs["run_dir"] == str(tmp_path / "run")
+    assert child.user_attrs["metrics"] == {"loss": 0.3}
+
+    store = FileSystemArtifactStore(str(tmp_path / "art"))
+    (meta,) = get_all_artifact_meta(child, storage=storage)
+    assert meta.mimetype == "image/svg+xml" and meta.filename == "individual_1.svg"
+    download_artifact(artifact_store=store, file_path=str(tmp_path / "d.svg"), artifact_id=meta.artifact_id)
+    assert (tmp_path / "d.svg").read_text().lstrip().startswith(("<svg", "<?xml"))
+
+
+def test_resumed_run_is_not_mirrored_twice(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/evo.db"
+    OptunaMirror(url, "r", OBJECTIVES, artifacts=None).on_evaluated(_individual(0, (8,)))
+    again = OptunaMirror(url, "r", OBJECTIVES, artifacts=None)
+    again.on_evaluated(_individual(0, (8,)))
+    again.on_evaluated(_individual(1, (8,), parents=(0,)))
+    assert [t.user_attrs["individual_id"] for t in again.study.trials] == [0, 1]
+
+
+def test_changed_settings_only() -> None:
+    settings = changed_settings(PlasticityConfig(lr=0.1, growth={"strategy": "gradmax"}), "plasticity")
+    assert settings == {"plasticity.lr": 0.1, "plasticity.growth.strategy": "gradmax"}
+
+
+def test_mirror_of_a_real_run(tmp_path, xor_config: EvoConfig) -> None:
+    config = apply_overrides(xor_config, {"evolution.generations": 1})
+    mirror = OptunaMirror(f"sqlite:///{tmp_path}/evo.db", "xor", [Objective("fitness")], run_dir=tmp_path / "run",
+                          artifacts=tmp_path / "art")
+    result = run_evolution(config, run_dir=tmp_path / "run", reporters=[mirror])
+    trials = mirror.study.trials
+    assert sorted(t.user_attrs["individual_id"] for t in trials) == sorted(result.individuals)
+    best = max(trials, key=lambda t: t.value)
+    assert best.value == result.best.objectives["fitness"]
+    assert {t.user_attrs["generation"] for t in trials} == {0, 1}
