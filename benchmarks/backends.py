@@ -61,7 +61,8 @@ def bare_loop(task: Task, jobs: Sequence[Job], steps: int, batch_size: int, lr: 
     data = task.data  # type: ignore[attr-defined]
     for job in jobs:
         gen = torch.Generator().manual_seed(job.seed)
-        net = nn.Sequential(nn.Linear(task.input_shape[0], HIDDEN[0]), nn.ReLU(), nn.Linear(HIDDEN[0], task.output_size))
+        net = nn.Sequential(nn.Linear(task.input_shape[0], HIDDEN[0]), nn.ReLU(),
+                            nn.Linear(HIDDEN[0], task.output_size))
         optimizer = torch.optim.Adam(net.parameters(), lr=lr)
         batches: list[torch.Tensor] = []
         for _ in range(steps):

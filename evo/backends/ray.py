@@ -160,6 +160,8 @@ class RayBackend(Backend):
         """Evaluations the cluster can run at once given the per-evaluation resources."""
         resources = ray.cluster_resources()
         slots = resources.get("CPU", 0.0) / self.num_cpus
+        if self.num_gpus and not resources.get("GPU") and self.address is None:  # would wait forever
+            raise ValueError(f"RayBackend num_gpus={self.num_gpus:g} but this machine has no GPU; use num_gpus=0")
         if self.num_gpus:
             slots = min(slots, resources.get("GPU", 0.0) / self.num_gpus)
         return max(1, int(slots))
@@ -170,7 +172,8 @@ class RayBackend(Backend):
         task_ref = ray.put(task)  # once per map, not once per job
         slots = self._slots()
         limit = self.max_in_flight or 2 * slots
-        queue, running = iter(jobs), {}  # type: ignore[var-annotated]
+        queue = iter(jobs)
+        running: dict[ray.ObjectRef, _Attempt] = {}
         self._meter.begin()
         try:
             while self._fill(task_ref, queue, running, limit):
@@ -227,7 +230,9 @@ class RayBackend(Backend):
                 self._meter.retries += 1
                 running[self._submit(task_ref, attempt.job)] = _Attempt(attempt.job, attempt.tries + 1)
                 return None
-            evaluation = _failed(task, attempt.job, f"worker lost {attempt.tries + 1} times ({type(err).__name__})")
+            tries = attempt.tries + 1
+            evaluation = _failed(task, attempt.job,
+                                 f"worker lost ({type(err).__name__}) after {tries} attempt{'s' * (tries > 1)}")
         except rex.RayError as err:
             evaluation = _failed(task, attempt.job, f"{type(err).__name__}: {str(err).strip().splitlines()[0]}")
         self._meter.finished(evaluation.ok, node)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import ray
 
 from evo.backends import RayBackend, SerialBackend
-from evo.testing import BackendContract, HangingTask, ToyTask, assert_same_evaluations, make_jobs
+from evo.testing import BackendContract, CrashOnceTask, HangingTask, ToyTask, assert_same_evaluations, make_jobs
 
 pytestmark = pytest.mark.ray
 
@@ -76,3 +77,19 @@ def test_never_more_than_max_in_flight(ray_backend: RayBackend, monkeypatch: pyt
         outstanding.append(pulled - done + 1)  # submitted but not yielded, counting the one just yielded
     assert max(outstanding) == 3 and len(outstanding) == 9
     assert len(puts) == 1  # the task goes to the object store once per map
+
+
+def test_worker_lost_beyond_the_retries_is_a_failed_evaluation(ray_backend: RayBackend, tmp_path: Path) -> None:
+    jobs = make_jobs(1, seed=11)
+    [lost] = RayBackend(max_retries=0).map(CrashOnceTask(tmp_path), jobs)
+    assert lost.error == "worker lost (WorkerCrashedError) after 1 attempt"
+    assert lost.individual_id == jobs[0].individual_id and lost.genome is None
+    [retried] = RayBackend(max_retries=0).map(CrashOnceTask(tmp_path), jobs)  # the marker says: not a first attempt
+    assert retried.ok
+
+
+def test_gpus_asked_of_a_machine_without_them_fail_fast(ray_backend: RayBackend) -> None:
+    if ray.cluster_resources().get("GPU"):
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="num_gpus=0.5 but this machine has no GPU"):
+        list(RayBackend(num_gpus=0.5).map(ToyTask(), make_jobs(1)))
