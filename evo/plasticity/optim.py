@@ -59,14 +59,14 @@ def rebuild_optimizer(
     new_params: Mapping[str, nn.Parameter],
     config: PlasticityConfig,
     remap: UnitRemap,
-    old_units: Mapping[str, int],
+    units: int,
 ) -> torch.optim.Optimizer:
     """A fresh optimiser over ``new_params`` carrying ``old``'s state through ``remap``.
 
     Args:
         old_params / new_params: name → parameter before and after the change.
         remap: the parameters whose units changed, with their unit dimension and index.
-        old_units: parameter name → number of units along its remapped dimension before the change.
+        units: the changed layer's width before the change.
 
     Returns:
         The optimiser; state tensors shaped like their parameter (Adam's
@@ -83,13 +83,12 @@ def rebuild_optimizer(
             if isinstance(value, Tensor) and value.shape == old_params[name].shape and value.dim() > 0:
                 if name in remap:
                     dim, index = remap[name]
-                    value = remap_rows(value, dim, old_units[name], index)
+                    value = remap_rows(value, dim, units, index)
                 carried[key] = value.clone()
             else:
                 carried[key] = value.clone() if isinstance(value, Tensor) else value
         new.state[param] = carried
     return new
-
 
 
 def zero_state(optimizer: torch.optim.Optimizer, param: nn.Parameter, where: Tensor) -> None:

@@ -135,8 +135,7 @@ class PlasticNet:
         self.scale[layer] = remap_rows(self.scale[layer], 0, units, index, new_scale)
         self.genome = change.genome
         self.net = self._build(change.genome)
-        old_units = {p.name: units for p in slices}
-        self.optimizer = rebuild_optimizer(old_optimizer, old_params, self.params, self.config, remap, old_units)
+        self.optimizer = rebuild_optimizer(old_optimizer, old_params, self.params, self.config, remap, units)
         self.apply_masks()
 
     def _remap_mask(self, mask: Tensor, dim: int, units: int, index: Tensor) -> Tensor:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import Tensor
 
 from evo.genome import Genome
@@ -12,6 +14,7 @@ from evo.operators.dropin import widen
 from evo.operators.importance import task_loss
 from evo.plasticity import PlasticityConfig
 from evo.plasticity.optim import remap_rows
+from evo.plasticity.replacement import reinitialise
 from evo.plasticity.state import PlasticNet, UnitChange
 from evo.surgery import gather_units, to_rows
 
@@ -75,3 +78,39 @@ def test_unit_records_follow_their_units(mlp: Genome) -> None:
     index = torch.tensor([5, -1, 2])
     state.apply(UnitChange(0, gather_units(mlp, 0, [5, 0, 2]), index))
     assert state.age[0].tolist() == [5, 0, 2] and state.scale[0].tolist() == [1, 0, 1]
+
+
+@given(ops=st.lists(st.tuples(st.sampled_from(["grow", "prune", "reinit"]), st.integers(0, 1), st.integers(1, 3)),
+                    min_size=1, max_size=5))
+@settings(max_examples=15, deadline=None)
+def test_any_change_sequence_keeps_state_consistent(ops: list[tuple[str, int, int]]) -> None:
+    """Module, optimiser state, unit records and masks agree in shape after any sequence of changes."""
+    genome = Genome.mlp((6,), hidden=(5, 4), output_size=3)
+    x, y = torch.rand(16, 6, generator=torch.Generator().manual_seed(0)), torch.arange(16) % 3
+    cfg = PlasticityConfig(growth={"ramp_steps": 3})
+    state = PlasticNet(genome, cfg, "cpu", torch.Generator().manual_seed(0))
+    state.masks = {"layers.1.weight": torch.rand(4, 5, generator=torch.Generator().manual_seed(1)) < 0.5}
+    rng = np.random.default_rng(0)
+    for op, layer, k in ops:
+        task_loss(state.net(x), y).backward()
+        state.optimizer.step()
+        width = state.genome.layers[layer].width
+        if op == "grow":
+            index = torch.cat([torch.arange(width), torch.full((k,), -1)])
+            new = widen(state.current(), rng, layer=layer, k=k)
+        elif op == "prune" and width > k:
+            index = torch.arange(k, width)
+            new = gather_units(state.current(), layer, index)
+        else:
+            index = torch.arange(width)
+            index[:1] = -1
+            new = reinitialise(state.current(), layer, torch.tensor([0]), torch.Generator())
+        state.apply(UnitChange(layer, new, index))
+    for name, param in state.params.items():
+        moments_ = state.optimizer.state.get(param, {})
+        assert all(v.shape == param.shape for k, v in moments_.items() if k != "step")
+    for i in state.genome.hidden_layers:
+        width = state.genome.layers[i].width
+        assert state.age[i].shape == state.utility[i].shape == state.scale[i].shape == (width,)
+    assert state.masks["layers.1.weight"].shape == state.params["layers.1.weight"].shape
+    assert torch.all(state.params["layers.1.weight"][~state.masks["layers.1.weight"]] == 0)
