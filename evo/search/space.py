@@ -70,6 +70,10 @@ class _Param(BaseModel):
                 return False
         return True
 
+    def suggest(self, trial: optuna.Trial, name: str) -> Any:
+        """This trial's value, suggested under the Optuna parameter ``name``."""
+        raise NotImplementedError
+
     def extremes(self) -> list[Any]:
         """Values that span the range, to check the config accepts them before a search starts."""
         raise NotImplementedError
@@ -187,7 +191,7 @@ class YamlSpace(SearchSpace):
         values: dict[str, Any] = {}
         for path, param in self.parameters.items():
             if param.active(values):
-                values[path] = param.suggest(trial, path)  # type: ignore[attr-defined]
+                values[path] = param.suggest(trial, path)
         return values
 
     def extremes(self) -> dict[str, list[Any]]:
