@@ -51,6 +51,7 @@ def run() -> None:  # pragma: no cover - console-script entry point
 
 
 _SET_HELP = "Dotted override, e.g. --set evolution.generations=5 (repeatable)."
+_STORAGE_HELP = "Optuna storage URL for the mirror (default: sqlite:///<runs dir>/evo.db; a .log path = journal file)."
 
 
 def _load(config: Path | None, sets: list[str], extra: dict[str, object]) -> EvoConfig:
@@ -72,31 +73,53 @@ def run(
     backend: str | None = typer.Option(None, help="ray (default) or serial."),
     address: str | None = typer.Option(None, help="Join a Ray cluster: auto, HOST:6379 or ray://HOST:10001."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where run directories are created."),
+    storage: str | None = typer.Option(None, help=_STORAGE_HELP),
+    mirror: bool = typer.Option(True, help="Mirror every evaluated individual into the Optuna storage."),
 ) -> None:
-    """Evolve a population as the config says; writes runs/<name>/."""
-    cfg = _load(config, set_, {"evolution.seed": seed, "backend.kind": backend, "backend.address": address})
-    run_name = name or cfg.name or f"{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """Evolve a population as the config says; writes runs/<name>/ and mirrors it for optuna-dashboard."""
     from evo.evolution import run_evolution
 
-    _execute(lambda reporters: run_evolution(cfg, run_dir=runs_dir / run_name, reporters=reporters), cfg, runs_dir / run_name)
+    cfg = _load(config, set_, {"evolution.seed": seed, "backend.kind": backend, "backend.address": address})
+    run_dir = runs_dir / (name or cfg.name or f"{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if (run_dir / "config.yaml").exists():
+        fail(f"{run_dir}: a run already exists here (use `evo resume {run_dir}` or another --name)")
+    mirrors = _mirror(cfg, run_dir, storage) if mirror else []
+    _execute(lambda reporters: run_evolution(cfg, run_dir=run_dir, reporters=reporters + mirrors), cfg, run_dir)
 
 
 @app.command()
 def resume(
     run_dir: Path = typer.Argument(..., help="A run directory, e.g. runs/digits_mlp-20260101-120000."),
     set_: list[str] = typer.Option([], "--set", help="Extend the run, e.g. --set evolution.generations=20."),
+    storage: str | None = typer.Option(None, help=_STORAGE_HELP),
+    mirror: bool = typer.Option(True, help="Mirror every evaluated individual into the Optuna storage."),
 ) -> None:
     """Continue a run that was interrupted (or extend a finished one)."""
-    from evo.config import ConfigError, load_config
+    from evo.config import load_config
+    from evo.evolution import resume_evolution
     from evo.store import RunStore
 
     try:
         cfg = load_config(RunStore.open(run_dir).config_path, set_)
-    except (ConfigError, ValueError) as err:
+    except ValueError as err:
         fail(str(err))
-    from evo.evolution import resume_evolution
+    mirrors = _mirror(cfg, run_dir, storage) if mirror else []
+    _execute(lambda reporters: resume_evolution(run_dir, set_, reporters=reporters + mirrors), cfg, run_dir)
 
-    _execute(lambda reporters: resume_evolution(run_dir, set_, reporters=reporters), cfg, run_dir)
+
+
+def _mirror(cfg: EvoConfig, run_dir: Path, storage: str | None) -> list[Reporter]:
+    """The Optuna mirror of this run: a study ``run:<name>`` that optuna-dashboard shows."""
+    from evo.search.driver import task_objectives
+    from evo.search.mirror import OptunaMirror, changed_settings
+
+    runs_dir = run_dir.parent
+    url = storage or f"sqlite:///{runs_dir / 'evo.db'}"
+    try:
+        return [OptunaMirror(url, run_dir.name, task_objectives(cfg), changed_settings(cfg.plasticity, "plasticity"),
+                             run_dir, runs_dir / "artifacts")]
+    except (ValueError, ImportError) as err:
+        fail(f"--storage {url}: {err}")
 
 
 def _execute(start: Callable[[list[Reporter]], RunResult], cfg: EvoConfig, run_dir: Path) -> None:

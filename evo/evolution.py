@@ -33,7 +33,7 @@ from evo.selection import Selector, make_selector, pareto_front
 from evo.store import RunStore, individual_from_record, individual_to_record, record_from_dict, record_to_dict
 from evo.tasks import Budget, Direction, Job, Task
 
-__all__ = ["DEFAULT_OPERATORS", "Evolution", "RunResult", "build_operators", "derive_seed", "resume_evolution", "run_evolution"]
+__all__ = ["DEFAULT_OPERATORS", "Evolution", "RunResult", "build_operators", "derive_seed", "operator_specs", "resume_evolution", "run_evolution"]
 
 _INIT, _VARY, _SELECT = 1, 2, 3  # stream tags for derive_seed
 
@@ -341,13 +341,19 @@ DEFAULT_OPERATORS: dict[str, list[dict[str, Any]]] = {
 }
 
 
-def build_operators(config: EvoConfig) -> list[tuple[Operator, float]]:
-    """The configured operators (or the defaults for the task kind) with their probabilities."""
-    from evo.operators.registry import make_operator
-
+def operator_specs(config: EvoConfig) -> list[dict[str, Any]]:
+    """The operator entries a run uses: the configured ones, or the task kind's defaults (copies)."""
     gradient_free = config.task.kind in ("control", "xor")
     specs = config.operators if config.operators is not None else DEFAULT_OPERATORS["gradient_free" if gradient_free else "gradient"]
-    return [(make_operator({k: v for k, v in spec.items() if k != "prob"}), float(spec.get("prob", 1.0))) for spec in specs]
+    return [dict(spec) for spec in specs]
+
+
+def build_operators(config: EvoConfig) -> list[tuple[Operator, float]]:
+    """The run's operators (see :func:`operator_specs`) with their probabilities."""
+    from evo.operators.registry import make_operator
+
+    return [(make_operator({k: v for k, v in spec.items() if k != "prob"}), float(spec.get("prob", 1.0)))
+            for spec in operator_specs(config)]
 
 
 def run_evolution(

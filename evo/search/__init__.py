@@ -8,7 +8,7 @@ Example:
 from evo.search.dashboard import dashboard_url, serve_dashboard
 from evo.search.driver import PruningReporter, SearchResult, best_trial, export_best, search, summarize, task_objectives
 from evo.search.mirror import OptunaMirror, architecture_params, changed_settings, run_study_name, setting_params
-from evo.search.overrides import apply_params, check_space, operator_specs
+from evo.search.overrides import apply_params, check_space
 from evo.search.space import CategoricalParam, FloatParam, FunctionSpace, IntParam, SearchSpace, YamlSpace, load_space, parse_space
 from evo.search.study import DEFAULT_STORAGE, make_pruner, make_sampler, open_storage, open_study, recover_orphans
 
@@ -35,7 +35,6 @@ __all__ = [
     "make_sampler",
     "open_storage",
     "open_study",
-    "operator_specs",
     "parse_space",
     "recover_orphans",
     "run_study_name",

@@ -20,16 +20,7 @@ from evo.search.space import SearchSpace
 if TYPE_CHECKING:
     from evo.config import EvoConfig
 
-__all__ = ["apply_params", "check_space", "operator_specs"]
-
-
-def operator_specs(config: EvoConfig) -> list[dict[str, Any]]:
-    """The operator entries a run would use: the configured ones, or the task kind's defaults (copies)."""
-    from evo.evolution import DEFAULT_OPERATORS
-
-    gradient_free = config.task.kind in ("control", "xor")  # the choice evo.evolution.build_operators makes
-    specs = config.operators if config.operators is not None else DEFAULT_OPERATORS["gradient_free" if gradient_free else "gradient"]
-    return [dict(spec) for spec in specs]
+__all__ = ["apply_params", "check_space"]
 
 
 def _operator_index(specs: list[dict[str, Any]], ref: str, path: str) -> int:
@@ -62,6 +53,8 @@ def apply_params(config: EvoConfig, values: Mapping[str, Any]) -> EvoConfig:
     plain = {path: value for path, value in values.items() if not path.startswith("operators.")}
     edits = {path: value for path, value in values.items() if path.startswith("operators.")}
     if edits:
+        from evo.evolution import operator_specs
+
         specs = operator_specs(config)
         for path, value in edits.items():
             parts = path.split(".")

@@ -87,7 +87,6 @@ def _wait_until_serving(base: str, proc: subprocess.Popen[str], timeout_s: float
     raise AssertionError(f"evo dashboard did not answer at {base} within {timeout_s} s")
 
 
-@pytest.mark.slow
 def test_dashboard_shows_run_and_diagram(chromium: tuple[str, str], dashboard: tuple[str, int], tmp_path: Path) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from evo.config import ConfigError, EvoConfig, load_config
-from evo.evolution import DEFAULT_OPERATORS
-from evo.search import apply_params, check_space, operator_specs, parse_space
+from evo.evolution import DEFAULT_OPERATORS, operator_specs
+from evo.search import apply_params, check_space, parse_space
 
 
 def test_dotted_paths_and_operators(xor_config: EvoConfig) -> None:
