@@ -31,7 +31,10 @@ def digits() -> tuple[Data, Data]:
     """Stratified 80/20 split of digits, pixels in [0, 1]."""
     d = load_digits()
     x_tr, x_te, y_tr, y_te = train_test_split(d.data / 16.0, d.target, test_size=0.2, stratify=d.target, random_state=0)
-    return (torch.tensor(x_tr, dtype=torch.float32), torch.tensor(y_tr)), (torch.tensor(x_te, dtype=torch.float32), torch.tensor(y_te))
+    return (torch.tensor(x_tr, dtype=torch.float32), torch.tensor(y_tr)), (
+        torch.tensor(x_te, dtype=torch.float32),
+        torch.tensor(y_te),
+    )
 
 
 def accuracy(genome: Genome, data: Data) -> float:
@@ -56,8 +59,11 @@ def new_weight_grads(genome: Genome, data: Data, width: int) -> tuple[float, flo
 def random_direction(grown: Genome, width: int, seed: int, norm: float) -> Genome:
     """Zero fan-in like GradMax, but a random fan-out of the same norm (the ablation of GradMax's choice)."""
     w = dict(grown.weights)
-    fan_out = torch.randn(w["layers.1.weight"].shape[0], w["layers.1.weight"].shape[1] - width,
-                          generator=torch.Generator().manual_seed(seed))
+    fan_out = torch.randn(
+        w["layers.1.weight"].shape[0],
+        w["layers.1.weight"].shape[1] - width,
+        generator=torch.Generator().manual_seed(seed),
+    )
     w["layers.1.weight"] = torch.cat([w["layers.1.weight"][:, :width], fan_out * norm / fan_out.norm()], dim=1)
     return grown.with_weights(w)
 
@@ -66,8 +72,11 @@ def growth_section(train_data: Data, test_data: Data) -> str:
     width, k, before, after = 8, 8, 150, 150
     rows = []
     for strategy in ("gradmax", "gradmax-random-direction", "zero", "split", "random", "none"):
+
         def run(seed: int, strategy: str = strategy) -> list[float]:
-            start = train(Genome.mlp((64,), (width,), 10, seed=seed), *train_data, PlasticityConfig(), steps=before, seed=seed).genome
+            start = train(
+                Genome.mlp((64,), (width,), 10, seed=seed), *train_data, PlasticityConfig(), steps=before, seed=seed
+            ).genome
             rng = np.random.default_rng(seed)
             if strategy == "none":
                 grown = start
@@ -81,7 +90,13 @@ def growth_section(train_data: Data, test_data: Data) -> str:
             return [*grads, accuracy(grown, test_data), accuracy(trained, test_data)]
 
         rows.append([strategy, *mean_over_seeds(run)])
-    headers = ["growth (8→16 units)", "‖∇ new fan-in‖", "‖∇ new fan-out‖", "test acc at growth", f"test acc +{after} steps"]
+    headers = [
+        "growth (8→16 units)",
+        "‖∇ new fan-in‖",
+        "‖∇ new fan-out‖",
+        "test acc at growth",
+        f"test acc +{after} steps",
+    ]
     return (
         f"An MLP 64→{width}→10 trained {before} Adam steps, then widened by {k} units and trained {after} more "
         f"(mean of {len(SEEDS)} seeds). GradMax: zero fan-in, fan-out = top singular vectors of E[∂L/∂z·hᵀ] "
@@ -125,14 +140,18 @@ PLASTIC_CONFIGS = {
 def plastic_section(train_data: Data, test_data: Data, steps: int = 600) -> str:
     rows = []
     for name, cfg in PLASTIC_CONFIGS.items():
+
         def run(seed: int, cfg: PlasticityConfig = cfg) -> list[float]:
             result = train(Genome.mlp((64,), (16,), 10, seed=seed), *train_data, cfg, steps=steps, seed=seed)
             return [accuracy(result.genome, test_data), result.genome.layers[0].width, result.genome.num_params()]
 
         rows.append([name, *mean_over_seeds(run)])
     grown_width = int(round(rows[1][2]))
+
     def fixed_wide(seed: int) -> list[float]:
-        result = train(Genome.mlp((64,), (grown_width,), 10, seed=seed), *train_data, PlasticityConfig(), steps=steps, seed=seed)
+        result = train(
+            Genome.mlp((64,), (grown_width,), 10, seed=seed), *train_data, PlasticityConfig(), steps=steps, seed=seed
+        )
         return [accuracy(result.genome, test_data), grown_width, result.genome.num_params()]
 
     rows.insert(1, [f"fixed 64→{grown_width}→10 (the grown width from the start)", *mean_over_seeds(fixed_wide)])

@@ -53,10 +53,15 @@ class GrowthConfig(BaseModel):
     )
     noise: float = Field(0.0, ge=0, description="split: std of noise on the copies' fan-in, breaking their symmetry.")
     ramp_steps: int = Field(
-        0, ge=0, description="Gradual DropIn (Smith et al. 2016): new units' output ramps 0→1 over this many steps; 0: at once."
+        0,
+        ge=0,
+        description="Gradual DropIn (Smith et al. 2016): new units' output ramps 0→1 over this many steps; 0: at once.",
     )
     calibration_samples: int = Field(
-        256, ge=1, description="Samples of the current data used to compute GradMax directions and activation ranks."
+        256,
+        ge=1,
+        description="Training samples (a fixed random subset) used for GradMax directions, activation ranks, "
+        "data-driven importance and bias compensation.",
     )
 
 
@@ -69,10 +74,14 @@ class PruningConfig(BaseModel):
         "none", description="none: never prune; importance: remove the least important mature units every interval."
     )
     criterion: Criterion = Field(
-        "l1", description="Unit importance: l1/l2 weight norm, mean activation or first-order Taylor (Molchanov et al. 2017)."
+        "l1",
+        description="Unit importance: l1/l2 weight norm, mean activation or first-order Taylor "
+        "(Molchanov et al. 2017).",
     )
     interval: int = Field(100, ge=1, description="Steps between pruning events.")
-    fraction: float = Field(0.05, gt=0, le=1, description="Share of a layer's mature units removed per event (at least 1).")
+    fraction: float = Field(
+        0.05, gt=0, le=1, description="Share of a layer's mature units removed per event (at least 1)."
+    )
     threshold: float | None = Field(
         None, ge=0, description="If set, remove only units whose layer-normalised importance is below it."
     )
@@ -90,7 +99,10 @@ class ReplacementConfig(BaseModel):
     strategy: Literal["none", "cbp"] = Field("none", description="none: off; cbp: continual-backprop replacement.")
     decay: float = Field(0.99, ge=0, lt=1, description="eta in u <- eta*u + (1-eta)*|h|*sum|w_out|.")
     rate: float = Field(
-        1e-3, gt=0, le=1, description="Replacement rate: expected share of mature units replaced per step (accumulated)."
+        1e-3,
+        gt=0,
+        le=1,
+        description="Replacement rate: expected share of mature units replaced per step (accumulated).",
     )
     interval: int = Field(1, ge=1, description="Steps between replacement checks.")
     maturity: int = Field(100, ge=0, description="Only units older than this many steps can be replaced.")
@@ -106,14 +118,21 @@ class RewiringConfig(BaseModel):
         description="none: dense; static: a fixed random sparse mask; set: drop smallest, regrow at random; "
         "rigl: drop smallest, regrow where |gradient| is largest.",
     )
-    density: float = Field(0.1, gt=0, le=1, description="Share of layer weights kept (overall, over all masked layers).")
+    density: float = Field(
+        0.1, gt=0, le=1, description="Share of layer weights kept (overall, over all masked layers)."
+    )
     distribution: Literal["erk", "uniform"] = Field(
         "erk", description="Per-layer densities: erk (Erdos-Renyi(-Kernel), ~ (n_in+n_out)/(n_in*n_out)) or uniform."
     )
-    drop_fraction: float = Field(0.3, gt=0, lt=1, description="zeta (SET) / alpha (RigL): share of active weights rewired.")
+    drop_fraction: float = Field(
+        0.3, gt=0, lt=1, description="zeta (SET) / alpha (RigL): share of active weights rewired."
+    )
     interval: int = Field(50, ge=1, description="Steps between rewirings (Delta T).")
     end_fraction: float = Field(
-        0.75, gt=0, le=1, description="rigl: stop rewiring after this share of the steps; the drop fraction decays by cosine."
+        0.75,
+        gt=0,
+        le=1,
+        description="rigl: stop rewiring after this share of the steps; the drop fraction decays by cosine.",
     )
 
 
@@ -127,7 +146,9 @@ class PlasticityConfig(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum.")
     weight_decay: float = Field(0.0, ge=0, description="L2 weight decay.")
     batch_size: int = Field(32, ge=1, description="Samples per optimiser step.")
-    epochs: int = Field(5, ge=1, description="Passes over the training data per evaluation (when no step budget is given).")
+    epochs: int = Field(
+        5, ge=1, description="Passes over the training data per evaluation (when no step budget is given)."
+    )
     dropout: float | None = Field(
         None, ge=0, lt=1, description="Override the hidden layers' dropout while training; null: the genome's own."
     )

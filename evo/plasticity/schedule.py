@@ -60,7 +60,11 @@ class Schedule:
     # ------------------------------------------------------------- rewiring
     def _init_masks(self) -> None:
         params = self.state.params
-        shapes = {name: tuple(p.shape) for name, p in params.items() if name.startswith("layers.") and name.endswith(".weight")}
+        shapes = {
+            name: tuple(p.shape)
+            for name, p in params.items()
+            if name.startswith("layers.") and name.endswith(".weight")
+        }
         densities = layer_densities(shapes, self.config.rewiring.density, self.config.rewiring.distribution)
         for name, shape in shapes.items():
             self.state.masks[name] = random_mask(shape, densities[name], self.gen).to(params[name].device)
@@ -107,25 +111,36 @@ class Schedule:
     def _grow(self, step: int) -> None:
         genome = self.state.genome
         widths = {i: genome.layers[i].width for i in genome.hidden_layers}
-        amounts = self.trigger.amounts(widths, lambda: layer_outputs(self.state.effective(), self.calibration[0], widths))
+        amounts = self.trigger.amounts(
+            widths, lambda: layer_outputs(self.state.effective(), self.calibration[0], widths)
+        )
         for layer, k in sorted(amounts.items()):
             k = min(k, self.config.max_width - widths[layer])
             if k < 1:
                 continue
             g = self.config.growth
-            grown, used = grow(self.state.current(), layer, k, g.strategy, self.rng, self.calibration, g.gradmax_scale, g.noise)
+            grown, used = grow(
+                self.state.current(), layer, k, g.strategy, self.rng, self.calibration, g.gradmax_scale, g.noise
+            )
             index = torch.cat([torch.arange(widths[layer]), torch.full((k,), -1)])
             self.state.apply(UnitChange(layer, grown, index))
             self.counts["grown"] += k
-            self.events.append(f"step {step + 1}: {used} grew layer {layer} by {k} ({widths[layer]}→{widths[layer] + k})")
+            self.events.append(
+                f"step {step + 1}: {used} grew layer {layer} by {k} ({widths[layer]}→{widths[layer] + k})"
+            )
 
     def _prune(self, step: int) -> None:
         cfg = self.config.pruning
         for layer in self.state.genome.hidden_layers:
             width = self.state.genome.layers[layer].width
             result = prune_mature(
-                self.state.current(), self.state.effective(), layer, self.state.age[layer],
-                cfg, self.config.min_width, self.calibration,
+                self.state.current(),
+                self.state.effective(),
+                layer,
+                self.state.age[layer],
+                cfg,
+                self.config.min_width,
+                self.calibration,
             )
             if result is None:
                 continue
@@ -133,7 +148,8 @@ class Schedule:
             self.state.apply(UnitChange(layer, pruned, keep))
             self.counts["pruned"] += width - len(keep)
             self.events.append(
-                f"step {step + 1}: pruned {width - len(keep)} units of layer {layer} by {cfg.criterion} ({width}→{len(keep)})"
+                f"step {step + 1}: pruned {width - len(keep)} units of layer {layer} by {cfg.criterion} "
+                f"({width}→{len(keep)})"
             )
 
     def _update_utility(self) -> None:

@@ -11,6 +11,7 @@ scale follow their unit. New units start at age 0, utility 0 and scale 0
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +20,7 @@ from torch import Tensor, nn
 from evo.genome import Genome
 from evo.plasticity.config import PlasticityConfig
 from evo.plasticity.optim import make_optimizer, rebuild_optimizer, remap_rows
-from evo.surgery import edit_units, to_rows, unit_params
+from evo.surgery import UnitParam, edit_units, to_rows, unit_params
 
 __all__ = ["PlasticNet", "UnitChange"]
 
@@ -91,7 +92,7 @@ class PlasticNet:
         genome = self.current()
         for i, scale in self.scale.items():
             if bool((scale < 1).any()):
-                genome = edit_units(genome, i, lambda p, rows, s=scale: rows * s[:, None] if p.fan == "out" else rows)
+                genome = edit_units(genome, i, _fold(scale))
         return genome
 
     # ------------------------------------------------------------- training
@@ -144,3 +145,12 @@ class PlasticNet:
         row_len = to_rows(mask, dim, units).shape[1]
         fill = torch.rand(born, row_len, generator=self.generator) < mask.float().mean().item()
         return remap_rows(mask, dim, units, index, fill.to(mask.device))
+
+
+def _fold(scale: Tensor) -> Callable[[UnitParam, Tensor], Tensor]:
+    """An :func:`edit_units` edit multiplying each unit's fan-out by its scale."""
+
+    def edit(param: UnitParam, rows: Tensor) -> Tensor:
+        return rows * scale[:, None] if param.fan == "out" else rows
+
+    return edit

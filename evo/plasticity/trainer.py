@@ -92,7 +92,7 @@ def train(
     x_dev, y_dev = x.float().to(device), y.to(device)
     losses: list[float] = []
     samples = 0
-    for step, batch in zip(range(total), _batches(len(x), config.batch_size, gen)):
+    for step, batch in zip(range(total), _batches(len(x), config.batch_size, gen), strict=False):
         xb, yb = x_dev[batch.to(device)], y_dev[batch.to(device)]
         value = _step(state, schedule, xb, yb, step)
         losses.append(value)

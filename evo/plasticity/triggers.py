@@ -110,5 +110,9 @@ class RankTrigger(GrowthTrigger):
 
 def make_trigger(config: GrowthConfig) -> GrowthTrigger:
     """The trigger ``config.trigger`` names."""
-    kinds: dict[str, type[GrowthTrigger]] = {"interval": IntervalTrigger, "plateau": PlateauTrigger, "rank": RankTrigger}
+    kinds: dict[str, type[GrowthTrigger]] = {
+        "interval": IntervalTrigger,
+        "plateau": PlateauTrigger,
+        "rank": RankTrigger,
+    }
     return kinds[config.trigger](config)

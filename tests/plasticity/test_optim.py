@@ -80,8 +80,13 @@ def test_unit_records_follow_their_units(mlp: Genome) -> None:
     assert state.age[0].tolist() == [5, 0, 2] and state.scale[0].tolist() == [1, 0, 1]
 
 
-@given(ops=st.lists(st.tuples(st.sampled_from(["grow", "prune", "reinit"]), st.integers(0, 1), st.integers(1, 3)),
-                    min_size=1, max_size=5))
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(["grow", "prune", "reinit"]), st.integers(0, 1), st.integers(1, 3)),
+        min_size=1,
+        max_size=5,
+    )
+)
 @settings(max_examples=15, deadline=None)
 def test_any_change_sequence_keeps_state_consistent(ops: list[tuple[str, int, int]]) -> None:
     """Module, optimiser state, unit records and masks agree in shape after any sequence of changes."""
@@ -106,7 +111,7 @@ def test_any_change_sequence_keeps_state_consistent(ops: list[tuple[str, int, in
             index[:1] = -1
             new = reinitialise(state.current(), layer, torch.tensor([0]), torch.Generator())
         state.apply(UnitChange(layer, new, index))
-    for name, param in state.params.items():
+    for param in state.params.values():
         moments_ = state.optimizer.state.get(param, {})
         assert all(v.shape == param.shape for k, v in moments_.items() if k != "step")
     for i in state.genome.hidden_layers:

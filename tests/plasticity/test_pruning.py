@@ -49,15 +49,20 @@ def test_maturity_protects_newborn_units_in_training(digits: Data, mlp: Genome) 
     )
     result = train(mlp, *digits, cfg, steps=13)
     # step 10: 12→15; step 12: the 12 originals are mature (age 12), the 3 newborns (age 2) are not
-    assert [e.split(": ")[1] for e in result.events] == ["gradmax grew layer 0 by 3 (12→15)", "pruned 6 units of layer 0 by l1 (15→9)"]
+    assert [e.split(": ")[1] for e in result.events] == [
+        "gradmax grew layer 0 by 3 (12→15)",
+        "pruned 6 units of layer 0 by l1 (15→9)",
+    ]
     fan_in_l1 = result.genome.weights["layers.0.weight"].abs().sum(1)
     assert int((fan_in_l1 < 1.0).sum()) == 3  # the newborns (zero fan-in three steps ago) survived
 
 
 @pytest.mark.parametrize("criterion", ["l1", "l2", "activation", "taylor"])
 def test_pruning_stops_at_min_width(digits: Data, mlp: Genome, criterion: str) -> None:
-    cfg = PlasticityConfig(min_width=9, pruning={"strategy": "importance", "interval": 2, "fraction": 0.5,
-                                                  "maturity": 0, "criterion": criterion})
+    cfg = PlasticityConfig(
+        min_width=9,
+        pruning={"strategy": "importance", "interval": 2, "fraction": 0.5, "maturity": 0, "criterion": criterion},
+    )
     result = train(mlp, *digits, cfg, steps=12)
     assert result.genome.layers[0].width == 9 and result.metrics["pruned"] == 3
 

@@ -23,7 +23,9 @@ Data = tuple[Tensor, Tensor]
     distribution=st.sampled_from(["erk", "uniform"]),
 )
 @settings(max_examples=40, deadline=None)
-def test_layer_densities_average_to_the_target(shapes: list[tuple[int, int]], density: float, distribution: str) -> None:
+def test_layer_densities_average_to_the_target(
+    shapes: list[tuple[int, int]], density: float, distribution: str
+) -> None:
     named = {f"w{i}": s for i, s in enumerate(shapes)}
     d = layer_densities(named, density, distribution)
     sizes = {n: math.prod(s) for n, s in named.items()}

@@ -50,7 +50,11 @@ def test_all_strategies_together_give_a_valid_plain_genome(digits: Data, mlp: Ge
     result = train(mlp, *digits, PLASTIC, steps=40)
     assert {"grown", "pruned", "replaced", "rewired", "density", "width_0"} <= result.metrics.keys()
     assert result.metrics["grown"] > 0 and result.metrics["pruned"] > 0 and result.metrics["rewired"] > 0
-    assert result.genome.layers[0].width == result.metrics["width_0"] == 12 + result.metrics["grown"] - result.metrics["pruned"]
+    assert (
+        result.genome.layers[0].width
+        == result.metrics["width_0"]
+        == 12 + result.metrics["grown"] - result.metrics["pruned"]
+    )
     assert all(v.device.type == "cpu" for v in result.genome.weights.values())
     out = result.genome.to_module()(digits[0])
     assert out.shape == (200, 10) and torch.isfinite(out).all()
@@ -79,7 +83,11 @@ def test_dropout_override_is_for_training_only(digits: Data) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"loss": "hinge"}, "loss must be one of"), ({"steps": -1}, "steps must be"), ({"x_cols": 63}, "x must have shape")],
+    [
+        ({"loss": "hinge"}, "loss must be one of"),
+        ({"steps": -1}, "steps must be"),
+        ({"x_cols": 63}, "x must have shape"),
+    ],
 )
 def test_bad_input_raises_value_error(digits: Data, mlp: Genome, kwargs: dict, match: str) -> None:
     x, y = digits

@@ -60,6 +60,8 @@ def test_rank_trigger_grows_saturated_layers_only() -> None:
 def test_rank_trigger_fires_inside_training() -> None:
     x = torch.rand(64, 8, generator=torch.Generator().manual_seed(0))
     y = torch.randint(0, 3, (64,), generator=torch.Generator().manual_seed(1))
-    cfg = PlasticityConfig(growth={"strategy": "zero", "trigger": "rank", "interval": 4, "rank_gamma": 0.0, "amount": 2})
+    cfg = PlasticityConfig(
+        growth={"strategy": "zero", "trigger": "rank", "interval": 4, "rank_gamma": 0.0, "amount": 2}
+    )
     result = train(Genome.mlp((8,), hidden=(6,), output_size=3), x, y, cfg, steps=9)
     assert result.metrics["grown"] == 4 and "zero grew layer 0 by 2 (6→8)" in result.events[0]
