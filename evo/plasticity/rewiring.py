@@ -13,7 +13,10 @@ Densities per layer are ERK (Erdős–Rényi-Kernel: ∝ Σ dims / Π dims, conv
 kernels included; layers that would exceed 1 are dense and the rest rescaled)
 or uniform, with the requested overall density. Regrowth only picks
 connections that were inactive before the drop, so the active count — the
-density — stays constant.
+density — stays constant. When units are born during sparse training their
+connections are drawn at their tensor's current density
+(:class:`evo.plasticity.state.PlasticNet`), so the overall density follows
+the shape changes (it rises when small, dense ERK tensors grow).
 
 Example:
     >>> d = layer_densities({"a": (100, 100), "b": (10, 100)}, 0.1, "erk")

@@ -107,3 +107,15 @@ def test_config_rejects_unknown_keys_and_bad_bounds() -> None:
 def test_cuda_run_returns_cpu_genome(digits: Data, mlp: Genome) -> None:
     result = train(mlp, *digits, PLASTIC, steps=30, device="cuda:0")
     assert all(v.device.type == "cpu" for v in result.genome.weights.values())
+
+
+def test_all_strategies_on_a_cnn_with_a_skip(digits: Data) -> None:
+    """Conv units own k×k kernels and H·W flattened columns; every strategy must keep them consistent."""
+    skeleton = Genome.cnn((1, 8, 8), channels=(4, 6, 5), hidden=(12,), output_size=10, pool=1)
+    genome = Genome.random(skeleton.input_shape, skeleton.layers, ((0, 2),), seed=0)
+    x = digits[0].reshape(-1, 1, 8, 8)
+    result = train(genome, x, digits[1], PLASTIC, steps=25)
+    grown = [e for e in result.events if "grew" in e]
+    assert any("zero grew layer 0" in e for e in grown) and any("gradmax grew layer 3" in e for e in grown)
+    assert result.metrics["pruned"] > 0 and result.metrics["replaced"] > 0 and result.genome.skips == ((0, 2),)
+    assert result.genome.to_module()(x).shape == (200, 10)
