@@ -135,6 +135,8 @@ def report(bare: float, bare_cpu: float, serial: float, serial_cpu: float,
              for w, (rate, cpu) in rates.items()]
     body = table(["backend", "evaluations/s", "wall ms per evaluation per worker", "CPU ms per evaluation here",
                   "overhead vs bare (wall)", "overhead vs bare (CPU)"], rows)
+    if 1 in rates:
+        body += f"\n\nRay's own cost (1 worker vs the serial backend, same trainer): {pct(serial / rates[1][0])} wall."
     low, high = min(rates), max(rates)
     if high > low:
         efficiency = (rates[high][0] / high) / (rates[low][0] / low)

@@ -177,7 +177,8 @@ class RayBackend(Backend):
         self._meter.begin()
         try:
             while self._fill(task_ref, queue, running, limit):
-                self._start_clocks(running, slots)
+                self._meter.in_flight = self._start_clocks(running, slots)
+                self._meter.queued = len(running) - self._meter.in_flight
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=self._wait_s(running))
                 for ref in ready:
                     evaluation = self._collect(task, task_ref, ref, running)
@@ -199,16 +200,20 @@ class RayBackend(Backend):
         """Submit jobs until ``limit`` are in flight; False when nothing is left to wait for."""
         while len(running) < limit and (job := next(queue, None)) is not None:
             running[self._submit(task_ref, job)] = _Attempt(job)
-            self._meter.in_flight += 1
         return bool(running)
 
     @staticmethod
-    def _start_clocks(running: dict[ray.ObjectRef, _Attempt], slots: int) -> None:
-        """The oldest ``slots`` submissions hold the workers (Ray dispatches in order): their timeouts run."""
+    def _start_clocks(running: dict[ray.ObjectRef, _Attempt], slots: int) -> int:
+        """The oldest ``slots`` submissions hold the workers (Ray dispatches in order): their timeouts run.
+
+        Returns:
+            how many submissions are running.
+        """
         now = time.monotonic()
         for attempt in list(running.values())[:slots]:
             if attempt.started is None:
                 attempt.started = now
+        return sum(a.started is not None for a in running.values())
 
     def _wait_s(self, running: dict[ray.ObjectRef, _Attempt]) -> float | None:
         """How long ``ray.wait`` may block: until the first running deadline, or forever without a timeout."""

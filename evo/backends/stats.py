@@ -21,7 +21,8 @@ class BackendStats:
     """A snapshot of a backend's counters (cumulative over its lifetime).
 
     Attributes:
-        in_flight: evaluations submitted and not yet yielded (≈ busy workers).
+        in_flight: evaluations running now (busy workers).
+        queued: evaluations submitted and waiting for a worker.
         completed: evaluations yielded, failed ones included.
         failed: yielded evaluations with an error (raised, timed out, or worker lost beyond the retries).
         retries: resubmissions after a lost worker or node.
@@ -31,6 +32,7 @@ class BackendStats:
     """
 
     in_flight: int = 0
+    queued: int = 0
     completed: int = 0
     failed: int = 0
     retries: int = 0
@@ -43,7 +45,7 @@ class StatsMeter:
     """Mutable counters behind :class:`BackendStats`; ``begin``/``end`` bracket each ``map``."""
 
     def __init__(self) -> None:
-        self.in_flight = self.completed = self.failed = self.retries = self.timed_out = 0
+        self.in_flight = self.queued = self.completed = self.failed = self.retries = self.timed_out = 0
         self.nodes: Counter[str] = Counter()
         self._busy_s = 0.0
         self._since: float | None = None
@@ -55,7 +57,7 @@ class StatsMeter:
         if self._since is not None:
             self._busy_s += time.perf_counter() - self._since
             self._since = None
-        self.in_flight = 0
+        self.in_flight = self.queued = 0
 
     def finished(self, ok: bool, node: str | None = None) -> None:
         """Count one yielded evaluation (``ok`` False when it carries an error)."""
@@ -68,5 +70,5 @@ class StatsMeter:
     def snapshot(self) -> BackendStats:
         busy = self._busy_s + (time.perf_counter() - self._since if self._since is not None else 0.0)
         rate = self.completed / busy if busy > 0 else 0.0
-        return BackendStats(self.in_flight, self.completed, self.failed, self.retries, self.timed_out,
+        return BackendStats(self.in_flight, self.queued, self.completed, self.failed, self.retries, self.timed_out,
                             rate, MappingProxyType(dict(self.nodes)))

@@ -80,10 +80,12 @@ def test_worker_device_without_gpus_or_visibility() -> None:
 def test_stats_meter_counts() -> None:
     meter = StatsMeter()
     meter.begin()
-    meter.in_flight = 2
+    meter.in_flight, meter.queued = 2, 3
     meter.finished(True, "node-a")
+    assert meter.snapshot().in_flight == 1
     meter.finished(False, "node-a")
     meter.end()
     snap = meter.snapshot()
-    assert (snap.in_flight, snap.completed, snap.failed, dict(snap.nodes)) == (0, 2, 1, {"node-a": 2})
+    assert (snap.in_flight, snap.queued, snap.completed, snap.failed) == (0, 0, 2, 1)
+    assert dict(snap.nodes) == {"node-a": 2}
     assert snap.evaluations_per_second > 0

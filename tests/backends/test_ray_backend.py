@@ -72,10 +72,13 @@ def test_never_more_than_max_in_flight(ray_backend: RayBackend, monkeypatch: pyt
             pulled += 1
             yield job
 
-    outstanding = []
+    outstanding, live = [], []
     for done, _ in enumerate(backend.map(ToyTask(sleep_s=0.05), jobs()), start=1):  # type: ignore[arg-type]
         outstanding.append(pulled - done + 1)  # submitted but not yielded, counting the one just yielded
+        live.append(backend.stats())
     assert max(outstanding) == 3 and len(outstanding) == 9
+    assert max(s.in_flight for s in live) in (1, 2)  # busy workers: at most the 2 CPUs
+    assert max(s.in_flight + s.queued for s in live) <= 3
     assert len(puts) == 1  # the task goes to the object store once per map
 
 
