@@ -85,6 +85,16 @@ def train(
     y = y.long() if loss == "cross_entropy" else y.float()  # task_loss picks the loss by the labels' dtype
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
     total = config.epochs * steps_per_epoch if steps is None else steps
+    # nn.Dropout (and any library code) draws from torch's global generator: fork it (restored on
+    # exit) and seed the fork, so training is reproducible per seed without seeding any global.
+    cuda = [torch.device(device).index or 0] if device.startswith("cuda") else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        return _train(genome, x, y, config, total, steps_per_epoch, device, seed)
+
+
+def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total: int, steps_per_epoch: int,
+           device: str, seed: int) -> TrainResult:
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     state = PlasticNet(_override_dropout(genome, config.dropout), config, device, gen)

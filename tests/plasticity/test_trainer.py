@@ -119,3 +119,22 @@ def test_all_strategies_on_a_cnn_with_a_skip(digits: Data) -> None:
     assert any("zero grew layer 0" in e for e in grown) and any("gradmax grew layer 3" in e for e in grown)
     assert result.metrics["pruned"] > 0 and result.metrics["replaced"] > 0 and result.genome.skips == ((0, 2),)
     assert result.genome.to_module()(x).shape == (200, 10)
+
+
+def test_dropout_training_is_reproducible_and_leaves_the_global_rng_alone() -> None:
+    import torch
+
+    from evo.genome import Genome
+    from evo.plasticity import PlasticityConfig, train
+
+    genome = Genome.mlp((6,), (8,), 3, dropout=0.5, seed=0)
+    x = torch.randn(40, 6, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(40) % 3
+    before = torch.get_rng_state()
+    a = train(genome, x, y, PlasticityConfig(), steps=10, seed=5).genome
+    torch.rand(3)  # whatever else the process draws in between must not matter
+    b = train(genome, x, y, PlasticityConfig(), steps=10, seed=5).genome
+    assert all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)
+    torch.set_rng_state(before)
+    train(genome, x, y, PlasticityConfig(), steps=10, seed=5)
+    assert torch.equal(torch.get_rng_state(), before)
