@@ -56,7 +56,7 @@ class BackendConfig(BaseModel):
     @classmethod
     def _check_address(cls, value: str | None) -> str | None:
         if value is not None and not _ADDRESS.match(value):
-            raise ValueError(f"must be auto, local, HOST:PORT or ray://HOST:PORT, got {value!r}")
+            raise ValueError("must be auto, local, HOST:PORT or ray://HOST:PORT")
         return value
 
 
