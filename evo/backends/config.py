@@ -33,8 +33,8 @@ class BackendConfig(BaseModel):
     workers: int = Field(
         0, ge=0, description="Local instance only: evaluations run at once (it gets workers × num_cpus CPUs); "
         "0 = one per core. A cluster's size is its own.")
-    num_cpus: float = Field(1.0, gt=0, description="CPUs reserved per evaluation; each worker also sets "
-                            "torch.set_num_threads(max(1, int(num_cpus))).")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs reserved per evaluation; each worker (and the serial "
+                            "backend) also sets torch.set_num_threads(max(1, int(num_cpus))).")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per evaluation; fractions let several small networks "
                             "share one GPU (0.25 = four at once). The evaluation runs on the GPU it was given.")
     max_retries: int = Field(3, ge=0, description="Resubmissions of an evaluation whose worker process or node "
@@ -65,7 +65,7 @@ def make_backend(cfg: BackendConfig) -> Backend:
     if cfg.kind == "serial":
         from evo.backends.serial import SerialBackend
 
-        return SerialBackend(cfg.device)
+        return SerialBackend(cfg.device, threads=max(1, int(cfg.num_cpus)))
     from evo.backends.ray import RayBackend
 
     return RayBackend(
