@@ -375,9 +375,10 @@ def run_evolution(
     from evo.config import dump_config
 
     root = Path(run_dir) if run_dir is not None else Path(runs_dir) / (config.name or time.strftime("run-%Y%m%d-%H%M%S"))
+    task = _build_task(config)  # bad data fails here, before any run directory exists
     store = RunStore.create(root, dump_config(config))
     store.log("run_start", name=root.name)
-    return _execute(config, store, reporters, backend)
+    return _execute(config, task, store, reporters, backend)
 
 
 def resume_evolution(
@@ -397,19 +398,25 @@ def resume_evolution(
     if frozen:
         allowed = ", ".join(f.rstrip(".") + ("*" if f.endswith(".") else "") for f in RESUMABLE_FIELDS)
         raise ConfigError(f"{store.config_path}: {frozen[0]} cannot change in a resumed run (allowed: {allowed})")
+    task = _build_task(new)
     if overrides:
         from evo.store import atomic_write_text
 
         atomic_write_text(store.config_path, dump_config(new))
     store.log("resume", overrides=list(overrides))
-    return _execute(new, store, reporters, backend)
+    return _execute(new, task, store, reporters, backend)
 
 
-def _execute(config: EvoConfig, store: RunStore, reporters: Sequence[Reporter], backend: Backend | None) -> RunResult:
-    from evo.backends.config import make_backend
+def _build_task(config: EvoConfig) -> Task:
     from evo.tasks.config import build_task
 
-    task = build_task(config.task, config.plasticity)
+    return build_task(config.task, config.plasticity)
+
+
+def _execute(config: EvoConfig, task: Task, store: RunStore, reporters: Sequence[Reporter],
+             backend: Backend | None) -> RunResult:
+    from evo.backends.config import make_backend
+
     own_backend = backend is None
     backend = make_backend(config.backend) if backend is None else backend
     try:

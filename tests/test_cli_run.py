@@ -131,6 +131,7 @@ def test_bad_input_is_one_line_and_exit_2(workdir: Path, config: dict, args: lis
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+    assert not list((workdir / "runs").glob("bad-*")), "a failed start must leave no run directory behind"
 
 
 def test_missing_config_file(workdir: Path) -> None:
