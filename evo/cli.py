@@ -5,7 +5,6 @@ User mistakes (bad config, bad file, bad argument) end in one line on stderr and
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,10 +43,6 @@ def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """evo: neuroevolution and architecture search for PyTorch."""
-
-
-def run() -> None:  # pragma: no cover - console-script entry point
-    sys.exit(app())
 
 
 _SET_HELP = "Dotted override, e.g. --set evolution.generations=5 (repeatable)."

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from evo.genome import Genome
 from tests.operators._helpers import make_cnn, make_mlp
@@ -13,8 +12,3 @@ from tests.operators._helpers import make_cnn, make_mlp
 def genome(request: pytest.FixtureRequest) -> Genome:
     return make_mlp() if request.param == "mlp" else make_cnn()
 
-
-@pytest.fixture(autouse=True, scope="session")
-def one_torch_thread() -> None:
-    """Tiny nets on a shared machine: more torch threads only oversubscribe the cores."""
-    torch.set_num_threads(1)

@@ -10,11 +10,6 @@ from torch import Tensor
 from evo.genome import Genome
 
 
-@pytest.fixture(autouse=True, scope="session")
-def one_torch_thread() -> None:
-    """Tiny nets on a shared 2-core machine: more threads only oversubscribe."""
-    torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="session")
 def digits() -> tuple[Tensor, Tensor]:

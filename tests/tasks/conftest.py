@@ -1,4 +1,4 @@
-"""Shared by the task tests: writers of tiny dataset files in torchvision's formats; one torch thread."""
+"""Shared by the task tests: writers of tiny dataset files in torchvision's formats."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -59,8 +58,3 @@ def cifar_writer() -> Callable[..., None]:
 def idx_encoder() -> Callable[[np.ndarray], bytes]:
     return idx_bytes
 
-
-@pytest.fixture(autouse=True, scope="session")
-def one_torch_thread() -> None:
-    """Tiny nets on a shared 2-core machine: more threads only oversubscribe (steps got ~30× slower)."""
-    torch.set_num_threads(1)
