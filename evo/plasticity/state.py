@@ -106,6 +106,8 @@ class PlasticNet:
 
     def apply_masks(self) -> None:
         """Zero every masked weight (after each optimiser step and each shape change)."""
+        if not self.masks:
+            return
         params = self.params
         with torch.no_grad():
             for name, mask in self.masks.items():
@@ -113,6 +115,8 @@ class PlasticNet:
 
     def mask_grads(self) -> None:
         """Zero the gradients of masked weights, so the optimiser's moments of absent connections stay zero."""
+        if not self.masks:
+            return
         params = self.params
         for name, mask in self.masks.items():
             grad = params[name].grad
