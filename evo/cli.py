@@ -17,6 +17,7 @@ import evo
 from evo.records import Reporter
 
 if TYPE_CHECKING:
+    from evo.backends import Backend
     from evo.config import EvoConfig
     from evo.evolution import RunResult
     from evo.inspect import RunView
@@ -79,7 +80,8 @@ def run(
     if (run_dir / "config.yaml").exists():
         fail(f"{run_dir}: a run already exists here (use `evo resume {run_dir}` or another --name)")
     mirrors = _mirror(cfg, run_dir, storage) if mirror else []
-    _execute(lambda reporters: run_evolution(cfg, run_dir=run_dir, reporters=reporters + mirrors), cfg, run_dir)
+    _execute(lambda reporters, backend: run_evolution(cfg, run_dir=run_dir, reporters=reporters + mirrors,
+                                                      backend=backend), cfg, run_dir)
 
 
 @app.command()
@@ -99,17 +101,19 @@ def resume(
     except ValueError as err:
         fail(str(err))
     mirrors = _mirror(cfg, run_dir, storage) if mirror else []
-    _execute(lambda reporters: resume_evolution(run_dir, set_, reporters=reporters + mirrors), cfg, run_dir)
-
-
+    _execute(lambda reporters, backend: resume_evolution(run_dir, set_, reporters=reporters + mirrors,
+                                                         backend=backend), cfg, run_dir)
 
 def _mirror(cfg: EvoConfig, run_dir: Path, storage: str | None) -> list[Reporter]:
     """The Optuna mirror of this run: a study ``run:<name>`` that optuna-dashboard shows."""
+    import optuna
+
     from evo.search.driver import task_objectives
     from evo.search.mirror import OptunaMirror, changed_settings
 
     runs_dir = run_dir.parent
     url = storage or f"sqlite:///{runs_dir / 'evo.db'}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         return [OptunaMirror(url, run_dir.name, task_objectives(cfg), changed_settings(cfg.plasticity, "plasticity"),
                              run_dir, runs_dir / "artifacts")]
@@ -117,21 +121,26 @@ def _mirror(cfg: EvoConfig, run_dir: Path, storage: str | None) -> list[Reporter
         fail(f"--storage {url}: {err}")
 
 
-def _execute(start: Callable[[list[Reporter]], RunResult], cfg: EvoConfig, run_dir: Path) -> None:
-    """Run with a progress bar; user errors become one line and exit 2, Ctrl-C says how to resume."""
+def _execute(start: Callable[[list[Reporter], Backend], RunResult], cfg: EvoConfig, run_dir: Path) -> None:
+    """Run with a progress bar (evaluations/s, busy workers); user errors become one line and exit 2."""
+    from evo.backends.config import make_backend
     from evo.progress import ProgressReporter
 
-    progress = ProgressReporter(cfg.evolution.children or cfg.evolution.population_size, console)
     try:
-        result = start([progress])
+        backend = make_backend(cfg.backend)
     except ValueError as err:
-        progress.close()
+        fail(str(err))
+    progress = ProgressReporter(cfg.evolution.children or cfg.evolution.population_size, console, backend)
+    try:
+        result = start([progress], backend)
+    except ValueError as err:
         fail(str(err))
     except KeyboardInterrupt:
-        progress.close()
         err_console.print(f"interrupted — continue with: evo resume {run_dir}")
         raise typer.Exit(130) from None
-    progress.close()
+    finally:
+        progress.close()
+        backend.close()
     best = result.best
     console.print(f"[bold green]done[/] {run_dir}: best #{best.id} {best.genome}  {_fmt(best.objectives)}")
     for ind_id, metrics in result.test.items():
