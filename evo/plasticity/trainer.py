@@ -117,18 +117,20 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
 def _step(state: PlasticNet, schedule: Schedule, xb: Tensor, yb: Tensor, step: int) -> float:
     """Forward, backward, (rewire), masked optimiser step; raises on a non-finite loss."""
     net, optimizer = state.net, state.optimizer
-    net.train()
+    if not net.training:  # a structural event may have measured the net in eval mode
+        net.train()
     optimizer.zero_grad(set_to_none=True)
     value = task_loss(net(xb), yb)
-    if not torch.isfinite(value):
-        raise FloatingPointError(f"loss became {float(value.detach())} at step {step}")
+    loss = float(value.detach())
+    if not math.isfinite(loss):
+        raise FloatingPointError(f"loss became {loss} at step {step}")
     value.backward()
     schedule.before_update(step)
     state.mask_grads()
     state.optimizer.step()
     state.apply_masks()
     state.tick()
-    return float(value.detach())
+    return loss
 
 
 def _batches(n: int, batch_size: int, gen: torch.Generator) -> Iterator[Tensor]:
