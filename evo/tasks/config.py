@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from evo.continual.config import ContinualTaskConfig
+
 if TYPE_CHECKING:
     from evo.plasticity import PlasticityConfig
     from evo.tasks._base import Task
 
-__all__ = ["ControlTaskConfig", "SupervisedTaskConfig", "TaskConfig", "XorTaskConfig", "build_task"]
+__all__ = ["ContinualTaskConfig", "ControlTaskConfig", "SupervisedTaskConfig", "TaskConfig", "XorTaskConfig", "build_task"]
 
 DatasetName = Literal[
     "digits", "iris", "wine", "breast_cancer", "synthetic", "mnist", "fashion_mnist", "cifar10", "npz", "csv"
@@ -127,13 +129,15 @@ TaskConfig = Annotated[
         Annotated[SupervisedTaskConfig, Tag("supervised")],
         Annotated[ControlTaskConfig, Tag("control")],
         Annotated[XorTaskConfig, Tag("xor")],
+        Annotated[ContinualTaskConfig, Tag("continual")],
     ],
     Discriminator(_kind),
 ]
 
 
 def build_task(
-    cfg: SupervisedTaskConfig | ControlTaskConfig | XorTaskConfig, plasticity: PlasticityConfig | None = None
+    cfg: SupervisedTaskConfig | ControlTaskConfig | XorTaskConfig | ContinualTaskConfig,
+    plasticity: PlasticityConfig | None = None,
 ) -> Task:
     """The task a config describes; loads (and caches) the dataset or checks the environment.
 
@@ -148,6 +152,10 @@ def build_task(
         from evo.tasks.control import ControlTask
 
         return ControlTask(cfg.env, episodes=cfg.episodes, max_episode_steps=cfg.max_episode_steps)
+    if isinstance(cfg, ContinualTaskConfig):
+        from evo.tasks.continual import ContinualTask
+
+        return ContinualTask(cfg)
     from evo.tasks.xor import XorTask
 
     return XorTask()
