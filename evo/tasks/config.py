@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from evo.continual.config import ContinualTaskConfig
+from evo.tasks.custom import CustomTaskConfig
 
 if TYPE_CHECKING:
     from evo.plasticity import PlasticityConfig
     from evo.tasks._base import Task
 
-__all__ = ["ContinualTaskConfig", "ControlTaskConfig", "SupervisedTaskConfig", "TaskConfig", "XorTaskConfig", "build_task"]
+__all__ = ["ContinualTaskConfig", "ControlTaskConfig", "CustomTaskConfig", "SupervisedTaskConfig", "TaskConfig", "XorTaskConfig", "build_task"]
 
 DatasetName = Literal[
     "digits", "iris", "wine", "breast_cancer", "synthetic", "mnist", "fashion_mnist", "cifar10", "npz", "csv"
@@ -130,13 +131,14 @@ TaskConfig = Annotated[
         Annotated[ControlTaskConfig, Tag("control")],
         Annotated[XorTaskConfig, Tag("xor")],
         Annotated[ContinualTaskConfig, Tag("continual")],
+        Annotated[CustomTaskConfig, Tag("custom")],
     ],
     Discriminator(_kind),
 ]
 
 
 def build_task(
-    cfg: SupervisedTaskConfig | ControlTaskConfig | XorTaskConfig | ContinualTaskConfig,
+    cfg: SupervisedTaskConfig | ControlTaskConfig | XorTaskConfig | ContinualTaskConfig | CustomTaskConfig,
     plasticity: PlasticityConfig | None = None,
 ) -> Task:
     """The task a config describes; loads (and caches) the dataset or checks the environment.
@@ -156,6 +158,10 @@ def build_task(
         from evo.tasks.continual import ContinualTask
 
         return ContinualTask(cfg)
+    if isinstance(cfg, CustomTaskConfig):
+        from evo.tasks.custom import build_custom_task
+
+        return build_custom_task(cfg, plasticity)
     from evo.tasks.xor import XorTask
 
     return XorTask()
