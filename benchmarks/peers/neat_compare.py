@@ -79,7 +79,7 @@ class Benchmark:
 BENCHMARKS = {
     "xor": Benchmark("XOR", "xor", "xor.yaml", SOLVED_FITNESS, None, 1, 30_000, 60.0),
     "cartpole": Benchmark("CartPole-v1", "cartpole", "cartpole.yaml", 475.0, "CartPole-v1", 5, 10_000, 90.0),
-    "lunar": Benchmark("LunarLander-v3", "lunar_lander", "lunar_lander.yaml", 200.0, "LunarLander-v3", 3, 5_000, 150.0),
+    "lunar": Benchmark("LunarLander-v3", "lunar_lander", "lunar_lander.yaml", 200.0, "LunarLander-v3", 3, 10_000, 180.0),
 }
 
 
@@ -269,9 +269,9 @@ def write_up(benches: Sequence[Benchmark], seeds: Sequence[int], rows: list[list
              load_before: tuple[float, ...], load_after: tuple[float, ...]) -> str:
     versions = ", ".join(f"{dist} {version(dist)}" for dist in ("neat-python", "gymnasium", "box2d"))
     return "\n\n".join([
-        f"`benchmarks/peers/neat_compare.py`, seeds {list(seeds)}, {versions}; {machine()}. Load average "
+        (f"`benchmarks/peers/neat_compare.py`, seeds {list(seeds)}, {versions}; {machine()}. Load average "
         f"(1/5/15 min) before {tuple(round(x, 2) for x in load_before)}, after {tuple(round(x, 2) for x in load_after)} "
-        "— other jobs share the 2 cores, so seconds are indicative; evaluations are not affected.",
+        "— other jobs share the 2 cores, so seconds are indicative; evaluations are not affected."),
         budget_notes(benches),
         table(HEADERS, rows),
         "Per run:",
