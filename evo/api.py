@@ -1,0 +1,172 @@
+"""The Python API for notebooks and scripts: ``evo.run``, ``evo.resume``, ``evo.search``.
+
+The same engine as the ``evo`` command, taking a config in any form — an
+:class:`~evo.config.EvoConfig`, a plain dict (validated like YAML) or the path
+of a YAML file — plus dotted overrides, and returning results whose
+``records()`` / :func:`history_records` feed ``pandas.DataFrame`` directly.
+
+Example:
+    >>> import evo
+    >>> result = evo.run({"task": {"dataset": "iris"}, "backend": {"kind": "serial"}},
+    ...                  overrides={"evolution.generations": 1})  # doctest: +SKIP
+    >>> result.best.genome, result.best.objectives  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evo.config import EvoConfig, apply_overrides, load_config, parse_overrides
+from evo.evolution import RunResult, resume_evolution, run_evolution
+from evo.records import GenerationRecord, Reporter
+
+if TYPE_CHECKING:
+    from evo.backends import Backend
+    from evo.search import SearchResult, SearchSpace
+
+__all__ = ["ConfigLike", "Overrides", "history_records", "resume", "run", "search", "to_config"]
+
+#: a config as the API accepts it: validated model, plain dict, or YAML path.
+ConfigLike = EvoConfig | Mapping[str, Any] | str | os.PathLike[str]
+#: dotted overrides: ``["evolution.generations=5"]`` or ``{"evolution.generations": 5}``.
+Overrides = Sequence[str] | Mapping[str, Any]
+
+
+def _as_dict(overrides: Overrides) -> dict[str, Any]:
+    if isinstance(overrides, Mapping):
+        return dict(overrides)
+    if isinstance(overrides, str):
+        raise ValueError(f"overrides must be a list of 'section.field=value' strings or a dict, got the string {overrides!r}")
+    return parse_overrides(overrides)
+
+
+def to_config(config: ConfigLike, overrides: Overrides = ()) -> EvoConfig:
+    """A validated config from a model, a dict or a YAML path, with dotted overrides applied.
+
+    Raises:
+        ConfigError: one line naming the source, the field and what is wrong.
+    """
+    values = _as_dict(overrides)
+    if isinstance(config, str | os.PathLike):
+        return load_config(config, [f"{key}={json.dumps(value)}" for key, value in values.items()])
+    if isinstance(config, Mapping):
+        from evo.config import _validate
+
+        config = _validate(config, "config")
+    if not isinstance(config, EvoConfig):
+        raise ValueError(f"config must be an EvoConfig, a dict or a YAML path, got {type(config).__name__}")
+    return apply_overrides(config, values) if values else config
+
+
+def _run_with(start: Any, config: EvoConfig, progress: bool, backend: Backend | None,
+              reporters: Sequence[Reporter]) -> RunResult:
+    """Call ``start(reporters, backend)``, with a progress bar if asked (it shows the backend's busy workers)."""
+    if not progress:
+        return start(list(reporters), backend)  # type: ignore[no-any-return]
+    from evo.backends.config import make_backend
+    from evo.progress import ProgressReporter
+
+    own = backend is None
+    backend = make_backend(config.backend) if backend is None else backend
+    bar = ProgressReporter(config.evolution.children or config.evolution.population_size, backend=backend)
+    try:
+        return start([bar, *reporters], backend)  # type: ignore[no-any-return]
+    finally:
+        bar.close()
+        if own:
+            backend.close()
+
+
+def run(
+    config: ConfigLike,
+    *,
+    overrides: Overrides = (),
+    run_dir: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+    progress: bool = False,
+    backend: Backend | None = None,
+    reporters: Sequence[Reporter] = (),
+) -> RunResult:
+    """Evolve as ``config`` says and return the result (``.best``, ``.pareto``, ``.records()``...).
+
+    Args:
+        config: an ``EvoConfig``, a dict shaped like the YAML, or a YAML path.
+        overrides: dotted overrides, e.g. ``{"evolution.generations": 3}`` or ``["backend.kind=serial"]``.
+        run_dir: where to write; default ``runs_dir/<config name or a timestamped name>``.
+        progress: show a progress bar (evaluations/s, best so far).
+        backend: evaluate here instead of the config's ``backend`` section (kept open).
+        reporters: extra observers, e.g. an ``evo.search.OptunaMirror``.
+
+    Raises:
+        ValueError: an invalid config (``ConfigError``), an existing run in ``run_dir``, or unreadable data.
+    """
+    cfg = to_config(config, overrides)
+    root = Path(run_dir) if run_dir is not None else None
+    if root is not None and (root / "config.yaml").exists():
+        raise ValueError(f"{root}: a run already exists here (use evo.resume({str(root)!r}) or another run_dir)")
+    return _run_with(lambda reps, back: run_evolution(cfg, run_dir=root, runs_dir=runs_dir, reporters=reps, backend=back),
+                     cfg, progress, backend, reporters)
+
+
+def resume(
+    run_dir: str | Path,
+    overrides: Overrides = (),
+    *,
+    progress: bool = False,
+    backend: Backend | None = None,
+    reporters: Sequence[Reporter] = (),
+) -> RunResult:
+    """Continue a run from its newest checkpoint, or extend a finished one (``{"evolution.generations": 20}``).
+
+    Raises:
+        ValueError: no run there, or an override of a field that cannot change in a resumed run.
+    """
+    from evo.store import RunStore
+
+    items = [f"{key}={json.dumps(value)}" for key, value in _as_dict(overrides).items()]
+    cfg = load_config(RunStore.open(run_dir).config_path, items)
+    return _run_with(lambda reps, back: resume_evolution(run_dir, items, reporters=reps, backend=back),
+                     cfg, progress, backend, reporters)
+
+
+def search(config: ConfigLike, space: SearchSpace | str | os.PathLike[str], *, overrides: Overrides = (),
+           trials: int = 20, **kwargs: Any) -> SearchResult:
+    """Search plasticity hyperparameters with Optuna; each trial is one evolution run.
+
+    Args:
+        config: the base config every trial starts from (any form :func:`to_config` accepts).
+        space: a search space, a YAML file (``search_spaces/plasticity.yaml``) or ``file.py:function``.
+        overrides: dotted overrides applied to ``config`` first.
+        trials: finished trials wanted (running the same search again resumes it).
+        kwargs: the rest of :func:`evo.search.driver.search` (jobs, storage, study_name, sampler, pruner...).
+    """
+    from evo.search import load_space
+    from evo.search.driver import search as run_search
+
+    if isinstance(space, str | os.PathLike):
+        space = load_space(str(space))
+    return run_search(to_config(config, overrides), space, trials=trials, **kwargs)
+
+
+def history_records(history: RunResult | Sequence[GenerationRecord]) -> list[dict[str, Any]]:
+    """One flat dict per generation (``pandas.DataFrame(history_records(result))``): best so far and budget."""
+    records = history.history if isinstance(history, RunResult) else history
+    rows = []
+    for record in records:
+        row: dict[str, Any] = {
+            "generation": record.generation,
+            "evaluated": len(record.evaluated),
+            "failures": record.failures,
+            "population": len(record.population),
+            "best_id": record.best_id,
+            "steps": record.budget_used.steps,
+            "samples": record.budget_used.samples,
+            "seconds": record.seconds,
+        }
+        row.update({f"best_{name}": value for name, value in record.best_objectives.items()})
+        rows.append(row)
+    return rows
