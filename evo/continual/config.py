@@ -96,6 +96,11 @@ class ContinualTaskConfig(BaseModel):
     )
     tasks: int = Field(5, ge=1, description="permuted: number of tasks (the first keeps the original pixel order).")
     permute_seed: int = Field(0, description="permuted: seed of the per-task pixel permutations.")
+    shared_head: bool = Field(
+        False,
+        description="permuted: every task answers on the same outputs (domain-incremental); false: task t's "
+        "class c is output t*K + c (a head per task; the network then has K*tasks outputs).",
+    )
     split_seed: int = Field(0, description="Seed of the stratified train/validation/test split.")
     max_train_samples: int = Field(
         0, ge=0, description="Subsample each task's training split to this many samples; 0 = all."

@@ -90,19 +90,28 @@ def split_stream(data: SplitData, splits: Sequence[Sequence[int]], max_train: in
     return Stream(tuple(tasks), data.input_shape, num_classes)
 
 
-def permuted_stream(data: SplitData, tasks: int, seed: int = 0, max_train: int = 0) -> Stream:
-    """``tasks`` tasks over all classes; task t's features shuffled by permutation t (task 0: identity)."""
-    num_classes = _num_classes(data)
-    classes = torch.arange(num_classes)
+def permuted_stream(
+    data: SplitData, tasks: int, seed: int = 0, max_train: int = 0, shared_head: bool = False
+) -> Stream:
+    """``tasks`` tasks over all K classes; task t's features shuffled by permutation t (task 0: identity).
+
+    Args:
+        shared_head: every task answers on the same K outputs (domain-incremental); else task t's class c
+            is output ``t·K + c`` (a head per task, so a new task never has to overwrite old outputs).
+    """
+    k = _num_classes(data)
     features = math.prod(data.input_shape)
     rng = np.random.default_rng(seed)
     out = []
     for t in range(tasks):
         perm = torch.arange(features) if t == 0 else torch.as_tensor(rng.permutation(features))
+        offset = 0 if shared_head else t * k
         x_train, y_train = _subsample(data.x_train, data.y_train, max_train, seed + t)
         xs = [_permute(x, perm) for x in (x_train, data.x_val, data.x_test)]
-        out.append(StreamTask(f"permutation {t}", classes, xs[0], y_train, xs[1], data.y_val, xs[2], data.y_test))
-    return Stream(tuple(out), data.input_shape, num_classes)
+        ys = [y + offset for y in (y_train, data.y_val, data.y_test)]
+        classes = torch.arange(k) + offset
+        out.append(StreamTask(f"permutation {t}", classes, xs[0], ys[0], xs[1], ys[1], xs[2], ys[2]))
+    return Stream(tuple(out), data.input_shape, k if shared_head else k * tasks)
 
 
 def build_stream(cfg: ContinualTaskConfig) -> Stream:
@@ -111,7 +120,7 @@ def build_stream(cfg: ContinualTaskConfig) -> Stream:
 
     data = load_dataset(SupervisedTaskConfig(dataset=cfg.dataset, split_seed=cfg.split_seed))
     if cfg.stream == "permuted":
-        return permuted_stream(data, cfg.tasks, cfg.permute_seed, cfg.max_train_samples)
+        return permuted_stream(data, cfg.tasks, cfg.permute_seed, cfg.max_train_samples, cfg.shared_head)
     splits = cfg.class_splits or even_splits(_num_classes(data), cfg.classes_per_task)
     return split_stream(data, splits, cfg.max_train_samples, cfg.split_seed)
 
