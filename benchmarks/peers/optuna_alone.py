@@ -1,0 +1,164 @@
+"""Side by side: Optuna alone (TPE, NSGA-II) and random search over fixed MLPs against evo, at equal budget.
+
+On digits, wine, breast cancer and the synthetic 100-feature task, for several seeds: evo (``evo run``
+— the budget is too small for a whole search — with Lamarckian inheritance, and the Darwinian ablation
+that re-initialises every child) against fixed MLPs trained from scratch with evo's trainer and plain
+Adam, sampled by Optuna TPE (validation accuracy), Optuna NSGA-II (validation accuracy, parameters)
+and random search. Each dataset's budget is ``--epochs`` epochs of its training split, in sample-steps;
+the baselines and the ablation get exactly what Lamarckian evo used. Reported: best test accuracy
+(network chosen on validation), its parameters, the budget to first reach a target validation
+accuracy, the hypervolume of the validation front measured on test as (test error, log10 params)
+against the reference (1, 6), and for the ablation the anytime curve and the train–validation gap.
+Writes the "peers-optuna" section of docs/benchmarks.md.
+
+Run: ``.venv/bin/python -m benchmarks.peers.optuna_alone [--seeds 0 1 2 3 4] [--epochs 60] [--datasets ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+
+import optuna
+import torch
+
+from benchmarks._report import machine, table, update_section
+from benchmarks.peers.common import (
+    DATASETS,
+    REFERENCE,
+    Summary,
+    Trace,
+    accuracy,
+    evo_config,
+    fmt,
+    load_average,
+    median,
+    run_evolution_traced,
+    run_fixed_search,
+    split,
+    stat_cell,
+    summarize,
+)
+
+#: validation accuracy whose first attainment is timed, per dataset (validation splits: 216/22/69/240 samples).
+TARGETS = {"digits": 0.97, "wine": 0.95, "breast_cancer": 0.97, "synthetic": 0.7}
+LAMARCK, DARWIN = "evo (Lamarckian)", "evo (Darwinian)"
+METHODS = (LAMARCK, DARWIN, "Optuna TPE", "Optuna NSGA-II", "random search")
+FRACTIONS = (0.25, 0.5, 1.0)
+
+Cell = dict[str, tuple[Trace, Summary]]
+
+
+def run_cell(dataset: str, seed: int, epochs: int) -> Cell:
+    """Every method on one dataset and seed; all but Lamarckian evo get exactly the budget it used."""
+    data = split(dataset)
+    target = TARGETS[dataset]
+
+    def timed(run: Callable[[], Trace]) -> tuple[Trace, Summary]:
+        start = time.perf_counter()
+        trace = run()
+        return trace, summarize(trace, data, target, time.perf_counter() - start)
+
+    out = {LAMARCK: timed(lambda: run_evolution_traced(evo_config(dataset, epochs * len(data.x_train), seed)))}
+    budget = out[LAMARCK][0].used
+    samplers: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
+        "Optuna TPE": lambda: optuna.samplers.TPESampler(seed=seed),
+        "Optuna NSGA-II": lambda: optuna.samplers.NSGAIISampler(seed=seed + 1000),
+        "random search": lambda: optuna.samplers.RandomSampler(seed=seed + 2000),
+    }
+    out[DARWIN] = timed(lambda: run_evolution_traced(evo_config(dataset, budget, seed, lamarckian=False)))
+    for name, sampler in samplers.items():
+        multi = name == "Optuna NSGA-II"
+        out[name] = timed(lambda s=sampler, m=multi: run_fixed_search(data, s(), budget, seed, multi_objective=m))
+    return out
+
+
+def train_val_gap(trace: Trace, dataset: str) -> float:
+    """Training minus validation accuracy of the run's best network (overfitting of what selection picked)."""
+    data, best = split(dataset), trace.best()
+    assert best.genome is not None
+    return accuracy(best.genome, data.x_train, data.y_train) - best.val_accuracy
+
+
+def main_rows(dataset: str, cells: Sequence[Cell]) -> list[list[str]]:
+    n = len(split(dataset).x_train)
+
+    def over(method: str, get: Callable[[Summary], float], digits: int = 4) -> str:
+        return stat_cell([get(cell[method][1]) for cell in cells], digits)
+
+    return [[dataset, m, over(m, lambda s: s.best_test), over(m, lambda s: s.params, 3),
+             over(m, lambda s: s.to_target / n, 3), over(m, lambda s: s.hypervolume),
+             over(m, lambda s: s.evaluations, 3), over(m, lambda s: s.seconds, 3)] for m in METHODS]
+
+
+def ablation_rows(dataset: str, cells: Sequence[Cell]) -> list[list[str]]:
+    n = len(split(dataset).x_train)
+    rows = []
+    for m in (LAMARCK, DARWIN):
+        traces = [cell[m][0] for cell in cells]
+        used = median([t.used / n for t in traces])
+        curve = [fmt(median([t.best_at(f * t.used) for t in traces])) for f in FRACTIONS]
+        rows.append([dataset, m, f"{used:.0f}", *curve, stat_cell([train_val_gap(t, dataset) for t in traces], 3)])
+    return rows
+
+
+def verdicts(results: dict[str, list[Cell]]) -> list[str]:
+    """Per dataset: does Lamarckian evo's median hypervolume beat every baseline's (the front target)?"""
+    lines = []
+    for dataset, cells in results.items():
+        hv = {m: median([cell[m][1].hypervolume for cell in cells]) for m in METHODS}
+        rival = max((m for m in METHODS if not m.startswith("evo")), key=lambda m: hv[m])
+        lines.append(f"- {dataset}: evo {hv[LAMARCK]:.4f} vs best baseline ({rival}) {hv[rival]:.4f} — "
+                     f"{'evo ahead' if hv[LAMARCK] > hv[rival] else 'evo not ahead'}")
+    return lines
+
+
+def report(results: dict[str, list[Cell]], args: argparse.Namespace) -> str:
+    budgets = ", ".join(f"{d} {args.epochs} × {len(split(d).x_train)}" for d in results)
+    main = [row for d, cells in results.items() for row in main_rows(d, cells)]
+    ablation = [row for d, cells in results.items() for row in ablation_rows(d, cells)]
+    return "\n\n".join([
+        (f"Seeds {list(args.seeds)}; load average (1/5/15 min) {load_average()}. Budget per method and run: "
+        f"{args.epochs} epochs of the training split in sample-steps ({budgets}); the others get exactly what "
+        "Lamarckian evo used (it stops at the end of the generation that crosses the budget). evo = `evo run` "
+        "(too little budget for a search): population 8, one epoch per evaluation, random initial MLPs "
+        "(1–2 layers, widths 8–128), default operators, objectives (val accuracy, params) → NSGA-II selection. "
+        "Baselines: fixed MLPs (depth 1–3, widths 8–256, lr, batch size, 2–40 epochs) from scratch, plain Adam, "
+        "same trainer; Optuna samplers at their defaults. Cells: median [mean ± 95% CI] over seeds."),
+        (f"Targets (validation accuracy): {TARGETS}. Hypervolume: validation front, measured on test as "
+        f"(test error, log10 params), reference {REFERENCE}; larger is better."),
+        table(["dataset", "method", "best test acc", "its params", "epochs to target", "hypervolume",
+               "networks trained", "seconds"], main),
+        "Front target — evo dominates the accuracy-vs-parameters front at equal budget (median hypervolume):",
+        "\n".join(verdicts(results)),
+        ("Lamarckian vs Darwinian evo: anytime best validation accuracy (median) after a share of the cumulative "
+        "epochs, and the best network's train − validation accuracy gap:"),
+        table(["dataset", "method", "epochs", *[f"best val @ {f:.0%}" for f in FRACTIONS], "train − val gap"],
+              ablation),
+    ])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    print(machine(), "| load", load_average())
+    results: dict[str, list[Cell]] = {d: [] for d in args.datasets}
+    for dataset in args.datasets:
+        for seed in args.seeds:
+            results[dataset].append(run_cell(dataset, seed, args.epochs))
+            print(f"{dataset} seed {seed}: " + "; ".join(
+                f"{m} test {s.best_test:.3f} params {s.params} hv {s.hypervolume:.3f} ({s.seconds:.0f}s)"
+                for m, (_, s) in results[dataset][-1].items()), flush=True)
+    body = report(results, args)
+    print(body)
+    update_section("peers-optuna", "Peers: Optuna alone and random search vs evo (equal budget)", body)
+
+
+if __name__ == "__main__":
+    main()

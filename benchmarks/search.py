@@ -1,0 +1,136 @@
+"""Benchmark: an evo search against plain Optuna TPE and random search on digits, at equal training budget.
+
+evo: ``evo search`` (``evo.search.search``) with ``search_spaces/plasticity.yaml`` over
+``configs/digits_mlp.yaml`` — each of ``--trials`` trials is one Lamarckian evolution run capped at
+``--trial-epochs`` epochs of training (``evolution.max_samples``), one epoch per evaluation, serial.
+The baselines get exactly the sample-steps the evo search used: Optuna TPE and random search over
+fixed MLPs (depth 1–3, widths 8–256, lr, batch size, 2–40 epochs), each trained from scratch with
+evo's trainer and plain Adam (no growth, no pruning). Every method's best network is chosen on the
+validation split and measured once on the test split. Writes the "search" section of docs/benchmarks.md.
+
+Run: ``.venv/bin/python -m benchmarks.search [--seeds 0 1 2] [--trials 20] [--trial-epochs 25]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import optuna
+import torch
+
+from benchmarks._report import machine, table, update_section
+from benchmarks.peers.common import (
+    RecordingBackend,
+    Summary,
+    Trace,
+    fmt,
+    load_average,
+    median,
+    run_fixed_search,
+    split,
+    stat_cell,
+    summarize,
+)
+from evo.backends import SerialBackend
+from evo.config import load_config
+from evo.search import load_space, search
+from evo.tasks.data import SplitData
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = 0.97
+METHODS = ("evo search", "Optuna TPE", "random search")
+FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+
+
+def evo_search(data: SplitData, seed: int, trials: int, trial_epochs: int, workdir: Path) -> Trace:
+    """A ``trials``-trial evo search (TPE sampler, median pruner), every evaluation charged to one trace."""
+    config = load_config(ROOT / "configs/digits_mlp.yaml", [
+        "backend.kind=serial", "plasticity.epochs=1", "evolution.generations=1000", "evolution.test_top_k=0",
+        f"evolution.max_samples={trial_epochs * len(data.x_train)}", f"evolution.seed={seed}",
+    ])
+    trace = Trace()
+    search(config, load_space(ROOT / "search_spaces/plasticity.yaml"), trials=trials, seed=seed,
+           storage=f"sqlite:///{workdir}/search.db", study_name=f"bench-search-{seed}", runs_dir=workdir,
+           mirror=False, backend=RecordingBackend(SerialBackend(threads=1), trace))
+    return trace
+
+
+def run_seed(data: SplitData, seed: int, trials: int, trial_epochs: int) -> dict[str, tuple[Trace, Summary]]:
+    """All three methods for one seed; the baselines' budget is what the evo search used."""
+    def timed(run: Callable[[], Trace]) -> tuple[Trace, Summary]:
+        start = time.perf_counter()
+        trace = run()
+        return trace, summarize(trace, data, TARGET, time.perf_counter() - start)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = {"evo search": timed(lambda: evo_search(data, seed, trials, trial_epochs, Path(tmp)))}
+    budget = out["evo search"][0].used
+    out["Optuna TPE"] = timed(lambda: run_fixed_search(data, optuna.samplers.TPESampler(seed=seed), budget, seed))
+    out["random search"] = timed(
+        lambda: run_fixed_search(data, optuna.samplers.RandomSampler(seed=seed + 1000), budget, seed))
+    return out
+
+
+def report(runs: Sequence[dict[str, tuple[Trace, Summary]]], n_train: int, args: argparse.Namespace) -> str:
+    """The section's Markdown: results over seeds, anytime curve, targets."""
+    def over_seeds(method: str, get: Callable[[Summary], float], digits: int = 4) -> str:
+        return stat_cell([get(run[method][1]) for run in runs], digits)
+
+    rows = [[m, over_seeds(m, lambda s: s.best_test), over_seeds(m, lambda s: s.best_val),
+             over_seeds(m, lambda s: s.params, 3), over_seeds(m, lambda s: s.to_target / n_train, 3),
+             over_seeds(m, lambda s: s.used / n_train, 4), over_seeds(m, lambda s: s.evaluations, 3),
+             over_seeds(m, lambda s: s.seconds, 3)] for m in METHODS]
+    anytime = [[m] + [fmt(median([run[m][0].best_at(f * run[m][0].used) for run in runs])) for f in FRACTIONS]
+               for m in METHODS]
+    to_target = {m: median([run[m][1].to_target for run in runs]) for m in METHODS}
+    best_test = median([run["evo search"][1].best_test for run in runs])
+    ratio = to_target["evo search"] / to_target["Optuna TPE"]
+    return "\n\n".join([
+        (f"digits (evo's split: {n_train} train / validation / test, seed 0); seeds {list(args.seeds)}; "
+        f"load average (1/5/15 min) {load_average()}. Budgets in epochs of the training split "
+        f"(1 epoch = {n_train} sample-steps); each cell: median [mean ± 95% CI] over seeds."),
+        (f"evo: {args.trials}-trial `evo search` (TPE sampler, median pruner) with search_spaces/plasticity.yaml "
+        f"over configs/digits_mlp.yaml, each trial capped at {args.trial_epochs} epochs (1 epoch per evaluation, "
+        "serial). Baselines: the same total sample-steps, over fixed MLPs (depth 1–3, widths 8–256, lr, batch size, "
+        "2–40 epochs) trained from scratch with evo's trainer and plain Adam; TPE at Optuna's defaults "
+        "(10 random start-up trials). Best network chosen on validation, measured once on test."),
+        table(["method", "best test acc", "its val acc", "its params", f"epochs to {TARGET:.0%} val",
+               "epochs used", "networks trained", "seconds"], rows),
+        "Anytime curve — best validation accuracy within a share of the method's budget (median over seeds):",
+        table(["method"] + [f"{f:.0%} of budget" for f in FRACTIONS], anytime),
+        (f"Targets: evo reaches {TARGET:.0%} validation accuracy with ≤ ½ of Optuna TPE's budget — "
+        f"measured ratio {_fmt(ratio)} ({'met' if ratio <= 0.5 else 'not met'}); evo's best test accuracy ≥ 99% — "
+        f"measured {best_test:.4f} ({'met' if best_test >= 0.99 else 'not met'})."),
+    ])
+
+
+def _fmt(value: float) -> str:
+    return "n/a (a method never reached the target)" if math.isnan(value) else f"{value:.2f}"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--trial-epochs", type=int, default=25)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    data = split("digits")
+    print(machine(), "| load", load_average())
+    runs = []
+    for seed in args.seeds:
+        runs.append(run_seed(data, seed, args.trials, args.trial_epochs))
+        print(f"seed {seed}: " + "; ".join(f"{m}: {s}" for m, (_, s) in runs[-1].items()), flush=True)
+    body = report(runs, len(data.x_train), args)
+    print(body)
+    update_section("search", "Search: evo vs plain Optuna TPE vs random search (digits, equal budget)", body)
+
+
+if __name__ == "__main__":
+    main()
