@@ -115,7 +115,11 @@ def _mirror(cfg: EvoConfig, run_dir: Path, storage: str | None) -> list[Reporter
     url = storage or f"sqlite:///{runs_dir / 'evo.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        return [OptunaMirror(url, run_dir.name, task_objectives(cfg), changed_settings(cfg.plasticity, "plasticity"),
+        objectives = task_objectives(cfg)  # builds the task: its errors are the task's, not the storage's
+    except ValueError as err:
+        fail(str(err))
+    try:
+        return [OptunaMirror(url, run_dir.name, objectives, changed_settings(cfg.plasticity, "plasticity"),
                              run_dir, runs_dir / "artifacts")]
     except (ValueError, ImportError) as err:
         fail(f"--storage {url}: {err}")

@@ -143,3 +143,16 @@ def test_the_worked_example_evaluates_and_trains() -> None:
     assert x.shape == (16, 2) and y.shape == (16,)
     with pytest.raises(ValueError, match="n_points must be >= 10"):
         CustomTask(EXAMPLE, "MyTask", {"n_points": 3})
+
+
+def test_the_cli_prints_a_bad_task_in_one_line_and_exits_2(task_file: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from evo.cli import app
+
+    config = tmp_path / "custom.yaml"
+    config.write_text(f"task: {{kind: custom, path: {task_file}, name: Missing}}\nbackend: {{kind: serial}}\n")
+    result = CliRunner().invoke(app, ["run", str(config), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    assert "constant.py: no class 'Missing'" in result.output and "--storage" not in result.output
+    assert not list((tmp_path / "runs").glob("custom*/config.yaml"))  # failed before any run directory
