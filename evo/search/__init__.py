@@ -5,6 +5,10 @@ Example:
     >>> sorted(load_space("search_spaces/plasticity.yaml").parameters)[:1]  # doctest: +SKIP
 """
 
+import sys
+from types import ModuleType
+from typing import Any
+
 from evo.search.dashboard import dashboard_url, serve_dashboard
 from evo.search.driver import PruningReporter, SearchResult, best_trial, export_best, search, summarize, task_objectives
 from evo.search.mirror import OptunaMirror, architecture_params, changed_settings, run_study_name, setting_params
@@ -44,3 +48,15 @@ __all__ = [
     "summarize",
     "task_objectives",
 ]
+
+
+class _CallableModule(ModuleType):
+    """``evo.search`` is this subpackage and also the function ``evo.search(config, space, ...)`` (:func:`evo.api.search`)."""
+
+    def __call__(self, config: Any, space: Any, **kwargs: Any) -> SearchResult:
+        from evo.api import search as api_search
+
+        return api_search(config, space, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
