@@ -8,7 +8,7 @@ fixed MLPs (depth 1–3, widths 8–256, lr, batch size, 2–40 epochs), each tr
 evo's trainer and plain Adam (no growth, no pruning). Every method's best network is chosen on the
 validation split and measured once on the test split. Writes the "search" section of docs/benchmarks.md.
 
-Run: ``.venv/bin/python -m benchmarks.search [--seeds 0 1 2] [--trials 20] [--trial-epochs 25]``.
+Run: ``.venv/bin/python -m benchmarks.search [--seeds 0 1] [--trials 20] [--trial-epochs 20]``.
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def run_seed(data: SplitData, seed: int, trials: int, trial_epochs: int) -> dict
         trace = run()
         return trace, summarize(trace, data, TARGET, time.perf_counter() - start)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    (ROOT / "runs").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-search-", dir=ROOT / "runs") as tmp:  # not /tmp: other jobs clean it
         out = {"evo search": timed(lambda: evo_search(data, seed, trials, trial_epochs, Path(tmp)))}
     budget = out["evo search"][0].used
     out["Optuna TPE"] = timed(lambda: run_fixed_search(data, optuna.samplers.TPESampler(seed=seed), budget, seed))
@@ -115,9 +116,9 @@ def _fmt(value: float) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--trial-epochs", type=int, default=25)
+    parser.add_argument("--trial-epochs", type=int, default=20)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -126,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     runs = []
     for seed in args.seeds:
         runs.append(run_seed(data, seed, args.trials, args.trial_epochs))
-        print(f"seed {seed}: " + "; ".join(f"{m}: {s}" for m, (_, s) in runs[-1].items()), flush=True)
+        print(f"seed {seed} (load {load_average()}): " + "; ".join(f"{m}: {s}" for m, (_, s) in runs[-1].items()), flush=True)
     body = report(runs, len(data.x_train), args)
     print(body)
     update_section("search", "Search: evo vs plain Optuna TPE vs random search (digits, equal budget)", body)

@@ -102,7 +102,7 @@ class Trace:
         self.used = 0
 
     def add(self, evaluation: Evaluation) -> None:
-        """Charge ``evaluation``'s budget; a failed one costs its budget and scores nothing."""
+        """Charge ``evaluation``'s reported budget (evo reports none for a failed one: it scores nothing)."""
         self.used += evaluation.budget_used.samples
         if not evaluation.ok or evaluation.genome is None:
             return

@@ -10,7 +10,7 @@ exploit/explore draws from Python's global ``random`` (Ray's design), which is n
 runs are not bit-reproducible. Needs ``ray[tune]`` (benchmarks/peers/requirements.txt). Writes the
 "peers-pbt" section of docs/benchmarks.md.
 
-Run: ``.venv/bin/python -m benchmarks.peers.ray_pbt [--seeds 0 1 2] [--iterations 10]``.
+Run: ``.venv/bin/python -m benchmarks.peers.ray_pbt [--seeds 0 1] [--iterations 5]``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from benchmarks.peers.common import (
 from evo.genome import Genome
 from evo.plasticity import PlasticityConfig, train
 
+ROOT = Path(__file__).resolve().parents[2]
 DATASET = "digits"
 HIDDEN = (128,)
 POPULATION = 8
@@ -123,19 +124,20 @@ def report(runs: Sequence[dict[str, dict[str, float]]], args: argparse.Namespace
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--iterations", type=int, default=5)
     args = parser.parse_args(argv)
     import ray
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(machine(), "| load", load_average())
+    (ROOT / "runs").mkdir(exist_ok=True)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     runs = []
     try:
         for seed in args.seeds:
-            with tempfile.TemporaryDirectory() as tmp:
+            with tempfile.TemporaryDirectory(prefix="bench-pbt-", dir=ROOT / "runs") as tmp:  # not /tmp: jobs clean it
                 start = time.perf_counter()
                 pbt = {**run_pbt(seed, args.iterations, Path(tmp)), "seconds": time.perf_counter() - start}
             start = time.perf_counter()
