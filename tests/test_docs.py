@@ -24,7 +24,7 @@ from evo.docgen import cli_reference, config_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-GUIDE = ["index.md", "quickstart.md", "extending.md", "concepts.md", "ray.md", "config.md", "cli.md"]
+GUIDE = ["index.md", "quickstart.md", "extending.md", "concepts.md", "continual.md", "ray.md", "config.md", "cli.md"]
 #: appended to every `evo run` / `evo search`, merged into every `evo.run(...)` of a Python block.
 TINY = {"evolution.eval_steps": 10, "evolution.population_size": 3, "evolution.generations": 1, "backend.kind": "serial"}
 
