@@ -30,7 +30,7 @@ TINY = {"evolution.eval_steps": 10, "evolution.population_size": 3, "evolution.g
 
 
 def blocks(doc: str, language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", (DOCS / doc).read_text(), re.S)
+    return re.findall(rf"```{language}\n(.*?)```", (DOCS / doc).read_text(), re.DOTALL)
 
 
 def shell_commands(doc: str) -> list[str]:
@@ -130,7 +130,7 @@ def _run_page(page: str, tmp_path: Path) -> None:
         if command.startswith("evo dashboard"):
             _dashboard_answers(command, tmp_path, env)
             continue
-        done = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
         assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     prelude = (
         "import evo.api\n"
@@ -138,14 +138,14 @@ def _run_page(page: str, tmp_path: Path) -> None:
         f"evo.api.run = lambda config, overrides=(), **kw: _run(config, overrides={{**dict(overrides), **{TINY!r}}}, **kw)\n"
     )
     script = prelude + "\n".join(blocks(page, "python"))
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, f"{page} Python blocks\n{done.stderr[-3000:]}"
 
 
 def test_the_operator_example_registers_and_applies_an_operator(tmp_path: Path) -> None:
     """Runs in a subprocess: registering into the global table must not leak into other tests."""
     [code] = [b for b in blocks("extending.md", "python") if "OPERATORS[" in b]
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "jitter_biases(sigma=0.05) 4→8→relu→3"
 
