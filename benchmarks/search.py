@@ -67,8 +67,7 @@ def run_seed(data: SplitData, seed: int, trials: int, trial_epochs: int) -> dict
         trace = run()
         return trace, summarize(trace, data, TARGET, time.perf_counter() - start)
 
-    (ROOT / "runs").mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="bench-search-", dir=ROOT / "runs") as tmp:  # not /tmp: other jobs clean it
+    with tempfile.TemporaryDirectory(prefix="evo-bench-search-", dir=SCRATCH) as tmp:
         out = {"evo search": timed(lambda: evo_search(data, seed, trials, trial_epochs, Path(tmp)))}
     budget = out["evo search"][0].used
     out["Optuna TPE"] = timed(lambda: run_fixed_search(data, optuna.samplers.TPESampler(seed=seed), budget, seed))

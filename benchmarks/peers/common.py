@@ -37,6 +37,7 @@ from evo.tasks.supervised import SupervisedTask
 __all__ = [
     "DATASETS",
     "REFERENCE",
+    "SCRATCH",
     "Point",
     "RecordingBackend",
     "Summary",
@@ -64,6 +65,8 @@ REFERENCE = (1.0, 6.0)
 #: bounds of the fixed-architecture baselines' space (depth, widths, optimiser, training length).
 MAX_DEPTH, MIN_WIDTH, MAX_WIDTH = 3, 8, 256
 BATCH_SIZES = (16, 32, 64, 128)
+#: scratch space for run directories and Ray results: /var/tmp, as jobs sharing this machine clean /tmp and runs/.
+SCRATCH = "/var/tmp" if os.path.isdir("/var/tmp") else None
 
 
 def split(dataset: str) -> SplitData:

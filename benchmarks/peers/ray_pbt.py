@@ -39,7 +39,6 @@ from benchmarks.peers.common import (
 from evo.genome import Genome
 from evo.plasticity import PlasticityConfig, train
 
-ROOT = Path(__file__).resolve().parents[2]
 DATASET = "digits"
 HIDDEN = (128,)
 POPULATION = 8
@@ -132,12 +131,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(machine(), "| load", load_average())
-    (ROOT / "runs").mkdir(exist_ok=True)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     runs = []
     try:
         for seed in args.seeds:
-            with tempfile.TemporaryDirectory(prefix="bench-pbt-", dir=ROOT / "runs") as tmp:  # not /tmp: jobs clean it
+            with tempfile.TemporaryDirectory(prefix="evo-bench-pbt-", dir=SCRATCH) as tmp:
                 start = time.perf_counter()
                 pbt = {**run_pbt(seed, args.iterations, Path(tmp)), "seconds": time.perf_counter() - start}
             start = time.perf_counter()
