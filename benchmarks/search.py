@@ -25,6 +25,7 @@ import torch
 
 from benchmarks._report import machine, table, update_section
 from benchmarks.peers.common import (
+    SCRATCH,
     RecordingBackend,
     Summary,
     Trace,

@@ -27,6 +27,7 @@ import torch
 
 from benchmarks._report import machine, table, update_section
 from benchmarks.peers.common import (
+    SCRATCH,
     Trace,
     accuracy,
     evo_config,
