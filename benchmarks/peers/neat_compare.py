@@ -238,6 +238,49 @@ def budget_notes(benches: Sequence[Benchmark]) -> str:
         "is \"not solved within budget\"." for b in benches)
 
 
+Results = dict[str, dict[str, list[Outcome]]]  # benchmark name -> library -> one outcome per seed
+
+
+def run_all(benches: Sequence[Benchmark], seeds: Sequence[int]) -> Results:
+    """Every benchmark, neat-python then evo, each over ``seeds``, back to back in this process."""
+    results: Results = {}
+    for bench in benches:
+        for run in (run_neat, run_evo):
+            for seed in seeds:
+                outcome = run(bench, seed)
+                print(f"{bench.name:15s} {outcome}", flush=True)
+                results.setdefault(bench.name, {}).setdefault(outcome.library, []).append(outcome)
+    return results
+
+
+def targets(results: Results) -> str:
+    """The project's targets, stated against the measurements: met or not, never assumed."""
+    lines = []
+    xor = results.get(BENCHMARKS["xor"].name, {}).get("evo")
+    if xor:
+        solved = sum(r.solved for r in xor)
+        lines.append(f"- evo solves XOR every time: {'met' if solved == len(xor) else 'not met'} ({solved}/{len(xor)}).")
+    lunar = results.get(BENCHMARKS["lunar"].name, {})
+    if lunar:
+        lines.append(f"- evo solves LunarLander with at most half of neat-python's evaluations: {lunar_verdict(lunar)}")
+    return "Targets:\n\n" + "\n".join(lines) if lines else ""
+
+
+def lunar_verdict(lunar: dict[str, list[Outcome]]) -> str:
+    """Counts a LunarLander run as solved only when its champion also holds ≥ 200 on the fresh episodes."""
+    def fresh_solved(runs: Sequence[Outcome]) -> list[Outcome]:
+        return [r for r in runs if r.solved and r.fresh is not None and r.fresh >= BENCHMARKS["lunar"].threshold]
+
+    evo, peer = fresh_solved(lunar.get("evo", [])), fresh_solved(lunar.get("neat-python", []))
+    if not evo:
+        return "not met — evo did not solve LunarLander within the budget on any seed."
+    if not peer:
+        return "not comparable — neat-python did not solve it within the budget (evo did on " \
+               f"{len(evo)} seed(s), median {statistics.median(r.evaluations for r in evo):.0f} evaluations)."
+    ratio = statistics.median(r.evaluations for r in evo) / statistics.median(r.evaluations for r in peer)
+    return f"{'met' if ratio <= 0.5 else 'not met'} — evo used {ratio:.2f}× neat-python's median evaluations."
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -246,38 +289,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     benches = [BENCHMARKS[name] for name in args.tasks]
-    rows, details = [], []
-    for bench in benches:
-        for run in (run_neat, run_evo):
-            outcomes = []
-            for seed in args.seeds:
-                outcome = run(bench, seed)
-                print(f"{bench.name:15s} {outcome}", flush=True)
-                outcomes.append(outcome)
-                details.append([bench.name, outcome.library, seed, "yes" if outcome.solved else "no",
-                                outcome.evaluations, outcome.seconds, outcome.best,
-                                "—" if outcome.fresh is None else outcome.fresh])
-            rows.append(summary_row(bench, outcomes))
-    load_after = os.getloadavg()
-    text = write_up(benches, args.seeds, rows, details, load_before, load_after)
+    results = run_all(benches, args.seeds)
+    text = write_up(benches, args.seeds, results, load_before, os.getloadavg())
     print(text)
     if not args.no_doc:
         update_section("peers-neat", "neat-python vs evo (gradient-free): XOR, CartPole, LunarLander", text)
 
 
-def write_up(benches: Sequence[Benchmark], seeds: Sequence[int], rows: list[list[object]], details: list[list[object]],
+def write_up(benches: Sequence[Benchmark], seeds: Sequence[int], results: Results,
              load_before: tuple[float, ...], load_after: tuple[float, ...]) -> str:
+    """The section's text: provenance and load, budgets, summary table, targets, every run."""
+    rows = [summary_row(b, runs) for b in benches for runs in results[b.name].values()]
+    details = [[b.name, r.library, r.seed, "yes" if r.solved else "no", r.evaluations, r.seconds, r.best,
+                "—" if r.fresh is None else r.fresh] for b in benches for runs in results[b.name].values() for r in runs]
     versions = ", ".join(f"{dist} {version(dist)}" for dist in ("neat-python", "gymnasium", "box2d"))
-    return "\n\n".join([
+    return "\n\n".join(part for part in [
         (f"`benchmarks/peers/neat_compare.py`, seeds {list(seeds)}, {versions}; {machine()}. Load average "
-        f"(1/5/15 min) before {tuple(round(x, 2) for x in load_before)}, after {tuple(round(x, 2) for x in load_after)} "
-        "— other jobs share the 2 cores, so seconds are indicative; evaluations are not affected."),
+         f"(1/5/15 min) before {tuple(round(x, 2) for x in load_before)}, after "
+         f"{tuple(round(x, 2) for x in load_after)} — other jobs share the 2 cores, so seconds are indicative; "
+         "evaluations are not affected."),
         budget_notes(benches),
         table(HEADERS, rows),
+        targets(results),
         "Per run:",
         table(["task", "library", "seed", "solved", "evaluations", "seconds", "best fitness", "fresh mean return"],
               details),
-    ])
+    ] if part)
 
 
 if __name__ == "__main__":
