@@ -117,7 +117,8 @@ def report(runs: Sequence[dict[str, dict[str, float]]], args: argparse.Namespace
         "exploit/explore every iteration (bottom quarter copies the top quarter's weights, perturbs lr and batch "
         "size), 2 members at a time (1 CPU each). evo: `evo run` with population 8, one epoch per evaluation, "
         "random initial MLPs (1–2 layers, widths 8–128), default operators, fitness = validation accuracy, "
-        "stopped at PBT's budget. Same trainer, plain Adam. Cells: median [mean ± 95% CI] over seeds."),
+        "stopped at the end of the generation that crosses PBT's budget (up to 8 epochs more); PBT's budget is the sum "
+        "of the per-iteration sample-steps its members reported. Same trainer, plain Adam. Cells: median [mean ± 95% CI] over seeds."),
         table(["method", "best test acc", "its val acc", "its params", "epochs used", "seconds"], rows),
     ])
 
