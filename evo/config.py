@@ -106,7 +106,8 @@ class EvoConfig(BaseModel):
     name: str | None = Field(None, description="Run name (directory under runs/); default: config name + time.")
     task: TaskConfig = Field(
         default_factory=lambda: TypeAdapter(TaskConfig).validate_python({"kind": "supervised"}),
-        description="The problem: a supervised dataset, a gymnasium environment or XOR.",
+        description="The problem, chosen by `kind`: supervised (a dataset), control (a gymnasium environment), xor, "
+        "continual (a stream of tasks) or custom (a task class from your own Python file).",
     )
     evolution: EvolutionConfig = Field(default_factory=EvolutionConfig, description="The evolutionary loop.")
     plasticity: PlasticityConfig = Field(default_factory=PlasticityConfig, description="Training within a lifetime.")

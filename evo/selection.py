@@ -103,8 +103,16 @@ def pareto_front(individuals: Sequence[Individual], objectives: Sequence[Objecti
     ok = [ind for ind in individuals if ind.evaluation is not None and ind.evaluation.ok]
     if not ok:
         return []
-    front = non_dominated_fronts([scores(ind, objectives) for ind in ok])[0]
-    return [ok[i] for i in front]
+    points = [scores(ind, objectives) for ind in ok]
+    # Sweep in lexicographically decreasing order: a point can only be dominated by one
+    # before it, and anything dominated is dominated by a front member, so each point is
+    # checked against the front alone — O(n·|front|) instead of a full O(n²) sort, which
+    # matters because runs ask for the front every generation over every individual ever seen.
+    front: list[int] = []
+    for i in sorted(range(len(ok)), key=points.__getitem__, reverse=True):
+        if not any(_dominates(points[j], points[i]) for j in front):
+            front.append(i)
+    return [ok[i] for i in sorted(front)]
 
 
 class Selector(ABC):

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from evo.genome import Genome
 from evo.records import Individual
@@ -85,3 +87,12 @@ def test_make_selector_auto_and_errors() -> None:
     assert isinstance(make_selector("auto", [ACC, PARAMS]), NSGA2Selector)
     with pytest.raises(ValueError, match="allowed: auto, aging, tournament, nsga2"):
         make_selector("roulette", [ACC])
+
+
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 4)), min_size=1, max_size=25))
+def test_pareto_front_sweep_matches_the_first_non_dominated_front(points: list[tuple[int, int, int]]) -> None:
+    """The fast sweep must agree with full non-dominated sorting, ties and duplicates included."""
+    objectives = [ACC, Objective("b"), Objective("c")]
+    individuals = [ind(i, acc=float(a), b=float(b), c=float(c)) for i, (a, b, c) in enumerate(points)]
+    expected = non_dominated_fronts([tuple(map(float, p)) for p in points])[0]
+    assert [x.id for x in pareto_front(individuals, objectives)] == expected
