@@ -65,6 +65,13 @@ class SupervisedTaskConfig(BaseModel):
     )
     val_fraction: float = Field(0.15, gt=0, lt=1, description="Share of the training samples used for validation.")
     max_train_samples: int = Field(0, ge=0, description="Subsample the training split to this many; 0 = all.")
+    augment_shift: int = Field(
+        0,
+        ge=0,
+        le=4,
+        description="Image data: add copies of the training split shifted by up to this many pixels (zero fill), "
+        "(2n+1)² times the training samples, memory and steps per epoch; 0 = none. Validation and test stay as they are.",
+    )
     split_seed: int = Field(
         0, description="Seed of the (stratified) train/validation/test split and of synthetic data."
     )

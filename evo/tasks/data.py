@@ -30,7 +30,7 @@ from evo.tasks.readers import Arrays, read_cifar10, read_csv, read_mnist, read_n
 if TYPE_CHECKING:
     from evo.tasks.config import SupervisedTaskConfig
 
-__all__ = ["SplitData", "clear_cache", "load_dataset", "split_indices"]
+__all__ = ["SplitData", "clear_cache", "load_dataset", "shift_augment", "split_indices"]
 
 _TABULAR = frozenset({"iris", "wine", "breast_cancer", "synthetic", "csv"})
 _CACHE_SIZE = 4
@@ -97,21 +97,29 @@ def _build(cfg: SupervisedTaskConfig) -> SplitData:
     source = cfg.path or cfg.dataset
     classification = cfg.problem == "classification"
     y_all, num_classes = _encode_targets(arrays, classification, source)
-    x_all = [_as_samples(x, cfg.as_image) for x in (arrays.x, arrays.x_test) if x is not None]
+    if cfg.augment_shift and arrays.x.ndim < 3:
+        raise ValueError(
+            f"task.augment_shift: {source} has flat features {arrays.x.shape[1:]}; "
+            "shifting needs images (digits, mnist, fashion_mnist, cifar10, or npz samples shaped (H, W) / (C, H, W))"
+        )
     if arrays.x_test is None:  # no shipped test split: hold one out
         train, test = split_indices(y_all[0], cfg.test_fraction, cfg.split_seed, classification)
-        x_train, y_train, x_test, y_test = x_all[0][train], y_all[0][train], x_all[0][test], y_all[0][test]
+        x_train, y_train, x_test, y_test = arrays.x[train], y_all[0][train], arrays.x[test], y_all[0][test]
     else:
-        x_train, y_train, x_test, y_test = x_all[0], y_all[0], x_all[1], y_all[1]
+        x_train, y_train, x_test, y_test = arrays.x, y_all[0], arrays.x_test, y_all[1]
     fit, val = split_indices(y_train, cfg.val_fraction, cfg.split_seed + 1, classification)
     if 0 < cfg.max_train_samples < len(fit):
         keep, _ = split_indices(y_train[fit], 1 - cfg.max_train_samples / len(fit), cfg.split_seed + 2, classification)
         fit = fit[keep]
-    xs = [x_train[fit], x_train[val], x_test]
+    x_fit, y_fit = x_train[fit], y_train[fit]
+    if cfg.augment_shift:
+        x_fit = shift_augment(x_fit, cfg.augment_shift)
+        y_fit = np.tile(y_fit, (len(x_fit) // len(y_fit),) + (1,) * (y_fit.ndim - 1))
+    xs = [_as_samples(x, cfg.as_image) for x in (x_fit, x_train[val], x_test)]
     if cfg.standardize if cfg.standardize is not None else cfg.dataset in _TABULAR:
         mean, std = xs[0].mean(axis=0), xs[0].std(axis=0)
         xs = [(x - mean) / np.where(std > 0, std, 1.0) for x in xs]
-    ys = [y_train[fit], y_train[val], y_test]
+    ys = [y_fit, y_train[val], y_test]
     tensors = [torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)) for x in xs]
     targets = [torch.as_tensor(y) for y in ys]
     return SplitData(
@@ -154,6 +162,26 @@ def _read(cfg: SupervisedTaskConfig) -> Arrays:
         x_test = None if arrays.x_test is None else _unit_pixels(arrays.x_test)
         arrays = arrays._replace(x=_unit_pixels(arrays.x), x_test=x_test)
     return arrays
+
+
+def shift_augment(x: np.ndarray, radius: int) -> np.ndarray:
+    """Images ``(n, …, H, W)`` and their copies shifted by every (dy, dx) within ``radius`` pixels, zero-filled.
+
+    ``(2·radius + 1)²`` times the samples, shift-major (the copies of sample ``i`` are ``i + k·n``).
+    Small translations are label-preserving for digit-like images and the cheapest way to stop
+    a small network from memorising pixel positions — on the 8×8 digits it is worth about a point
+    of test accuracy to an MLP.
+    """
+    height, width = x.shape[-2:]
+    copies = []
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            shifted = np.zeros_like(x)
+            shifted[..., max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = (
+                x[..., max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0)]
+            )
+            copies.append(shifted)
+    return np.concatenate(copies)
 
 
 def _unit_pixels(x: np.ndarray) -> np.ndarray:

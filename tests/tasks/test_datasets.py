@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evo.tasks.config import SupervisedTaskConfig
-from evo.tasks.data import clear_cache, load_dataset, split_indices
+from evo.tasks.data import clear_cache, load_dataset, shift_augment, split_indices
 
 Writer = Callable[..., Any]  # the tiny-file writers from conftest.py
 
@@ -81,6 +81,31 @@ def test_max_train_samples_subsamples_train_only() -> None:
     small = load_dataset(cfg(dataset="digits", max_train_samples=100))
     assert len(small.x_train) == 100 and torch.equal(small.x_val, full.x_val) and torch.equal(small.x_test, full.x_test)
     assert torch.bincount(small.y_train, minlength=10).min() >= 9  # still stratified
+
+
+def test_shift_augment_moves_pixels_and_zero_fills() -> None:
+    image = np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3)
+    out = shift_augment(image, 1)
+    assert out.shape == (9, 3, 3)
+    assert np.array_equal(out[4], image[0])  # (dy, dx) = (0, 0) is the original
+    assert np.array_equal(out[5], [[0, 1, 2], [0, 4, 5], [0, 7, 8]])  # (0, +1): one pixel right, zero column in
+    assert np.array_equal(out[7], [[0, 0, 0], [1, 2, 3], [4, 5, 6]])  # (+1, 0): one pixel down
+
+
+def test_augment_shift_grows_the_training_split_only() -> None:
+    full = load_dataset(cfg(dataset="digits"))
+    aug = load_dataset(cfg(dataset="digits", augment_shift=1))
+    n = len(full.x_train)
+    assert len(aug.x_train) == 9 * n and torch.equal(aug.y_train, full.y_train.repeat(9))
+    assert torch.equal(aug.x_train[4 * n:5 * n], full.x_train)  # the unshifted copy
+    assert torch.equal(aug.x_val, full.x_val) and torch.equal(aug.x_test, full.x_test)
+    assert aug.input_shape == (64,)
+    assert load_dataset(cfg(dataset="digits", as_image=True, augment_shift=1)).x_train.shape == (9 * n, 1, 8, 8)
+
+
+def test_augment_shift_refuses_flat_features() -> None:
+    with pytest.raises(ValueError, match="augment_shift: wine has flat features"):
+        load_dataset(cfg(dataset="wine", augment_shift=1))
 
 
 def test_cache_returns_the_same_object() -> None:
