@@ -37,7 +37,7 @@ TIME_LIMIT_S = 600.0
 CARTPOLE_EPISODES = 100
 CARTPOLE_SEED = 2024  # the fresh episodes' seed: never used by the run (its seeds derive from seed 0)
 #: Lamarckian vs Darwinian: the MLP config at a budget where inheritance can matter, short enough to run twice.
-LAMARCK_OVERRIDES = ("evolution.generations=10", "plasticity.epochs=5")
+LAMARCK_OVERRIDES = ("evolution.generations=10", "plasticity.epochs=1")
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,12 @@ def svm_baseline() -> float:
 
 def digits_section(runs_dir: Path, extra: Sequence[str]) -> str:
     rows = []
-    for config, target in (("digits_mlp", 0.985), ("digits_cnn", 0.99)):
-        run = timed_run(config, extra, runs_dir)
+    for config, target, ablation in DIGITS_RUNS:
+        run = timed_run(config, [*ablation, *extra], runs_dir)
         acc = run.best_test.get("test_accuracy", float("nan"))
+        label = f"`configs/{config}.yaml`" + (f" with `{' '.join(ablation)}`" if ablation else "")
         rows.append([
-            f"`configs/{config}.yaml`", f"{acc:.2%}", f"≥ {target:.1%}", "yes" if acc >= target else "**no**",
+            label, f"{acc:.2%}", f"≥ {target:.1%}", "yes" if acc >= target else "**no**",
             f"{run.result.best.objectives['val_accuracy']:.2%}", f"{run.seconds:.0f}",
             "yes" if run.seconds <= TIME_LIMIT_S else "**no**", run.evaluations,
             int(run.result.best.genome.num_params()), f"`{run.result.best.genome}`", f"{run.load:.1f}",
@@ -93,6 +94,9 @@ def digits_section(runs_dir: Path, extra: Sequence[str]) -> str:
     rows.append(["RBF SVM (sklearn, C=10, fit on train+val)", f"{svm:.2%}", "", "", "", "", "", "", "", "", ""])
     return (
         "Digits, the engine's stratified split (seed 0): 20% test (359 samples), 15% of the rest for validation. "
+        "Both configs train on the training split plus its one-pixel shifts (`task.augment_shift: 1`, 9× the "
+        "images); the ablation row trains the MLP on the plain split for the same number of passes over the "
+        "original images. "
         "Test accuracy of the best individual (chosen by validation accuracy); wall time of the whole run "
         f"(Ray start-up included) against the {TIME_LIMIT_S / 60:.0f}-minute target. For reference, plain Optuna "
         "over fixed MLPs reaches about 97.2% (from the issue, not re-measured here).\n\n"
@@ -100,6 +104,12 @@ def digits_section(runs_dir: Path, extra: Sequence[str]) -> str:
     )
 
 
+#: (config, test-accuracy target, overrides): the shipped configs, then the MLP without augmentation.
+DIGITS_RUNS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
+    ("digits_mlp", 0.985, ()),
+    ("digits_mlp", 0.985, ("task.augment_shift=0", "plasticity.epochs=18")),
+    ("digits_cnn", 0.99, ()),
+)
 HEADERS_DIGITS = ["run", "test acc", "target", "met", "val acc", "wall s", "≤ 10 min", "evaluations", "params",
                   "best architecture", "load"]
 

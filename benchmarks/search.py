@@ -1,7 +1,7 @@
 """Benchmark: an evo search against plain Optuna TPE and random search on digits, at equal training budget.
 
 evo: ``evo search`` (``evo.search.search``) with ``search_spaces/plasticity.yaml`` over
-``configs/digits_mlp.yaml`` — each of ``--trials`` trials is one Lamarckian evolution run capped at
+``configs/digits_mlp.yaml`` without its shift augmentation (every method sees the same data) — each of ``--trials`` trials is one Lamarckian evolution run capped at
 ``--trial-epochs`` epochs of training (``evolution.max_samples``), one epoch per evaluation, serial.
 The baselines get exactly the sample-steps the evo search used: Optuna TPE and random search over
 fixed MLPs (depth 1–3, widths 8–256, lr, batch size, 2–40 epochs), each trained from scratch with
@@ -51,7 +51,8 @@ FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 def evo_search(data: SplitData, seed: int, trials: int, trial_epochs: int, workdir: Path) -> Trace:
     """A ``trials``-trial evo search (TPE sampler, median pruner), every evaluation charged to one trace."""
     config = load_config(ROOT / "configs/digits_mlp.yaml", [
-        "backend.kind=serial", "plasticity.epochs=1", "evolution.generations=1000", "evolution.test_top_k=0",
+        "backend.kind=serial", "task.augment_shift=0", "plasticity.epochs=1", "evolution.generations=1000",
+        "evolution.test_top_k=0",
         f"evolution.max_samples={trial_epochs * len(data.x_train)}", f"evolution.seed={seed}",
     ])
     trace = Trace()
@@ -96,7 +97,7 @@ def report(runs: Sequence[dict[str, tuple[Trace, Summary]]], n_train: int, args:
         f"load average (1/5/15 min) {load_average()}. Budgets in epochs of the training split "
         f"(1 epoch = {n_train} sample-steps); each cell: median [mean ± 95% CI] over seeds."),
         (f"evo: {args.trials}-trial `evo search` (TPE sampler, median pruner) with search_spaces/plasticity.yaml "
-        f"over configs/digits_mlp.yaml, each trial capped at {args.trial_epochs} epochs (1 epoch per evaluation, "
+        f"over configs/digits_mlp.yaml without augmentation, each trial capped at {args.trial_epochs} epochs (1 epoch per evaluation, "
         "serial). Baselines: the same total sample-steps, over fixed MLPs (depth 1–3, widths 8–256, lr, batch size, "
         "2–40 epochs) trained from scratch with evo's trainer and plain Adam; TPE at Optuna's defaults "
         "(10 random start-up trials). Best network chosen on validation, measured once on test."),
