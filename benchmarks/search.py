@@ -97,8 +97,9 @@ def report(runs: Sequence[dict[str, tuple[Trace, Summary]]], n_train: int, args:
         f"load average (1/5/15 min) {load_average()}. Budgets in epochs of the training split "
         f"(1 epoch = {n_train} sample-steps); each cell: median [mean ± 95% CI] over seeds."),
         (f"evo: {args.trials}-trial `evo search` (TPE sampler, median pruner) with search_spaces/plasticity.yaml "
-        f"over configs/digits_mlp.yaml without augmentation, each trial capped at {args.trial_epochs} epochs (1 epoch per evaluation, "
-        "serial). Baselines: the same total sample-steps, over fixed MLPs (depth 1–3, widths 8–256, lr, batch size, "
+        "over configs/digits_mlp.yaml without augmentation, "
+        f"each trial capped at {args.trial_epochs} epochs (1 epoch per evaluation, serial). "
+        "Baselines: the same total sample-steps, over fixed MLPs (depth 1–3, widths 8–256, lr, batch size, "
         "2–40 epochs) trained from scratch with evo's trainer and plain Adam; TPE at Optuna's defaults "
         "(10 random start-up trials). Best network chosen on validation, measured once on test."),
         table(["method", "best test acc", "its val acc", "its params", f"epochs to {TARGET:.0%} val",

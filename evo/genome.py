@@ -418,7 +418,7 @@ class GenomeNet(nn.Module):
                 post.append(nn.MaxPool2d(spec.pool))
             if spec.dropout > 0:
                 post.append(nn.Dropout(spec.dropout))
-            self.post.append(nn.Sequential(*post))
+            self.post.append(post[0] if len(post) == 1 else nn.Sequential(*post))  # one module: no wrapper call
         self.skips = nn.ModuleDict()
         for s, d in genome.skips:
             w_in, w_out = genome.layers[s].width, genome.layers[d].width

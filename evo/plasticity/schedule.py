@@ -137,7 +137,7 @@ class Schedule:
                 self.state.current(),
                 self.state.effective(),
                 layer,
-                self.state.age[layer],
+                self.state.age(layer),
                 cfg,
                 self.config.min_width,
                 self.calibration,
@@ -162,7 +162,7 @@ class Schedule:
     def _replace(self, step: int) -> None:
         state = self.state
         for layer in state.genome.hidden_layers:
-            units = self.replacer.select(layer, state.utility[layer], state.age[layer])
+            units = self.replacer.select(layer, state.utility[layer], state.age(layer))
             if len(units) == 0:
                 continue
             index = torch.arange(state.genome.layers[layer].width)

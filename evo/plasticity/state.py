@@ -52,7 +52,8 @@ class PlasticNet:
         self.activity: dict[int, Tensor] = {}  # mean |h| per unit in the last training forward pass
         self.track_activity = config.replacement.strategy == "cbp"
         widths = {i: genome.layers[i].width for i in genome.hidden_layers}
-        self.age = {i: torch.zeros(w) for i, w in widths.items()}
+        self.steps = 0
+        self.born = {i: torch.zeros(w) for i, w in widths.items()}  # the step each unit was born at
         self.utility = {i: torch.zeros(w) for i, w in widths.items()}
         self.scale = {i: torch.ones(w) for i, w in widths.items()}
         self.net = self._build(genome)
@@ -61,8 +62,9 @@ class PlasticNet:
     # ------------------------------------------------------------- module
     def _build(self, genome: Genome) -> nn.Module:
         net = genome.to_module().to(self.device)
-        for i in genome.hidden_layers:
-            net.post[i].register_forward_hook(self._hook(i))
+        if self.config.growth.ramp_steps > 0 or self.track_activity:  # hooks cost a call per layer and step
+            for i in genome.hidden_layers:
+                net.post[i].register_forward_hook(self._hook(i))
         return net
 
     def _hook(self, layer: int):  # type: ignore[no-untyped-def]
@@ -96,13 +98,17 @@ class PlasticNet:
         return genome
 
     # ------------------------------------------------------------- training
+    def age(self, layer: int) -> Tensor:
+        """Optimiser steps each unit of ``layer`` has lived (birth steps are stored, so ticking is O(1))."""
+        return self.steps - self.born[layer]
+
     def tick(self) -> None:
         """One optimiser step passed: units age and ramping units move 1/ramp_steps towards full scale."""
+        self.steps += 1
         ramp = self.config.growth.ramp_steps
-        for i in self.age:
-            self.age[i] += 1
-            if ramp > 0:
-                self.scale[i] = (self.scale[i] + 1.0 / ramp).clamp(max=1.0)
+        if ramp > 0:
+            for i, scale in self.scale.items():
+                self.scale[i] = (scale + 1.0 / ramp).clamp(max=1.0)
 
     def apply_masks(self) -> None:
         """Zero every masked weight (after each optimiser step and each shape change)."""
@@ -135,7 +141,7 @@ class PlasticNet:
             if p.name in self.masks:
                 self.masks[p.name] = self._remap_mask(self.masks[p.name], p.dim, units, index)
         new_scale = 0.0 if self.config.growth.ramp_steps > 0 else 1.0
-        self.age[layer] = remap_rows(self.age[layer], 0, units, index, 0.0)
+        self.born[layer] = remap_rows(self.born[layer], 0, units, index, float(self.steps))
         self.utility[layer] = remap_rows(self.utility[layer], 0, units, index, 0.0)
         self.scale[layer] = remap_rows(self.scale[layer], 0, units, index, new_scale)
         self.genome = change.genome

@@ -74,10 +74,10 @@ def test_pruning_moves_moments_with_their_units(digits: Data, mlp: Genome) -> No
 def test_unit_records_follow_their_units(mlp: Genome) -> None:
     cfg = PlasticityConfig(growth={"ramp_steps": 4})
     state = PlasticNet(mlp, cfg, "cpu", torch.Generator().manual_seed(0))
-    state.age[0] = torch.arange(12.0)
+    state.steps, state.born[0] = 11, 11 - torch.arange(12.0)  # unit u has lived u steps
     index = torch.tensor([5, -1, 2])
     state.apply(UnitChange(0, gather_units(mlp, 0, [5, 0, 2]), index))
-    assert state.age[0].tolist() == [5, 0, 2] and state.scale[0].tolist() == [1, 0, 1]
+    assert state.age(0).tolist() == [5, 0, 2] and state.scale[0].tolist() == [1, 0, 1]
 
 
 @given(
@@ -116,6 +116,6 @@ def test_any_change_sequence_keeps_state_consistent(ops: list[tuple[str, int, in
         assert all(v.shape == param.shape for k, v in moments_.items() if k != "step")
     for i in state.genome.hidden_layers:
         width = state.genome.layers[i].width
-        assert state.age[i].shape == state.utility[i].shape == state.scale[i].shape == (width,)
+        assert state.age(i).shape == state.utility[i].shape == state.scale[i].shape == (width,)
     assert state.masks["layers.1.weight"].shape == state.params["layers.1.weight"].shape
     assert torch.all(state.params["layers.1.weight"][~state.masks["layers.1.weight"]] == 0)

@@ -65,10 +65,11 @@ def test_cbp_in_training_replaces_the_dead_units_first(digits: Data, mlp: Genome
 
 def test_cbp_state_resets_age_and_utility(mlp: Genome) -> None:
     state = PlasticNet(mlp, PlasticityConfig(), "cpu", torch.Generator().manual_seed(0))
-    state.age[0][:] = 50
+    for _ in range(50):
+        state.tick()
     state.utility[0][:] = 1.0
     index = torch.arange(12)
     index[[3, 8]] = -1
     state.apply(UnitChange(0, reinitialise(mlp, 0, torch.tensor([3, 8]), torch.Generator()), index))
-    assert state.age[0][[3, 8]].tolist() == [0, 0] and state.utility[0][[3, 8]].tolist() == [0, 0]
-    assert int((state.age[0] == 50).sum()) == 10
+    assert state.age(0)[[3, 8]].tolist() == [0, 0] and state.utility[0][[3, 8]].tolist() == [0, 0]
+    assert int((state.age(0) == 50).sum()) == 10
