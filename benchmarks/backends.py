@@ -112,9 +112,10 @@ def main(argv: Sequence[str] | None = None) -> None:
              f"64→64→10 MLP on digits plus validation, one torch thread each; overhead target ≤ 5%. CPU columns: "
              "this process's CPU time per evaluation — all the work for the bare loop and the serial backend, "
              "the driver's scheduling and (un)pickling for Ray. 1-minute load average before/after: "
-             f"{load_before:.1f}/{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (above the core count, other "
-             "processes were competing and wall-clock rates understate the backends). "
-             "Re-run: `python -m benchmarks.backends`.")
+             f"{load_before:.1f}/{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+             + (" (above the core count: other processes were competing and wall-clock rates understate the "
+                "backends). " if max(load_before, os.getloadavg()[0]) > (os.cpu_count() or 1) else ". ")
+             +              "Re-run: `python -m benchmarks.backends`.")
     print(body)
     if not args.no_write:
         update_section("backends", "Backends: serial vs Ray", body)

@@ -403,6 +403,11 @@ class GenomeNet(nn.Module):
 
     def __init__(self, genome: Genome) -> None:
         super().__init__()
+        with torch.device("meta"):  # no random initialisation: every tensor is assigned from the genome below
+            self._build(genome)
+        self.load_state_dict({k: v.clone() for k, v in genome.weights.items()}, assign=True)
+
+    def _build(self, genome: Genome) -> None:
         self.flatten_at = genome.flatten_at
         self.layers = nn.ModuleList()
         self.post = nn.ModuleList()  # activation → pool → dropout, per layer
@@ -424,18 +429,22 @@ class GenomeNet(nn.Module):
             w_in, w_out = genome.layers[s].width, genome.layers[d].width
             conv = genome.layers[d].kind is LayerKind.CONV
             self.skips[f"{s}_{d}"] = nn.Conv2d(w_in, w_out, 1, bias=False) if conv else nn.Linear(w_in, w_out, bias=False)
-        self.incoming: list[list[int]] = [[s for s, d in genome.skips if d == i] for i in range(len(genome.layers))]
-        self.load_state_dict({k: v.clone() for k, v in genome.weights.items()})
+        # The forward pass walks plain tuples of the modules registered above: indexing a ModuleList or
+        # ModuleDict is a Python call per layer and step, which small networks notice.
+        self._plan = tuple(
+            (i == self.flatten_at, layer, post, tuple((s, self.skips[f"{s}_{i}"]) for s, d in genome.skips if d == i))
+            for i, (layer, post) in enumerate(zip(self.layers, self.post, strict=True))
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         outputs: list[Tensor] = []
         h = x
-        for i, layer in enumerate(self.layers):
-            if i == self.flatten_at:
+        for flatten, layer, post, skips in self._plan:
+            if flatten:
                 h = h.flatten(1)
             z = layer(h)
-            for s in self.incoming[i]:
-                z = z + self.skips[f"{s}_{i}"](outputs[s])
-            h = self.post[i](z)
+            for s, skip in skips:
+                z = z + skip(outputs[s])
+            h = post(z)
             outputs.append(h)
         return h

@@ -89,7 +89,9 @@ def train(
     # exit) and seed the fork, so training is reproducible per seed without seeding any global.
     cuda = [torch.device(device).index or 0] if device.startswith("cuda") else []
     with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # torch.manual_seed would also queue a lazy CUDA seeding
+        if cuda:
+            torch.cuda.manual_seed_all(seed)
         return _train(genome, x, y, config, total, steps_per_epoch, device, seed)
 
 
@@ -102,8 +104,8 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
     x_dev, y_dev = x.float().to(device), y.to(device)
     losses: list[float] = []
     samples = 0
-    for step, batch in zip(range(total), _batches(len(x), config.batch_size, gen), strict=False):
-        xb, yb = x_dev[batch.to(device)], y_dev[batch.to(device)]
+    for step, batch in zip(range(total), _batches(len(x), config.batch_size, gen, x_dev.device), strict=False):
+        xb, yb = x_dev[batch], y_dev[batch]
         value = _step(state, schedule, xb, yb, step)
         losses.append(value)
         samples += len(batch)
@@ -133,10 +135,11 @@ def _step(state: PlasticNet, schedule: Schedule, xb: Tensor, yb: Tensor, step: i
     return loss
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator) -> Iterator[Tensor]:
-    """Endless shuffled minibatch indices, reshuffled every epoch with ``gen``."""
+def _batches(n: int, batch_size: int, gen: torch.Generator, device: torch.device) -> Iterator[Tensor]:
+    """Endless shuffled minibatch indices on ``device``, reshuffled every epoch with the CPU generator ``gen``
+    (one transfer per epoch, not per step)."""
     while True:
-        yield from torch.randperm(n, generator=gen).split(batch_size)
+        yield from torch.randperm(n, generator=gen).to(device).split(batch_size)
 
 
 def _check_inputs(genome: Genome, x: Tensor, y: Tensor, steps: int | None, loss: str) -> None:
