@@ -87,8 +87,9 @@ def check_data(genome: Genome, data: object, who: str) -> tuple[Tensor, Tensor]:
 
 def task_loss(output: Tensor, y: Tensor) -> Tensor:
     """Cross-entropy for integer class labels, mean squared error otherwise."""
-    if not y.is_floating_point():
-        return F.cross_entropy(output, y.long().reshape(-1))
+    if not y.is_floating_point():  # labels: converted/reshaped only when needed (this runs every training step)
+        labels = y if y.dtype == torch.int64 else y.long()
+        return F.cross_entropy(output, labels if labels.dim() == 1 else labels.reshape(-1))
     return F.mse_loss(output, y.float().reshape(output.shape))
 
 

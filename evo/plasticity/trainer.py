@@ -123,7 +123,7 @@ def _step(state: PlasticNet, schedule: Schedule, xb: Tensor, yb: Tensor, step: i
         net.train()
     optimizer.zero_grad(set_to_none=True)
     value = task_loss(net(xb), yb)
-    loss = float(value.detach())
+    loss = value.item()
     if not math.isfinite(loss):
         raise FloatingPointError(f"loss became {loss} at step {step}")
     value.backward()
