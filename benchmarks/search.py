@@ -1,14 +1,16 @@
 """Benchmark: an evo search against plain Optuna TPE and random search on digits, at equal training budget.
 
 evo: ``evo search`` (``evo.search.search``) with ``search_spaces/plasticity.yaml`` over
-``configs/digits_mlp.yaml`` without its shift augmentation (every method sees the same data) — each of ``--trials`` trials is one Lamarckian evolution run capped at
+``configs/digits_mlp.yaml``: each of ``--trials`` trials is one Lamarckian evolution run capped at
 ``--trial-epochs`` epochs of training (``evolution.max_samples``), one epoch per evaluation, serial.
+Every method sees the same data: standardised like that config (``--no-standardize``: raw pixels),
+without its shift augmentation.
 The baselines get exactly the sample-steps the evo search used: Optuna TPE and random search over
 fixed MLPs (depth 1–3, widths 8–256, lr, batch size, 2–40 epochs), each trained from scratch with
 evo's trainer and plain Adam (no growth, no pruning). Every method's best network is chosen on the
 validation split and measured once on the test split. Writes the "search" section of docs/benchmarks.md.
 
-Run: ``.venv/bin/python -m benchmarks.search [--seeds 0 1] [--trials 20] [--trial-epochs 20]``.
+Run: ``.venv/bin/python -m benchmarks.search [--seeds 0 1 2] [--trials 20] [--trial-epochs 60]``.
 """
 
 from __future__ import annotations
@@ -33,14 +35,14 @@ from benchmarks.peers.common import (
     load_average,
     median,
     run_fixed_search,
-    split,
     stat_cell,
     summarize,
 )
 from evo.backends import SerialBackend
 from evo.config import load_config
 from evo.search import load_space, search
-from evo.tasks.data import SplitData
+from evo.tasks.config import SupervisedTaskConfig
+from evo.tasks.data import SplitData, load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.97
@@ -48,10 +50,12 @@ METHODS = ("evo search", "Optuna TPE", "random search")
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 
 
-def evo_search(data: SplitData, seed: int, trials: int, trial_epochs: int, workdir: Path) -> Trace:
+def evo_search(data: SplitData, seed: int, trials: int, trial_epochs: int, workdir: Path, standardize: bool) -> Trace:
     """A ``trials``-trial evo search (TPE sampler, median pruner), every evaluation charged to one trace."""
     config = load_config(ROOT / "configs/digits_mlp.yaml", [
-        "backend.kind=serial", "task.augment_shift=0", "plasticity.epochs=1", "evolution.generations=1000",
+        "backend.kind=serial", f"task.standardize={str(standardize).lower()}", "task.augment_shift=0",
+        "plasticity.epochs=1",
+        "evolution.generations=1000",
         "evolution.test_top_k=0",
         f"evolution.max_samples={trial_epochs * len(data.x_train)}", f"evolution.seed={seed}",
     ])
@@ -62,7 +66,8 @@ def evo_search(data: SplitData, seed: int, trials: int, trial_epochs: int, workd
     return trace
 
 
-def run_seed(data: SplitData, seed: int, trials: int, trial_epochs: int) -> dict[str, tuple[Trace, Summary]]:
+def run_seed(data: SplitData, seed: int, trials: int, trial_epochs: int,
+             standardize: bool) -> dict[str, tuple[Trace, Summary]]:
     """All three methods for one seed; the baselines' budget is what the evo search used."""
     def timed(run: Callable[[], Trace]) -> tuple[Trace, Summary]:
         start = time.perf_counter()
@@ -70,7 +75,7 @@ def run_seed(data: SplitData, seed: int, trials: int, trial_epochs: int) -> dict
         return trace, summarize(trace, data, TARGET, time.perf_counter() - start)
 
     with tempfile.TemporaryDirectory(prefix="evo-bench-search-", dir=SCRATCH) as tmp:
-        out = {"evo search": timed(lambda: evo_search(data, seed, trials, trial_epochs, Path(tmp)))}
+        out = {"evo search": timed(lambda: evo_search(data, seed, trials, trial_epochs, Path(tmp), standardize))}
     budget = out["evo search"][0].used
     out["Optuna TPE"] = timed(lambda: run_fixed_search(data, optuna.samplers.TPESampler(seed=seed), budget, seed))
     out["random search"] = timed(
@@ -97,7 +102,8 @@ def report(runs: Sequence[dict[str, tuple[Trace, Summary]]], n_train: int, args:
         f"load average (1/5/15 min) {load_average()}. Budgets in epochs of the training split "
         f"(1 epoch = {n_train} sample-steps); each cell: median [mean ± 95% CI] over seeds."),
         (f"evo: {args.trials}-trial `evo search` (TPE sampler, median pruner) with search_spaces/plasticity.yaml "
-        "over configs/digits_mlp.yaml without augmentation, "
+        f"over configs/digits_mlp.yaml, inputs {'standardised' if args.standardize else 'raw'} and not augmented for "
+        "every method, "
         f"each trial capped at {args.trial_epochs} epochs (1 epoch per evaluation, serial). "
         "Baselines: the same total sample-steps, over fixed MLPs (depth 1–3, widths 8–256, lr, batch size, "
         "2–40 epochs) trained from scratch with evo's trainer and plain Adam; TPE at Optuna's defaults "
@@ -118,18 +124,22 @@ def _fmt(value: float) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--trial-epochs", type=int, default=20)
+    # 60: a trial must afford a few generations beyond its initial population (4–16 networks, one epoch each)
+    parser.add_argument("--trial-epochs", type=int, default=60)
+    parser.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True,
+                        help="standardise the inputs for every method (the shipped config does)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    data = split("digits")
+    data = load_dataset(SupervisedTaskConfig(dataset="digits", standardize=args.standardize))
     print(machine(), "| load", load_average())
     runs = []
     for seed in args.seeds:
-        runs.append(run_seed(data, seed, args.trials, args.trial_epochs))
-        print(f"seed {seed} (load {load_average()}): " + "; ".join(f"{m}: {s}" for m, (_, s) in runs[-1].items()), flush=True)
+        runs.append(run_seed(data, seed, args.trials, args.trial_epochs, args.standardize))
+        summaries = "; ".join(f"{m}: {s}" for m, (_, s) in runs[-1].items())
+        print(f"seed {seed} (load {load_average()}): {summaries}", flush=True)
     body = report(runs, len(data.x_train), args)
     print(body)
     update_section("search", "Search: evo vs plain Optuna TPE vs random search (digits, equal budget)", body)
