@@ -120,15 +120,20 @@ def test_missing_file() -> None:
         load_space("nope.yaml")
 
 
-@pytest.mark.parametrize("name", ["plasticity.yaml", "architecture.yaml"])
-def test_shipped_spaces_fit_the_config(name: str) -> None:
+@pytest.mark.parametrize(("name", "config_name"), [
+    ("plasticity.yaml", "digits_mlp.yaml"),
+    ("architecture.yaml", "digits_mlp.yaml"),
+    ("continual.yaml", "split_digits.yaml"),
+    ("continual.yaml", "permuted_digits.yaml"),
+])
+def test_shipped_spaces_fit_the_config(name: str, config_name: str) -> None:
     from pathlib import Path
 
     from evo.config import load_config
     from evo.search import apply_params, check_space
 
     root = Path(__file__).parents[2]
-    config = load_config(root / "configs" / "digits_mlp.yaml")
+    config = load_config(root / "configs" / config_name)
     space = load_space(root / "search_spaces" / name)
     check_space(space, config)  # every parameter names a real field and its whole range is valid
     for seed in range(5):
