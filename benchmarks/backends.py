@@ -113,8 +113,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parts.append(
         f"{args.jobs} evaluations per map, each the given Adam steps (batch {plasticity.batch_size}) of a 64→64→10 MLP "
         "on digits plus validation, one torch thread each; overhead target ≤ 5%. The bare loop and the serial "
-        f"backend: fastest of {args.repeats} alternating rounds (this VM's timing noise is a few percent, as large "
-        "as the overhead measured). The engine's cost is mostly fixed per evaluation, so its share falls as "
+        f"backend: fastest of {args.repeats} alternating rounds (on a shared VM the noise, given under each table, can "
+        "exceed the overhead measured). The engine's cost is mostly fixed per evaluation, so its share falls as "
         "evaluations grow (the shipped digits configs train about 700 steps per evaluation). CPU columns: this "
         "process's CPU time per evaluation — all the work for the bare loop and the serial backend, the driver's "
         f"scheduling and (un)pickling for Ray. 1-minute load average before/after: {load_before:.1f}/{load_after:.1f} "
@@ -137,7 +137,9 @@ def measure(task: Task, plasticity: PlasticityConfig, args: argparse.Namespace, 
     bare, bare_cpu = min(bare_rounds)
     serial, serial_cpu = max(serial_rounds)
     rates = {w: ray_throughput(task, jobs, w) for w in args.workers}
-    return report(bare, bare_cpu, serial, serial_cpu, rates)
+    spread = max(r[0] for r in bare_rounds) / bare - 1
+    return (report(bare, bare_cpu, serial, serial_cpu, rates)
+            + f"\n\nTiming noise: the bare loop's own {args.repeats} identical rounds spread over {spread:.1%}.")
 
 
 def report(bare: float, bare_cpu: float, serial: float, serial_cpu: float,
