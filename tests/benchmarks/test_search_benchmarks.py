@@ -27,10 +27,11 @@ def test_search_report_checks_the_targets_against_measurements() -> None:
     traces = {"evo search": fake_trace([0.5, 0.98, 0.99]), "Optuna TPE": fake_trace([0.5, 0.6, 0.7, 0.98]),
               "random search": fake_trace([0.4, 0.5])}
     runs = [{m: (t, summarize(t, data, search.TARGET, 1.0)) for m, t in traces.items()}]
-    args = argparse.Namespace(seeds=[0], trials=2, trial_epochs=1)
+    args = argparse.Namespace(seeds=[0], trials=2, trial_epochs=1, standardize=True)
     body = search.report(runs, len(data.x_train), args)
     assert "measured ratio 0.50 (met)" in body  # 2000 vs 4000 sample-steps to 97%
     assert "| random search |" in body and "never" in body
+    assert "inputs standardised" in body
 
 
 def test_optuna_alone_cell_gives_every_method_evo_s_budget() -> None:
@@ -47,7 +48,8 @@ def test_optuna_alone_cell_gives_every_method_evo_s_budget() -> None:
 @pytest.mark.slow
 def test_evo_search_charges_every_evaluation_of_every_trial(tmp_path: Path) -> None:
     data = split("digits")
-    trace = search.evo_search(data, seed=0, trials=2, trial_epochs=1, workdir=tmp_path)
+    trace = search.evo_search(data, seed=0, trials=2, trial_epochs=1, workdir=tmp_path,
+                              standardize=True)
     assert len(trace.points) >= 2 * 4  # every trial evaluates at least its initial population (>= 4)
     assert trace.used == len(trace.points) * len(data.x_train)
 
