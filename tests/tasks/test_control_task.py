@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -40,6 +41,28 @@ def test_returns_are_deterministic_for_a_seed(cartpole: ControlTask) -> None:
     assert a.objectives == b.objectives and a.metrics["env_steps"] == b.metrics["env_steps"]
     steps = {cartpole.evaluate(genome, Budget(), "cpu", seed=s).metrics["env_steps"] for s in range(4)}
     assert len(steps) > 1  # the env seeds really derive from the seed
+
+
+def test_lockstep_episodes_equal_one_by_one_rollouts(cartpole: ControlTask) -> None:
+    """The episodes run together, yet each return is that of its own seeded episode."""
+    genome = Genome.mlp((4,), (8,), 2, seed=3)
+    policy = genome.to_module().eval()
+    env = gym.make("CartPole-v1", max_episode_steps=200)
+    expected = []
+    for env_seed in np.random.default_rng(7).integers(2**31, size=3):
+        obs, _ = env.reset(seed=int(env_seed))
+        total, done = 0.0, False
+        while not done:
+            with torch.no_grad():
+                action = int(policy(torch.as_tensor(obs).reshape(1, -1)).argmax())
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total, done = total + float(reward), terminated or truncated
+        expected.append(total)
+    ev = cartpole.evaluate(genome, Budget(), "cpu", seed=7)
+    assert len(set(expected)) > 1  # episodes of different lengths, so some end while others go on
+    assert ev.objectives["mean_return"] == pytest.approx(np.mean(expected))
+    assert (ev.metrics["min_return"], ev.metrics["max_return"]) == (min(expected), max(expected))
+    assert ev.metrics["env_steps"] == sum(expected)  # CartPole: reward 1 per step
 
 
 def test_balancing_policy_beats_a_constant_one(cartpole: ControlTask) -> None:
