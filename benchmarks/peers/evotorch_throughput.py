@@ -2,7 +2,8 @@
 
 The same N policies (4→8→2 tanh MLPs, evo's seeded initial weights, copied into EvoTorch's
 parameter vectors) are evaluated for the same number of CartPole-v1 episodes each, with the
-same number of Ray workers: evo's ``RayBackend`` (one Ray task per evaluation) and EvoTorch's
+same number of Ray workers: evo's ``RayBackend`` (one Ray task per evaluation, and batches of
+``--evals-per-task``) and EvoTorch's
 ``GymNE(num_actors=W)`` (the batch split across W Ray actors). Each side's in-process serial
 path is measured too, so Ray's own cost is visible. Start-up (Ray, actors) is excluded: one
 warm-up pass runs first, then ``--repeats`` timed passes over the whole population.
@@ -94,12 +95,14 @@ def measure(args: argparse.Namespace) -> list[list[object]]:
 
     serial = SerialBackend("cpu", threads=1)
     row("evo", "SerialBackend (in process)", *timed(args.repeats, evo_pass(serial, genomes, args.episodes)))
-    ray_backend = RayBackend(workers=args.workers, num_cpus=1.0)
-    try:
-        row("evo", f"RayBackend, {args.workers} workers (a Ray task per evaluation)",
-            *timed(args.repeats, evo_pass(ray_backend, genomes, args.episodes)))
-    finally:
-        ray_backend.close()
+    for per_task in (1, args.evals_per_task):
+        ray_backend = RayBackend(workers=args.workers, num_cpus=1.0, evals_per_task=per_task)
+        what = "a Ray task per evaluation" if per_task == 1 else f"evals_per_task={per_task}"
+        try:
+            row("evo", f"RayBackend, {args.workers} workers ({what})",
+                *timed(args.repeats, evo_pass(ray_backend, genomes, args.episodes)))
+        finally:
+            ray_backend.close()
     torch.set_num_threads(1)  # the serial paths on both sides get one core
     _, run_once = evotorch_pass(genomes, args.episodes, None)
     row("EvoTorch", "GymNE, num_actors=None (in process)", *timed(args.repeats, run_once))
@@ -116,11 +119,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--policies", type=int, default=64, help="population size")
     parser.add_argument("--episodes", type=int, default=5, help="CartPole episodes per evaluation")
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (evo) / actors (EvoTorch)")
+    parser.add_argument("--evals-per-task", type=int, default=8, help="evo's batched Ray row: evaluations per Ray task")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes over the population")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
-    if min(args.policies, args.episodes, args.workers, args.repeats) < 1:
-        raise ValueError("evotorch_throughput: --policies, --episodes, --workers and --repeats must be >= 1")
+    if min(args.policies, args.episodes, args.workers, args.repeats, args.evals_per_task) < 1:
+        parser.error("--policies, --episodes, --workers, --repeats and --evals-per-task must be >= 1")
     torch.set_num_threads(1)
     load_before = os.getloadavg()
     rows = measure(args)
@@ -137,8 +141,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("Comparable: the evaluation path only (same networks, episodes, workers). Not comparable: EvoTorch's "
         "searchers (SNES/CEM/PGPE/CMA-ES) evolve one fixed-length parameter vector's distribution, evo evolves "
         "networks whose shapes change, so there is no like-for-like search-quality or per-generation-overhead "
-        "measurement here; EvoTorch batches a sub-population per actor call while evo sends one Ray task per "
-        "evaluation (what lets it mix shapes, retry a lost worker and time out one evaluation)."),
+        "measurement here. EvoTorch batches a sub-population per actor call; evo sends one Ray task per "
+        "evaluation by default (a lost worker or a timeout then costs one evaluation) or, with "
+        "`backend.evals_per_task`, a batch of them, which pays Ray's per-task cost once per batch."),
     ])
     print(text)
     if not args.no_doc:

@@ -43,6 +43,10 @@ class BackendConfig(BaseModel):
                              "as failed ('timed out after N s'); 0 = no limit.")
     max_in_flight: int = Field(0, ge=0, description="Most evaluations submitted at once (bounds driver memory "
                                "and queueing); 0 = twice the evaluation slots.")
+    evals_per_task: int = Field(
+        1, ge=1, description="Ray only: evaluations sent to a worker together as one Ray task. Raise it (e.g. 8) "
+        "when evaluations take milliseconds (small control policies), so Ray's per-task cost is paid once per "
+        "batch; a lost worker reruns its batch, and a batch times out after timeout_s per evaluation in it.")
     ship_code: Literal["auto", "always", "never"] = Field(
         "auto", description="Send the evo package to the workers as a Ray runtime environment (py_modules), so "
         "cluster nodes need only the dependencies installed. auto: when joining a cluster.")
@@ -71,5 +75,5 @@ def make_backend(cfg: BackendConfig) -> Backend:
     return RayBackend(
         address=cfg.address, workers=cfg.workers, num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
         max_retries=cfg.max_retries, timeout_s=cfg.timeout_s, max_in_flight=cfg.max_in_flight,
-        ship_code=cfg.ship_code, runtime_env=cfg.runtime_env, worker_logs=cfg.worker_logs,
+        evals_per_task=cfg.evals_per_task, ship_code=cfg.ship_code, runtime_env=cfg.runtime_env, worker_logs=cfg.worker_logs,
     )

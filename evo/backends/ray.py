@@ -6,6 +6,10 @@ at most ``max_in_flight`` jobs submitted, resubmits jobs whose worker was lost
 (up to ``max_retries`` times), cancels jobs that run past ``timeout_s`` and
 yields every job exactly once, in completion order, stamped with its id.
 
+Evaluations of a few milliseconds (small policies on classic-control tasks) cost
+less than a Ray task's round trip; ``evals_per_task`` sends them in batches, so
+that cost is paid once per batch. A batch is retried, and timed out, as a whole.
+
 Example:
     >>> backend = RayBackend(workers=2)  # doctest: +SKIP
     >>> evaluations = {e.individual_id: e for e in backend.map(task, jobs)}  # doctest: +SKIP
@@ -20,6 +24,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,11 +63,11 @@ def worker_device(gpu_ids: Sequence[object], visible: str | None) -> str:
     return f"cuda:{order.index(gpu) if gpu in order else int(gpu)}"
 
 
-def _evaluate(task: Task, job: Job, threads: int) -> tuple[Evaluation, str]:
-    """Runs in the worker: its CPU share of threads, its GPU (if any); returns the evaluation and node id."""
+def _evaluate(task: Task, jobs: Sequence[Job], threads: int) -> tuple[list[Evaluation], str]:
+    """Runs in the worker: its CPU share of threads, its GPU (if any); returns the evaluations and node id."""
     torch.set_num_threads(threads)
     device = worker_device(ray.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES"))
-    return run_job(task, job, device), ray.get_runtime_context().get_node_id()
+    return [run_job(task, job, device) for job in jobs], ray.get_runtime_context().get_node_id()
 
 
 _remote_evaluate = ray.remote(_evaluate)
@@ -74,9 +79,9 @@ def _failed(task: Task, job: Job, error: str) -> Evaluation:
 
 @dataclass
 class _Attempt:
-    """One submission of a job; ``started`` is when it (presumably) got a worker slot."""
+    """One submission of a batch of jobs; ``started`` is when it (presumably) got a worker slot."""
 
-    job: Job
+    jobs: tuple[Job, ...]
     tries: int = 0
     started: float | None = None
 
@@ -92,7 +97,9 @@ class RayBackend(Backend):
         num_gpus: GPUs per evaluation, fractions allowed.
         max_retries: resubmissions after a lost worker or node.
         timeout_s: cancel (force) an evaluation running longer; 0 = no limit.
-        max_in_flight: most jobs submitted at once; 0 = twice the evaluation slots.
+        max_in_flight: most jobs submitted at once; 0 = two batches per evaluation slot.
+        evals_per_task: jobs sent to a worker together as one Ray task (1 = each on its own). A lost
+            worker reruns its whole batch; a batch times out after ``timeout_s`` per job in it.
         ship_code: send the evo package to workers (``py_modules``): auto = when joining a cluster.
         runtime_env: extra Ray runtime_env entries (pip, env_vars, working_dir, ...).
         worker_logs: forward workers' output to the driver.
@@ -109,12 +116,14 @@ class RayBackend(Backend):
         max_retries: int = 3,
         timeout_s: float = 0.0,
         max_in_flight: int = 0,
+        evals_per_task: int = 1,
         ship_code: Literal["auto", "always", "never"] = "auto",
         runtime_env: Mapping[str, Any] | None = None,
         worker_logs: bool = False,
     ) -> None:
         for name, value, low in (("workers", workers, 0), ("num_gpus", num_gpus, 0), ("max_retries", max_retries, 0),
-                                 ("timeout_s", timeout_s, 0), ("max_in_flight", max_in_flight, 0)):
+                                 ("timeout_s", timeout_s, 0), ("max_in_flight", max_in_flight, 0),
+                                 ("evals_per_task", evals_per_task, 1)):
             if value < low:
                 raise ValueError(f"RayBackend {name} must be >= {low}, got {value}")
         if num_cpus <= 0:
@@ -125,6 +134,7 @@ class RayBackend(Backend):
         self.address = None if address == "local" else address
         self.workers, self.num_cpus, self.num_gpus = workers, num_cpus, num_gpus
         self.max_retries, self.timeout_s, self.max_in_flight = max_retries, timeout_s, max_in_flight
+        self.evals_per_task = evals_per_task
         self.ship_code, self.runtime_env, self.worker_logs = ship_code, dict(runtime_env or {}), worker_logs
         self._owns_ray = False
         self._meter = StatsMeter()
@@ -171,7 +181,7 @@ class RayBackend(Backend):
         self._connect()
         task_ref = ray.put(task)  # once per map, not once per job
         slots = self._slots()
-        limit = self.max_in_flight or 2 * slots
+        limit = self.max_in_flight or 2 * slots * self.evals_per_task
         queue = iter(jobs)
         running: dict[ray.ObjectRef, _Attempt] = {}
         self._meter.begin()
@@ -181,25 +191,25 @@ class RayBackend(Backend):
                 self._meter.queued = len(running) - self._meter.in_flight
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=self._wait_s(running))
                 for ref in ready:
-                    evaluation = self._collect(task, task_ref, ref, running)
-                    if evaluation is not None:
-                        yield evaluation
+                    yield from self._collect(task, task_ref, ref, running)
                 for ref in self._expired(running):
-                    yield self._time_out(task, ref, running)
+                    yield from self._time_out(task, ref, running)
         finally:
             for ref in running:  # the caller stopped early: don't leave work behind
                 ray.cancel(ref)
             self._meter.end()
 
-    def _submit(self, task_ref: ray.ObjectRef, job: Job) -> ray.ObjectRef:
+    def _submit(self, task_ref: ray.ObjectRef, jobs: tuple[Job, ...]) -> ray.ObjectRef:
         options = _remote_evaluate.options(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=0)
-        return options.remote(task_ref, job, max(1, int(self.num_cpus)))
+        return options.remote(task_ref, jobs, max(1, int(self.num_cpus)))
 
     def _fill(self, task_ref: ray.ObjectRef, queue: Iterator[Job], running: dict[ray.ObjectRef, _Attempt],
               limit: int) -> bool:
-        """Submit jobs until ``limit`` are in flight; False when nothing is left to wait for."""
-        while len(running) < limit and (job := next(queue, None)) is not None:
-            running[self._submit(task_ref, job)] = _Attempt(job)
+        """Submit batches while fewer than ``limit`` jobs are in flight; False when nothing is left to wait for."""
+        in_flight = sum(len(a.jobs) for a in running.values())
+        while in_flight < limit and (jobs := tuple(islice(queue, min(self.evals_per_task, limit - in_flight)))):
+            running[self._submit(task_ref, jobs)] = _Attempt(jobs)
+            in_flight += len(jobs)
         return bool(running)
 
     @staticmethod
@@ -220,41 +230,50 @@ class RayBackend(Backend):
         if not self.timeout_s:
             return None
         now = time.monotonic()
-        left = [a.started + self.timeout_s - now for a in running.values() if a.started is not None]
+        left = [a.started + self._limit_s(a) - now for a in running.values() if a.started is not None]
         return max(0.0, min(left)) if left else None
 
     def _collect(self, task: Task, task_ref: ray.ObjectRef, ref: ray.ObjectRef,
-                 running: dict[ray.ObjectRef, _Attempt]) -> Evaluation | None:
-        """The finished job's evaluation, or None when its worker was lost and the job resubmitted."""
+                 running: dict[ray.ObjectRef, _Attempt]) -> list[Evaluation]:
+        """The finished batch's evaluations; none when its worker was lost and the batch resubmitted."""
         attempt = running.pop(ref)
         node: str | None = None
         try:
-            evaluation, node = ray.get(ref)
+            evaluations, node = ray.get(ref)
         except LOST as err:
             if attempt.tries < self.max_retries:
                 self._meter.retries += 1
-                running[self._submit(task_ref, attempt.job)] = _Attempt(attempt.job, attempt.tries + 1)
-                return None
+                running[self._submit(task_ref, attempt.jobs)] = _Attempt(attempt.jobs, attempt.tries + 1)
+                return []
             tries = attempt.tries + 1
-            evaluation = _failed(task, attempt.job,
-                                 f"worker lost ({type(err).__name__}) after {tries} attempt{'s' * (tries > 1)}")
+            error = f"worker lost ({type(err).__name__}) after {tries} attempt{'s' * (tries > 1)}"
+            evaluations = [_failed(task, job, error) for job in attempt.jobs]
         except rex.RayError as err:
-            evaluation = _failed(task, attempt.job, f"{type(err).__name__}: {str(err).strip().splitlines()[0]}")
-        self._meter.finished(evaluation.ok, node)
-        return evaluation
+            error = f"{type(err).__name__}: {str(err).strip().splitlines()[0]}"
+            evaluations = [_failed(task, job, error) for job in attempt.jobs]
+        for evaluation in evaluations:
+            self._meter.finished(evaluation.ok, node)
+        return evaluations
+
+    def _limit_s(self, attempt: _Attempt) -> float:
+        """A batch's time limit: ``timeout_s`` per job in it."""
+        return self.timeout_s * len(attempt.jobs)
 
     def _expired(self, running: dict[ray.ObjectRef, _Attempt]) -> list[ray.ObjectRef]:
         if not self.timeout_s:
             return []
         now = time.monotonic()
-        return [r for r, a in running.items() if a.started is not None and now - a.started > self.timeout_s]
+        return [r for r, a in running.items() if a.started is not None and now - a.started > self._limit_s(a)]
 
-    def _time_out(self, task: Task, ref: ray.ObjectRef, running: dict[ray.ObjectRef, _Attempt]) -> Evaluation:
+    def _time_out(self, task: Task, ref: ray.ObjectRef, running: dict[ray.ObjectRef, _Attempt]) -> list[Evaluation]:
         attempt = running.pop(ref)
         ray.cancel(ref, force=True)  # a hung evaluation may never reach a Python checkpoint
-        self._meter.timed_out += 1
-        self._meter.finished(False)
-        return _failed(task, attempt.job, f"timed out after {self.timeout_s:g} s")
+        n = len(attempt.jobs)
+        error = f"timed out after {self._limit_s(attempt):g} s" + (f" (a batch of {n} evaluations)" if n > 1 else "")
+        self._meter.timed_out += n
+        for _ in attempt.jobs:
+            self._meter.finished(False)
+        return [_failed(task, job, error) for job in attempt.jobs]
 
     # ------------------------------------------------------------ the rest
     def stats(self) -> BackendStats:

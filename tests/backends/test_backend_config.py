@@ -23,7 +23,8 @@ def test_defaults_serve_a_first_run() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"kind": "dask"}, {"num_cpus": 0}, {"num_gpus": -0.5}, {"workres": 2},
-                                 {"address": "http://head"}, {"ship_code": "sometimes"}])
+                                 {"address": "http://head"}, {"ship_code": "sometimes"},
+                                 {"evals_per_task": 0}])
 def test_bad_values_fail(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         BackendConfig(**bad)
@@ -36,9 +37,10 @@ def test_addresses_accepted(address: str) -> None:
 
 def test_make_backend_builds_without_starting_ray() -> None:
     assert isinstance(make_backend(BackendConfig(kind="serial")), SerialBackend)
-    backend = make_backend(BackendConfig(workers=3, num_gpus=0.25, timeout_s=5, max_retries=1))
+    backend = make_backend(BackendConfig(workers=3, num_gpus=0.25, timeout_s=5, max_retries=1, evals_per_task=4))
     assert isinstance(backend, RayBackend)
     assert (backend.workers, backend.num_gpus, backend.timeout_s, backend.max_retries) == (3, 0.25, 5, 1)
+    assert backend.evals_per_task == 4
     assert not ray.is_initialized()
 
 
@@ -60,7 +62,8 @@ def test_cluster_address_ships_the_evo_package(monkeypatch: pytest.MonkeyPatch) 
     assert RayBackend(address="local", ship_code="always").worker_env()["py_modules"]
 
 
-@pytest.mark.parametrize("bad", [{"num_cpus": 0}, {"workers": -1}, {"timeout_s": -1}, {"ship_code": "maybe"}])
+@pytest.mark.parametrize("bad", [{"num_cpus": 0}, {"workers": -1}, {"timeout_s": -1}, {"ship_code": "maybe"},
+                                 {"evals_per_task": 0}])
 def test_ray_backend_rejects_bad_arguments(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="RayBackend"):
         RayBackend(**bad)  # type: ignore[arg-type]

@@ -91,6 +91,58 @@ def test_worker_lost_beyond_the_retries_is_a_failed_evaluation(ray_backend: RayB
     assert retried.ok
 
 
+def spy_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every batch RayBackend submits, in order."""
+    sizes: list[int] = []
+    real = RayBackend._submit
+    monkeypatch.setattr(RayBackend, "_submit", lambda self, ref, jobs: sizes.append(len(jobs)) or real(self, ref, jobs))
+    return sizes
+
+
+def test_batched_evaluations_equal_serial_ones(ray_backend: RayBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = spy_batches(monkeypatch)
+    jobs = make_jobs(7, seed=12)
+    task = ToyTask(sleep_s={j.seed: 0.01 * (i % 3) for i, j in enumerate(jobs)})
+    backend = RayBackend(evals_per_task=3)
+    batched = {e.individual_id: e for e in backend.map(task, jobs)}
+    assert_same_evaluations(batched, {e.individual_id: e for e in SerialBackend().map(task, jobs)})
+    assert sizes == [3, 3, 1]  # 7 jobs: two full batches and the rest
+    assert backend.stats().completed == 7
+    backend.close()
+
+
+def test_batches_respect_max_in_flight(ray_backend: RayBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = spy_batches(monkeypatch)
+    backend = RayBackend(evals_per_task=4, max_in_flight=6)
+    got = list(backend.map(ToyTask(sleep_s=0.02), make_jobs(9, seed=13)))
+    assert len(got) == 9 and sizes[:2] == [4, 2]  # the second batch is cut to stay within 6 in flight
+    assert sum(sizes) == 9
+    backend.close()
+
+
+def test_a_hanging_job_times_out_its_batch_and_the_map_goes_on(ray_backend: RayBackend) -> None:
+    list(ray_backend.map(ToyTask(), make_jobs(2, seed=14)))  # warm workers: start-up must not count as hanging
+    jobs = make_jobs(4, seed=14)
+    backend = RayBackend(timeout_s=1.0, evals_per_task=2)
+    got = {e.individual_id: e for e in backend.map(HangingTask(hang_seeds={jobs[0].seed}, sleep_s=0.05), jobs)}
+    assert set(got) == {j.individual_id for j in jobs}
+    for job in jobs[:2]:  # the hanging job and its batch-mate
+        assert got[job.individual_id].error == "timed out after 2 s (a batch of 2 evaluations)"
+    assert all(got[j.individual_id].ok for j in jobs[2:])
+    assert (backend.stats().timed_out, backend.stats().failed) == (2, 2)
+    backend.close()
+
+
+def test_a_lost_batch_is_rerun_whole_and_recorded_once(ray_backend: RayBackend, tmp_path: Path) -> None:
+    jobs = make_jobs(4, seed=15)
+    backend = RayBackend(evals_per_task=2, max_retries=3)
+    got = [e for e in backend.map(CrashOnceTask(tmp_path), jobs)]
+    assert sorted(e.individual_id for e in got) == [j.individual_id for j in jobs]
+    assert all(e.ok for e in got)
+    assert backend.stats().retries == 4  # each batch crashes twice: at its first job, then (rerun) at its second
+    backend.close()
+
+
 def test_gpus_asked_of_a_machine_without_them_fail_fast(ray_backend: RayBackend) -> None:
     if ray.cluster_resources().get("GPU"):
         pytest.skip("this machine has a GPU")
