@@ -10,7 +10,7 @@ exploit/explore draws from Python's global ``random`` (Ray's design), which is n
 runs are not bit-reproducible. Needs ``ray[tune]`` (benchmarks/peers/requirements.txt). Writes the
 "peers-pbt" section of docs/benchmarks.md.
 
-Run: ``.venv/bin/python -m benchmarks.peers.ray_pbt [--seeds 0 1] [--iterations 5]``.
+Run: ``.venv/bin/python -m benchmarks.peers.ray_pbt [--seeds 0 1 2] [--iterations 5]``.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def report(runs: Sequence[dict[str, dict[str, float]]], args: argparse.Namespace
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iterations", type=int, default=5)
     args = parser.parse_args(argv)
     import ray
