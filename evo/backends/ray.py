@@ -188,7 +188,7 @@ class RayBackend(Backend):
         try:
             while self._fill(task_ref, queue, running, limit):
                 self._meter.in_flight = self._start_clocks(running, slots)
-                self._meter.queued = len(running) - self._meter.in_flight
+                self._meter.queued = sum(len(a.jobs) for a in running.values() if a.started is None)
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=self._wait_s(running))
                 for ref in ready:
                     yield from self._collect(task, task_ref, ref, running)
