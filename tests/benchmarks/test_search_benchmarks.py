@@ -58,7 +58,8 @@ def test_evo_search_charges_every_evaluation_of_every_trial(tmp_path: Path) -> N
 @pytest.mark.ray
 def test_pbt_and_evo_get_the_same_budget(tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.tune")
+    pytest.importorskip("ray.tune", reason="ray[tune] is a benchmark dependency (benchmarks/peers/requirements.txt)",
+                        exc_type=ImportError)  # ray.tune raises a plain ImportError when pandas is missing
     from benchmarks.peers import ray_pbt
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
