@@ -5,7 +5,8 @@ Layout of ``runs/<name>/``::
     config.yaml                 the resolved config (every default spelled out)
     events.jsonl                append-only log of what happened, one JSON object per line
     checkpoints/gen_0003.json   state after generation 3: population, every individual's record
-                                (architecture, parents, operators, evaluation), history, budget
+                                (architecture, parents, operators, evaluation), history, budget;
+                                the newest two are kept (each holds everything the older ones did)
     individuals/17.pt           individual 17's trained genome (architecture + weights), written once
     best.json, best.pt          the best individual so far (and test metrics at the end)
 
@@ -28,6 +29,9 @@ from typing import Any
 
 from evo.genome import Genome
 from evo.records import GenerationRecord, Individual
+
+#: Checkpoints kept on disk: the newest, and the one before it in case the newest is ever unreadable.
+KEEP_CHECKPOINTS = 2
 from evo.tasks import Budget, Evaluation
 
 __all__ = ["RunStore", "atomic_write_text", "individual_from_record", "individual_to_record"]
@@ -161,9 +165,17 @@ class RunStore:
 
     # ------------------------------------------------------------- checkpoints
     def save_checkpoint(self, generation: int, state: dict[str, Any]) -> None:
-        """Write the state after ``generation`` (JSON-ready data, weights saved separately)."""
+        """Write the state after ``generation`` (JSON-ready data, weights saved separately).
+
+        Each checkpoint holds every individual so far, so keeping them all would cost disk
+        quadratic in the generations; once the new one is complete, all but the newest
+        ``KEEP_CHECKPOINTS`` are removed.
+        """
         text = json.dumps(state, allow_nan=True)
-        atomic_write_text(self.root / "checkpoints" / f"gen_{generation:04d}.json", text)
+        folder = self.root / "checkpoints"
+        atomic_write_text(folder / f"gen_{generation:04d}.json", text)
+        for old in sorted(folder.glob("gen_*.json"))[:-KEEP_CHECKPOINTS]:
+            old.unlink(missing_ok=True)
 
     def latest_checkpoint(self) -> dict[str, Any] | None:
         """The newest complete checkpoint, or None when no generation has finished."""

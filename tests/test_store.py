@@ -31,6 +31,7 @@ def test_latest_checkpoint_is_the_newest(tmp_path: Path) -> None:
     for g in range(3):
         store.save_checkpoint(g, {"generation": g, "best": float("-inf")})
     assert store.latest_checkpoint() == {"generation": 2, "best": float("-inf")}
+    assert sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir()) == ["gen_0001.json", "gen_0002.json"]
 
 
 def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:
