@@ -29,12 +29,12 @@ from typing import Any
 
 from evo.genome import Genome
 from evo.records import GenerationRecord, Individual
-
-#: Checkpoints kept on disk: the newest, and the one before it in case the newest is ever unreadable.
-KEEP_CHECKPOINTS = 2
 from evo.tasks import Budget, Evaluation
 
 __all__ = ["RunStore", "atomic_write_text", "individual_from_record", "individual_to_record"]
+
+#: Checkpoints kept on disk; older ones hold nothing the newest does not (it carries the whole history).
+KEEP_CHECKPOINTS = 2
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -75,5 +75,6 @@ def make_backend(cfg: BackendConfig) -> Backend:
     return RayBackend(
         address=cfg.address, workers=cfg.workers, num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
         max_retries=cfg.max_retries, timeout_s=cfg.timeout_s, max_in_flight=cfg.max_in_flight,
-        evals_per_task=cfg.evals_per_task, ship_code=cfg.ship_code, runtime_env=cfg.runtime_env, worker_logs=cfg.worker_logs,
+        evals_per_task=cfg.evals_per_task, ship_code=cfg.ship_code, runtime_env=cfg.runtime_env,
+        worker_logs=cfg.worker_logs,
     )

@@ -73,8 +73,9 @@ def _evaluate(task: Task, jobs: Sequence[Job], threads: int) -> tuple[list[Evalu
 _remote_evaluate = ray.remote(_evaluate)
 
 
-def _failed(task: Task, job: Job, error: str) -> Evaluation:
-    return dataclasses.replace(task.failed(error), individual_id=job.individual_id)
+def _failed(task: Task, jobs: Sequence[Job], error: str) -> list[Evaluation]:
+    """One failed evaluation per job, each stamped with its job's id."""
+    return [dataclasses.replace(task.failed(error), individual_id=job.individual_id) for job in jobs]
 
 
 @dataclass
@@ -246,11 +247,10 @@ class RayBackend(Backend):
                 running[self._submit(task_ref, attempt.jobs)] = _Attempt(attempt.jobs, attempt.tries + 1)
                 return []
             tries = attempt.tries + 1
-            error = f"worker lost ({type(err).__name__}) after {tries} attempt{'s' * (tries > 1)}"
-            evaluations = [_failed(task, job, error) for job in attempt.jobs]
+            evaluations = _failed(task, attempt.jobs,
+                                  f"worker lost ({type(err).__name__}) after {tries} attempt{'s' * (tries > 1)}")
         except rex.RayError as err:
-            error = f"{type(err).__name__}: {str(err).strip().splitlines()[0]}"
-            evaluations = [_failed(task, job, error) for job in attempt.jobs]
+            evaluations = _failed(task, attempt.jobs, f"{type(err).__name__}: {str(err).strip().splitlines()[0]}")
         for evaluation in evaluations:
             self._meter.finished(evaluation.ok, node)
         return evaluations
@@ -273,7 +273,7 @@ class RayBackend(Backend):
         self._meter.timed_out += n
         for _ in attempt.jobs:
             self._meter.finished(False)
-        return [_failed(task, job, error) for job in attempt.jobs]
+        return _failed(task, attempt.jobs, error)
 
     # ------------------------------------------------------------ the rest
     def stats(self) -> BackendStats:
