@@ -143,6 +143,11 @@ class PlasticityConfig(BaseModel):
 
     optimizer: Literal["adam", "sgd"] = Field("adam", description="adam, or sgd with momentum.")
     lr: float = Field(3e-3, gt=0, description="Learning rate.")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant",
+        description="cosine: anneal the learning rate from lr to 0 over each evaluation's steps, a warm restart "
+        "per lifetime (SGDR, Loshchilov & Hutter 2017): every child ends its training at a low-rate minimum.",
+    )
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum.")
     weight_decay: float = Field(0.0, ge=0, description="L2 weight decay.")
     batch_size: int = Field(32, ge=1, description="Samples per optimiser step.")

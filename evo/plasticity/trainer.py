@@ -106,7 +106,7 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
     samples = 0
     for step, batch in zip(range(total), _batches(len(x), config.batch_size, gen, x_dev.device), strict=False):
         xb, yb = x_dev[batch], y_dev[batch]
-        value = _step(state, schedule, xb, yb, step)
+        value = _step(state, schedule, xb, yb, step, learning_rate(config, step, total))
         losses.append(value)
         samples += len(batch)
         schedule.after_step(step, value)
@@ -116,8 +116,15 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
     return TrainResult(trained, total, samples, final, tuple(schedule.events), schedule.metrics())
 
 
-def _step(state: PlasticNet, schedule: Schedule, xb: Tensor, yb: Tensor, step: int) -> float:
-    """Forward, backward, (rewire), masked optimiser step; raises on a non-finite loss."""
+def learning_rate(config: PlasticityConfig, step: int, total: int) -> float:
+    """The learning rate of optimiser step ``step`` of ``total``, by ``config.lr_schedule``."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    return 0.5 * config.lr * (1.0 + math.cos(math.pi * step / total))
+
+
+def _step(state: PlasticNet, schedule: Schedule, xb: Tensor, yb: Tensor, step: int, lr: float) -> float:
+    """Forward, backward, (rewire), masked optimiser step at rate ``lr``; raises on a non-finite loss."""
     net, optimizer = state.net, state.optimizer
     if not net.training:  # a structural event may have measured the net in eval mode
         net.train()
@@ -129,6 +136,8 @@ def _step(state: PlasticNet, schedule: Schedule, xb: Tensor, yb: Tensor, step: i
     value.backward()
     schedule.before_update(step)
     state.mask_grads()
+    for group in state.optimizer.param_groups:  # set every step: a structural event rebuilds the optimiser
+        group["lr"] = lr
     state.optimizer.step()
     state.apply_masks()
     state.tick()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -10,7 +11,7 @@ from torch import Tensor
 
 from evo.genome import Genome
 from evo.plasticity import PlasticityConfig, train
-from evo.plasticity.trainer import TrainResult
+from evo.plasticity.trainer import TrainResult, learning_rate
 
 Data = tuple[Tensor, Tensor]
 
@@ -138,3 +139,28 @@ def test_dropout_training_is_reproducible_and_leaves_the_global_rng_alone() -> N
     torch.set_rng_state(before)
     train(genome, x, y, PlasticityConfig(), steps=10, seed=5)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_cosine_schedule_anneals_from_lr_to_zero() -> None:
+    config = PlasticityConfig(lr=0.01, lr_schedule="cosine")
+    rates = [learning_rate(config, step, 100) for step in range(100)]
+    assert rates[0] == pytest.approx(0.01) and rates[50] == pytest.approx(0.005) and rates[-1] < 1e-5
+    assert all(a > b for a, b in itertools.pairwise(rates))
+    assert {learning_rate(PlasticityConfig(lr=0.01), step, 100) for step in range(100)} == {0.01}
+
+
+def test_every_step_uses_the_scheduled_rate_even_after_growth_rebuilds_the_optimiser(
+    digits: Data, mlp: Genome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = PlasticityConfig(lr_schedule="cosine", growth={"strategy": "gradmax", "interval": 10, "amount": 2})
+    used: list[float] = []
+    step = torch.optim.Adam.step
+
+    def spy(self: torch.optim.Adam, *args: object, **kwargs: object) -> object:
+        used.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    result = train(mlp, *digits, config, steps=40)
+    assert result.metrics["grown"] > 0
+    assert used == pytest.approx([learning_rate(config, s, 40) for s in range(40)])
