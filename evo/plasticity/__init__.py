@@ -7,9 +7,10 @@ holds its knobs (the plasticity hyperparameters Optuna searches).
 from __future__ import annotations
 
 from evo.plasticity.config import GrowthConfig, PlasticityConfig, PruningConfig, ReplacementConfig, RewiringConfig
-from evo.plasticity.trainer import TrainResult, train
+from evo.plasticity.trainer import Diverged, TrainResult, train
 
 __all__ = [
+    "Diverged",
     "GrowthConfig",
     "PlasticityConfig",
     "PruningConfig",

@@ -33,9 +33,17 @@ from evo.plasticity.config import PlasticityConfig
 from evo.plasticity.schedule import Schedule
 from evo.plasticity.state import PlasticNet
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["Diverged", "TrainResult", "train"]
 
 LOSSES = ("cross_entropy", "mse")
+
+
+class Diverged(FloatingPointError):
+    """The loss became NaN or infinite; carries the work done until then, so budgets count it."""
+
+    def __init__(self, message: str, steps: int, samples: int) -> None:
+        super().__init__(message)
+        self.steps, self.samples = steps, samples
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,7 @@ def train(
         loss: ``cross_entropy`` (integer labels) or ``mse`` (targets shaped like the output).
 
     Raises:
-        FloatingPointError: when the loss becomes NaN or infinite.
+        Diverged: (a FloatingPointError) when the loss becomes NaN or infinite.
     """
     _check_inputs(genome, x, y, steps, loss)
     y = y.long() if loss == "cross_entropy" else y.float()  # task_loss picks the loss by the labels' dtype
@@ -106,9 +114,11 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
     samples = 0
     for step, batch in zip(range(total), _batches(len(x), config.batch_size, gen, x_dev.device), strict=False):
         xb, yb = x_dev[batch], y_dev[batch]
-        value = _step(state, schedule, xb, yb, step, learning_rate(config, step, total))
-        losses.append(value)
         samples += len(batch)
+        value = _step(state, schedule, xb, yb, step, learning_rate(config, step, total))
+        if not math.isfinite(value):
+            raise Diverged(f"loss became {value} at step {step}", steps=step + 1, samples=samples)
+        losses.append(value)
         schedule.after_step(step, value)
     trained = _restore_dropout(state.effective(), genome)
     window = losses[-steps_per_epoch:]
@@ -124,7 +134,8 @@ def learning_rate(config: PlasticityConfig, step: int, total: int) -> float:
 
 
 def _step(state: PlasticNet, schedule: Schedule, xb: Tensor, yb: Tensor, step: int, lr: float) -> float:
-    """Forward, backward, (rewire), masked optimiser step at rate ``lr``; raises on a non-finite loss."""
+    """Forward, backward, (rewire), masked optimiser step at rate ``lr``; the loss, with no step when it is
+    not finite."""
     net, optimizer = state.net, state.optimizer
     if not net.training:  # a structural event may have measured the net in eval mode
         net.train()
@@ -132,7 +143,7 @@ def _step(state: PlasticNet, schedule: Schedule, xb: Tensor, yb: Tensor, step: i
     value = task_loss(net(xb), yb)
     loss = value.item()
     if not math.isfinite(loss):
-        raise FloatingPointError(f"loss became {loss} at step {step}")
+        return loss
     value.backward()
     schedule.before_update(step)
     state.mask_grads()

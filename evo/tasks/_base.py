@@ -126,7 +126,8 @@ class Task(ABC):
         """A batch of training inputs and targets for data-dependent operators; None if the task has no data."""
         return None
 
-    def failed(self, error: str, genome: Genome | None = None) -> Evaluation:
-        """The evaluation of a genome that could not be evaluated: every objective at its worst."""
+    def failed(self, error: str, genome: Genome | None = None, used: Budget = Budget()) -> Evaluation:
+        """The evaluation of a genome that could not be evaluated: every objective at its worst, with the
+        work ``used`` before it failed (budgets count it)."""
         worst = {o.name: o.worst() for o in self.objectives}
-        return Evaluation(-1, worst, genome, error=error)
+        return Evaluation(-1, worst, genome, budget_used=used, error=error)

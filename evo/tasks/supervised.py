@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from evo.genome import Genome
-from evo.plasticity import PlasticityConfig, train
+from evo.plasticity import Diverged, PlasticityConfig, train
 from evo.tasks._base import Budget, Direction, Evaluation, Objective, Task
 from evo.tasks.config import SupervisedTaskConfig
 from evo.tasks.data import SplitData, load_dataset
@@ -118,10 +118,14 @@ class SupervisedTask(Task):
                 steps=budget.steps or None, device=device, seed=seed, loss=self.loss,
             )
             val = self._measure(result.genome, data.x_val, data.y_val, device)
+        except Diverged as err:
+            used = Budget(steps=err.steps, samples=err.samples, seconds=time.perf_counter() - start)
+            return self.failed(f"Diverged: {err}", used=used)
         except (FloatingPointError, RuntimeError) as err:
-            return self.failed(f"{type(err).__name__}: {err}")
+            return self.failed(f"{type(err).__name__}: {err}", used=Budget(seconds=time.perf_counter() - start))
+        used = Budget(steps=result.steps, samples=result.samples, seconds=time.perf_counter() - start)
         if not math.isfinite(val["loss"]):
-            return self.failed("validation loss is not finite")
+            return self.failed("validation loss is not finite", used=used)
         trained = result.genome
         values = {
             "val_accuracy": val.get("accuracy", math.nan),
@@ -138,7 +142,6 @@ class SupervisedTask(Task):
             "steps": float(result.steps),
             "events": float(len(result.events)),
         }
-        used = Budget(steps=result.steps, samples=result.samples, seconds=time.perf_counter() - start)
         return Evaluation(-1, {o.name: values[o.name] for o in self.objectives}, trained, metrics, used)
 
     def test(self, genome: Genome, device: str = "cpu") -> dict[str, float]:

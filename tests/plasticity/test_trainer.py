@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from evo.genome import Genome
-from evo.plasticity import PlasticityConfig, train
+from evo.plasticity import Diverged, PlasticityConfig, train
 from evo.plasticity.trainer import TrainResult, learning_rate
 
 Data = tuple[Tensor, Tensor]
@@ -61,11 +61,13 @@ def test_all_strategies_together_give_a_valid_plain_genome(digits: Data, mlp: Ge
     assert out.shape == (200, 10) and torch.isfinite(out).all()
 
 
-def test_nan_loss_raises_floating_point_error(digits: Data, mlp: Genome) -> None:
+def test_nan_loss_raises_diverged_with_the_work_done(digits: Data, mlp: Genome) -> None:
     x = digits[0].clone()
     x[5, 0] = math.nan
-    with pytest.raises(FloatingPointError, match=r"loss became nan at step \d+"):
+    with pytest.raises(Diverged, match=r"loss became nan at step 0") as info:
         train(mlp, x, digits[1], PlasticityConfig(batch_size=200), steps=3)
+    assert isinstance(info.value, FloatingPointError)
+    assert (info.value.steps, info.value.samples) == (1, 200)
 
 
 def test_mse_regression(mlp: Genome) -> None:
@@ -126,7 +128,7 @@ def test_dropout_training_is_reproducible_and_leaves_the_global_rng_alone() -> N
     import torch
 
     from evo.genome import Genome
-    from evo.plasticity import PlasticityConfig, train
+    from evo.plasticity import Diverged, PlasticityConfig, train
 
     genome = Genome.mlp((6,), (8,), 3, dropout=0.5, seed=0)
     x = torch.randn(40, 6, generator=torch.Generator().manual_seed(1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +64,14 @@ def test_diverging_training_fails_with_worst_objectives(
     assert ev.objectives == {"val_accuracy": -math.inf, "params": math.inf}
 
 
-def test_huge_learning_rate_fails(genome: Genome) -> None:
+def test_huge_learning_rate_fails_and_counts_the_steps_it_took(genome: Genome) -> None:
     task = SupervisedTask(DIGITS, PlasticityConfig(optimizer="sgd", lr=1e30))  # weights overflow float32
     ev = task.evaluate(genome, Budget(steps=30), "cpu", seed=0)
     assert not ev.ok and ev.objectives["val_accuracy"] == -math.inf and ev.genome is None
-    assert "FloatingPointError" in (ev.error or "")
+    assert re.fullmatch(r"Diverged: loss became (nan|inf) at step \d+", ev.error or "")
+    step = int((ev.error or "").rsplit(" ", 1)[1])
+    assert 0 < ev.budget_used.steps == step + 1 < 30  # the work up to the divergence is spent budget
+    assert ev.budget_used.samples == 32 * ev.budget_used.steps and ev.budget_used.seconds > 0
 
 
 def test_non_finite_weights_fail(task: SupervisedTask, genome: Genome) -> None:
