@@ -10,7 +10,7 @@ fixed MLPs (depth 1–3, widths 8–256, lr, batch size, 2–40 epochs), each tr
 evo's trainer and plain Adam (no growth, no pruning). Every method's best network is chosen on the
 validation split and measured once on the test split. Writes the "search" section of docs/benchmarks.md.
 
-Run: ``.venv/bin/python -m benchmarks.search [--seeds 0 1 2] [--trials 20] [--trial-epochs 60]``.
+Run: ``.venv/bin/python -m benchmarks.search [--seeds 0 1 2 3 4] [--trials 20] [--trial-epochs 60]``.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def _fmt(value: float) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--trials", type=int, default=20)
     # 60: a trial must afford a few generations beyond its initial population (4–16 networks, one epoch each)
     parser.add_argument("--trial-epochs", type=int, default=60)
