@@ -78,12 +78,12 @@ def svm_baseline() -> float:
 
 
 def digits_section(runs_dir: Path, extra: Sequence[str]) -> str:
-    rows, tests = [], []
+    rows, seed0 = [], {}
     for config, target, ablation in DIGITS_RUNS:
         run = timed_run(config, [*ablation, *extra], runs_dir)
         acc = run.best_test.get("test_accuracy", float("nan"))
-        tests.append(acc)
-        label = f"`configs/{config}.yaml`" + (f" with `{' '.join(ablation)}`" if ablation else "")
+        label = run_label(config, ablation)
+        seed0[label] = acc
         rows.append([
             label, f"{acc:.2%}", f"≥ {target:.1%}", "yes" if acc >= target else "**no**",
             f"{run.result.best.objectives['val_accuracy']:.2%}", f"{run.seconds:.0f}",
@@ -102,21 +102,30 @@ def digits_section(runs_dir: Path, extra: Sequence[str]) -> str:
         "Test accuracy of the best individual (chosen by validation accuracy); wall time of the whole run "
         f"(Ray start-up included) against the {TIME_LIMIT_S / 60:.0f}-minute target. For reference, plain Optuna "
         "over fixed MLPs reaches about 97.2% (from the issue, not re-measured here).\n\n"
-        + table(HEADERS_DIGITS, rows) + "\n\n" + seeds_table(runs_dir, extra, first=tests[0])
+        + table(HEADERS_DIGITS, rows) + "\n\n" + seeds_table(runs_dir, extra, first=seed0)
     )
 
 
-def seeds_table(runs_dir: Path, extra: Sequence[str], first: float) -> str:
-    """The MLP config again under other evolution seeds (``first``: seed 0's test accuracy): one test sample
-    is 0.28 points, so one run's accuracy says little about the next."""
-    tests = {0: first} | {
-        seed: timed_run("digits_mlp", [f"evolution.seed={seed}", *extra], runs_dir).best_test["test_accuracy"]
-        for seed in MLP_SEEDS}
-    body = table(["evolution seed", *map(str, tests), "median", "runs ≥ 98.5%"],
-                 [["test acc", *(f"{acc:.2%}" for acc in tests.values()), f"{np.median(list(tests.values())):.2%}",
-                   f"{sum(acc >= 0.985 for acc in tests.values())} of {len(tests)}"]])
+def run_label(config: str, overrides: Sequence[str]) -> str:
+    """A run's name in the tables: the config file, and its overrides."""
+    return f"`configs/{config}.yaml`" + (f" with `{' '.join(overrides)}`" if overrides else "")
+
+
+def seeds_table(runs_dir: Path, extra: Sequence[str], first: dict[str, float]) -> str:
+    """The MLP config, and its constant-rate ablation, under other evolution seeds (``first``: each one's seed-0
+    test accuracy, from the table above): one test sample is 0.28 points, so one run says little about the next."""
+    rows = []
+    for overrides in SEED_VARIANTS:
+        label = run_label("digits_mlp", overrides)
+        tests = {0: first[label]} | {
+            seed: timed_run("digits_mlp", [*overrides, f"evolution.seed={seed}", *extra], runs_dir)
+            .best_test["test_accuracy"] for seed in MLP_SEEDS}
+        values = list(tests.values())
+        rows.append([label, *(f"{acc:.2%}" for acc in values), f"{np.median(values):.2%}", f"{np.mean(values):.2%}",
+                     f"{sum(acc >= 0.985 for acc in values)} of {len(values)}"])
+    body = table(["run", *(f"seed {seed}" for seed in (0, *MLP_SEEDS)), "median", "mean", "runs ≥ 98.5%"], rows)
     print(body, flush=True)
-    return (f"`configs/digits_mlp.yaml` under evolution seeds {list(tests)} (same data split). Its cosine rate and "
+    return ("Test accuracy under evolution seeds 0–4 (same data split). The MLP config's cosine rate and "
             "30 generations were chosen among four variants (constant or cosine rate, 15 or 30 generations, 15% or "
             "25% validation share) on validation and test accuracy over seeds 0–3, so those seeds' test accuracies "
             f"flatter it; seed 4 played no part in the choice.\n\n{body}")
@@ -129,8 +138,10 @@ DIGITS_RUNS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
     ("digits_mlp", 0.985, ("plasticity.lr_schedule=constant",)),
     ("digits_cnn", 0.99, ()),
 )
-#: the MLP config's other evolution seeds, for its spread (seed 0 is the table's first row)
+#: the MLP config's other evolution seeds, for its spread (seed 0: the digits table's rows)
 MLP_SEEDS = (1, 2, 3, 4)
+#: the seeds table's rows (overrides of the MLP config, each also a row of the digits table)
+SEED_VARIANTS: tuple[tuple[str, ...], ...] = ((), ("plasticity.lr_schedule=constant",))
 HEADERS_DIGITS = ["run", "test acc", "target", "met", "val acc", "wall s", "≤ 10 min", "evaluations", "params",
                   "best architecture", "load"]
 
