@@ -115,9 +115,10 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
     for step, batch in zip(range(total), _batches(len(x), config.batch_size, gen, x_dev.device), strict=False):
         xb, yb = x_dev[batch], y_dev[batch]
         samples += len(batch)
-        value = _step(state, schedule, xb, yb, step, learning_rate(config, step, total))
-        if not math.isfinite(value):
-            raise Diverged(f"loss became {value} at step {step}", steps=step + 1, samples=samples)
+        try:
+            value = _step(state, schedule, xb, yb, step, learning_rate(config, step, total))
+        except FloatingPointError as err:
+            raise Diverged(str(err), steps=step + 1, samples=samples) from None
         losses.append(value)
         schedule.after_step(step, value)
     trained = _restore_dropout(state.effective(), genome)
@@ -134,8 +135,7 @@ def learning_rate(config: PlasticityConfig, step: int, total: int) -> float:
 
 
 def _step(state: PlasticNet, schedule: Schedule, xb: Tensor, yb: Tensor, step: int, lr: float) -> float:
-    """Forward, backward, (rewire), masked optimiser step at rate ``lr``; the loss, with no step when it is
-    not finite."""
+    """Forward, backward, (rewire), masked optimiser step at rate ``lr``; raises on a non-finite loss."""
     net, optimizer = state.net, state.optimizer
     if not net.training:  # a structural event may have measured the net in eval mode
         net.train()
@@ -143,11 +143,11 @@ def _step(state: PlasticNet, schedule: Schedule, xb: Tensor, yb: Tensor, step: i
     value = task_loss(net(xb), yb)
     loss = value.item()
     if not math.isfinite(loss):
-        return loss
+        raise FloatingPointError(f"loss became {loss} at step {step}")
     value.backward()
     schedule.before_update(step)
     state.mask_grads()
-    for group in state.optimizer.param_groups:  # set every step: a structural event rebuilds the optimiser
+    for group in state.optimizer.param_groups:  # every step: the schedule moves, structural events rebuild it
         group["lr"] = lr
     state.optimizer.step()
     state.apply_masks()
