@@ -1,5 +1,5 @@
 """``python -m evo`` runs the CLI."""
 
-from evo.cli import app
+from evo.cli import cli
 
-app(prog_name="evo")
+cli()

@@ -5,6 +5,7 @@ User mistakes (bad config, bad file, bad argument) end in one line on stderr and
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 import evo
 from evo.records import Reporter
@@ -23,14 +25,21 @@ if TYPE_CHECKING:
     from evo.inspect import RunView
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neuroevolution with networks that grow and shrink.")
+# The click exceptions typer raises (its own copy of click since typer 0.2x): from where BadParameter lives.
+_clicks = importlib.import_module(typer.BadParameter.__module__)
+_NoArgsIsHelp = getattr(_clicks, "NoArgsIsHelpError", ())
 console = Console()
 err_console = Console(stderr=True)
 
 
 def fail(message: str) -> NoReturn:
     """Report a user error in one line and exit with code 2."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _error_line(message)
     raise typer.Exit(2)
+
+
+def _error_line(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -317,3 +326,24 @@ def export(
     except ValueError as err:
         fail(str(err))
     console.print(f"exported individual #{individual} ({genome}) to {path}")
+
+
+
+
+def cli(args: list[str] | None = None) -> NoReturn:
+    """The ``evo`` console script: the app, with argument mistakes (unknown option, missing argument, bad
+    value) reported in one line and exit code 2 like every other user error, instead of click's usage box."""
+    try:
+        code = app(args=args, prog_name="evo", standalone_mode=False)
+    except _clicks.UsageError as err:
+        command = err.ctx.command_path if err.ctx else "evo"
+        if not isinstance(err, _NoArgsIsHelp):  # bare `evo` or `evo search`: the help was shown, that is the answer
+            _error_line(f"{command}: {err.format_message()} (see '{command} --help')")
+        code = 2
+    except _clicks.ClickException as err:
+        _error_line(err.format_message())
+        code = err.exit_code
+    except typer.Abort:
+        _error_line("aborted")
+        code = 1
+    raise SystemExit(code if isinstance(code, int) else 0)  # a command's return value is not an exit code

@@ -135,6 +135,28 @@ def test_bad_input_is_one_line_and_exit_2(workdir: Path, config: dict, args: lis
     assert not list((workdir / "runs").glob("bad-*")), "a failed start must leave no run directory behind"
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "CONFIG", "--bogus"], "error: evo run: No such option: --bogus (see 'evo run --help')"),
+        (["run", "CONFIG", "--seed", "abc"], "error: evo run: Invalid value for '--seed'"),
+        (["run"], "error: evo run: Missing argument 'config'."),
+        (["nosuchcmd"], "error: evo: No such command 'nosuchcmd'."),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(workdir: Path, args: list[str], message: str) -> None:
+    config = str(write(workdir / "ok.yaml", TINY))
+    proc = evo(*(config if a == "CONFIG" else a for a in args), cwd=workdir, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(message) and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not list((workdir / "runs").glob("ok-*")), "a refused command must leave no run directory behind"
+
+
+def test_bare_evo_shows_the_help(workdir: Path) -> None:
+    proc = evo(cwd=workdir, check=False)
+    assert proc.returncode == 2 and "Usage: evo" in proc.stdout and "run" in proc.stdout and not proc.stderr
+
+
 def test_missing_config_file(workdir: Path) -> None:
     proc = evo("run", "nope.yaml", cwd=workdir, check=False)
     assert proc.returncode == 2 and "nope.yaml: config file not found" in proc.stderr
