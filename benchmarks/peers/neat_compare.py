@@ -12,7 +12,7 @@ champion of a noisy few-episode fitness may fail. Evaluations and seconds are me
 the threshold is reached (or the cap). Medians are over seeds (evaluations/seconds: over the
 solved runs only).
 
-Run: ``.venv/bin/python benchmarks/peers/neat_compare.py [--seeds 0 1 2] [--tasks xor cartpole lunar]``
+Run: ``.venv/bin/python -m benchmarks.peers.neat_compare [--seeds 0 1 2] [--tasks xor cartpole lunar]``
 (about 25 minutes on 2 cores with the defaults; it needs ``benchmarks/peers/requirements.txt``).
 """
 
