@@ -266,6 +266,13 @@ def targets(results: Results) -> str:
     return "Targets:\n\n" + "\n".join(lines) if lines else ""
 
 
+def on_eval(runs: Sequence[Outcome]) -> str:
+    """How many runs reached the threshold on their evaluation episodes, and their median evaluations."""
+    solved = [r.evaluations for r in runs if r.solved]
+    median = f", median {statistics.median(solved):.0f} evaluations" if solved else ""
+    return f"{len(solved)}/{len(runs)} solved{median}"
+
+
 def lunar_verdict(lunar: dict[str, list[Outcome]]) -> str:
     """Counts a LunarLander run as solved only when its champion also holds ≥ 200 on the fresh episodes."""
     def fresh_solved(runs: Sequence[Outcome]) -> list[Outcome]:
@@ -273,7 +280,8 @@ def lunar_verdict(lunar: dict[str, list[Outcome]]) -> str:
 
     evo, peer = fresh_solved(lunar.get("evo", [])), fresh_solved(lunar.get("neat-python", []))
     if not evo:
-        return "not met — evo did not solve LunarLander within the budget on any seed."
+        return ("not met — no evo champion held ≥ 200 on the 100 fresh episodes (on the evaluation episodes: "
+                + "; ".join(f"{lib} {on_eval(runs)}" for lib, runs in lunar.items()) + ").")
     if not peer:
         return "not comparable — neat-python did not solve it within the budget (evo did on " \
                f"{len(evo)} seed(s), median {statistics.median(r.evaluations for r in evo):.0f} evaluations)."
