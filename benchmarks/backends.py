@@ -1,12 +1,14 @@
 """Backend throughput on the digits task: serial vs Ray at 1 and 2 workers, and the engine's overhead.
 
-Every evaluation trains the same 64→64→10 MLP for ``--steps`` Adam steps (batch 32) and measures
-it on the validation split, one torch thread per evaluation. The overhead is an evaluation's
-wall time through a backend against a bare PyTorch loop doing the same training and measuring:
-what scheduling, pickling the genome there and back, and the plasticity bookkeeping cost.
+Every evaluation trains an MLP on digits for a case's Adam steps (batch 32) and measures it on the
+validation split, one torch thread per evaluation. The overhead is an evaluation's wall time through a
+backend against a bare PyTorch loop doing the same training and measuring: what scheduling, pickling
+the genome there and back, and the plasticity bookkeeping cost. Rounds of the bare loop, the serial
+backend and Ray at one worker alternate on one Ray instance, so a machine whose speed drifts over
+minutes (a shared VM) slows them alike.
 
-Run: ``python -m benchmarks.backends [--jobs 16 --steps 300 1500 --workers 1 2]``; writes the "backends"
-section of docs/benchmarks.md.
+Run: ``python -m benchmarks.backends [--jobs 16 --cases 300:64 708:128 1500:64 --workers 1 2]``; writes
+the "backends" section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import ray
 import torch
@@ -28,12 +31,30 @@ from evo.plasticity import PlasticityConfig
 from evo.tasks import Budget, Job, Task
 from evo.tasks.config import SupervisedTaskConfig, build_task
 
-HIDDEN = (64,)
+#: evaluations a Ray task carries in the batched row (``backend.evals_per_task``)
+BATCH = 4
 
 
-def make_digits_jobs(task: Task, n: int, steps: int) -> list[Job]:
+@dataclass(frozen=True)
+class Case:
+    """One table: ``steps`` Adam steps per evaluation of a 64→``hidden``→10 MLP."""
+
+    steps: int
+    hidden: int
+
+    @classmethod
+    def parse(cls, text: str) -> Case:
+        """``STEPS:HIDDEN``, e.g. ``708:128``."""
+        try:
+            steps, hidden = (int(part) for part in text.split(":"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a case is STEPS:HIDDEN (e.g. 708:128), got {text!r}") from None
+        return cls(steps, hidden)
+
+
+def make_digits_jobs(task: Task, n: int, steps: int, hidden: int = 64) -> list[Job]:
     """``n`` differently initialised copies of the benchmark network, each with its own seed."""
-    return [Job(i, Genome.mlp(task.input_shape, HIDDEN, task.output_size, seed=i), Budget(steps=steps), i)
+    return [Job(i, Genome.mlp(task.input_shape, (hidden,), task.output_size, seed=i), Budget(steps=steps), i)
             for i in range(n)]
 
 
@@ -50,13 +71,12 @@ def throughput(backend: Backend, task: Task, jobs: Sequence[Job]) -> tuple[float
     return len(evaluations) / elapsed, cpu / len(evaluations)
 
 
-def bare_loop_seconds(task: Task, jobs: Sequence[Job], steps: int, batch_size: int, lr: float) -> tuple[float, float]:
-    """Wall and CPU seconds per evaluation of a hand-written loop: same network, optimiser, steps, batches
-    and measuring."""
+def bare_throughput(task: Task, jobs: Sequence[Job], steps: int, batch_size: int, lr: float) -> tuple[float, float]:
+    """:func:`throughput` of a hand-written loop: same network, optimiser, steps, batches and measuring."""
     bare_loop(task, jobs[:2], steps, batch_size, lr)  # warm-up, as the backends get
     start, cpu = time.perf_counter(), time.process_time()
     bare_loop(task, jobs, steps, batch_size, lr)
-    return (time.perf_counter() - start) / len(jobs), (time.process_time() - cpu) / len(jobs)
+    return len(jobs) / (time.perf_counter() - start), (time.process_time() - cpu) / len(jobs)
 
 
 def bare_loop(task: Task, jobs: Sequence[Job], steps: int, batch_size: int, lr: float) -> None:
@@ -64,8 +84,8 @@ def bare_loop(task: Task, jobs: Sequence[Job], steps: int, batch_size: int, lr: 
     data = task.data  # type: ignore[attr-defined]
     for job in jobs:
         gen = torch.Generator().manual_seed(job.seed)
-        net = nn.Sequential(nn.Linear(task.input_shape[0], HIDDEN[0]), nn.ReLU(),
-                            nn.Linear(HIDDEN[0], task.output_size))
+        hidden = job.genome.layers[0].width
+        net = nn.Sequential(nn.Linear(task.input_shape[0], hidden), nn.ReLU(), nn.Linear(hidden, task.output_size))
         optimizer = torch.optim.Adam(net.parameters(), lr=lr)
         batches: list[torch.Tensor] = []
         for _ in range(steps):
@@ -81,46 +101,110 @@ def bare_loop(task: Task, jobs: Sequence[Job], steps: int, batch_size: int, lr: 
             float(F.cross_entropy(out, data.y_val)), float((out.argmax(1) == data.y_val).float().mean())
 
 
-def ray_throughput(task: Task, jobs: Sequence[Job], workers: int, rounds: int) -> tuple[float, float]:
-    """Evaluations per second on a fresh local Ray instance with ``workers`` one-CPU workers: the fastest of
-    ``rounds`` maps, as for the bare loop and the serial backend (with its CPU time)."""
+def alternate(runs: dict[str, Callable[[], tuple[float, float]]], rounds: int) -> dict[str, list[tuple[float, float]]]:
+    """Every run's (rate, CPU) of ``rounds`` rounds, the runs alternating within each round."""
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            results[name].append(run())
+    return results
+
+
+def fresh_ray(workers: int) -> RayBackend:
+    """A backend on a fresh local Ray instance with ``workers`` one-CPU workers (started by its first map)."""
     if ray.is_initialized():
         ray.shutdown()
-    backend = RayBackend(workers=workers, num_cpus=1)
+    return RayBackend(workers=workers, num_cpus=1)
+
+
+def measure(task: Task, plasticity: PlasticityConfig, args: argparse.Namespace, case: Case) -> str:
+    """One table: bare loop, serial backend and Ray at one worker (plain and batched) alternating round by
+    round; then Ray at more workers on an instance of that size."""
+    jobs = make_digits_jobs(task, args.jobs, case.steps, case.hidden)
+    ray1 = fresh_ray(1)
+    batched = RayBackend(workers=1, num_cpus=1, evals_per_task=BATCH)  # joins ray1's instance
     try:
-        return max(throughput(backend, task, jobs) for _ in range(rounds))
+        rounds = alternate({
+            "bare": lambda: bare_throughput(task, jobs, case.steps, plasticity.batch_size, plasticity.lr),
+            "serial": lambda: throughput(SerialBackend(), task, jobs),
+            "ray 1": lambda: throughput(ray1, task, jobs),
+            "ray 1 batched": lambda: throughput(batched, task, jobs),
+        }, args.repeats)
     finally:
-        backend.close()
+        ray1.close()
+    best = {name: max(r) for name, r in rounds.items()}
+    bare_rates = [rate for rate, _ in rounds["bare"]]
+    for w in (w for w in args.workers if w != 1):
+        backend = fresh_ray(w)
+        try:
+            best[f"ray {w}"] = max(throughput(backend, task, jobs) for _ in range(args.repeats))
+        finally:
+            backend.close()
+    return (report(best, args.workers)
+            + f"\n\nTiming noise: the bare loop's own {args.repeats} identical rounds spread over {max(bare_rates) / min(bare_rates) - 1:.1%}.")
+
+
+def report(best: dict[str, tuple[float, float]], workers: Sequence[int]) -> str:
+    """The Markdown table (and parallel efficiency) of one case: ``best`` maps runs to (evaluations/s,
+    CPU s per evaluation here)."""
+    bare_rate, bare_cpu = best["bare"]
+
+    def pct(x: float) -> str:
+        return f"{100 * (x - 1):+.1f}%"
+
+    def row(label: str, name: str, w: int = 1) -> list[object]:
+        rate, cpu = best[name]
+        wall = pct(bare_rate * w / rate) if name != "bare" else "—"
+        return [label, rate, 1000 * w / rate, 1000 * cpu, wall, pct(cpu / bare_cpu) if name == "serial" else "—"]
+
+    rows = [row("bare PyTorch loop", "bare"), row("serial backend", "serial"), row("Ray, 1 worker", "ray 1"),
+            row(f"Ray, 1 worker, evals_per_task={BATCH}", "ray 1 batched")]
+    rows += [row(f"Ray, {w} workers", f"ray {w}", w) for w in workers if w != 1]
+    body = table(["backend", "evaluations/s", "wall ms per evaluation per worker", "CPU ms per evaluation here",
+                  "overhead vs bare (wall)", "overhead vs bare (CPU)"], rows)
+    body += ("\n\nRay's own cost (1 worker vs the serial backend, same trainer): "
+             f"{pct(best['serial'][0] / best['ray 1'][0])} wall, {pct(best['serial'][0] / best['ray 1 batched'][0])} "
+             f"with evals_per_task={BATCH}.")
+    if len(workers) > 1 and 1 in workers:
+        high = max(workers)
+        efficiency = (best[f"ray {high}"][0] / high) / best["ray 1"][0]
+        body += f"\n\nParallel efficiency at {high} workers (vs 1): **{efficiency:.2f}** (target ≥ 0.85)."
+    return body
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=16, help="evaluations per measured map")
-    parser.add_argument("--steps", type=int, nargs="+", default=[300, 1500],
-                        help="training steps per evaluation (one table each)")
+    parser.add_argument("--cases", type=Case.parse, nargs="+",
+                        default=[Case(300, 64), Case(708, 128), Case(1500, 64)],
+                        help="STEPS:HIDDEN per table: Adam steps per evaluation, hidden width (708:128 is the "
+                             "shipped digits config's evaluation)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Ray worker counts to measure")
-    parser.add_argument("--repeats", type=int, default=5,
-                        help="rounds per backend (bare and serial alternating); the fastest counts")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds per backend (alternating); the fastest counts")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
+    if 1 not in args.workers:
+        parser.error("--workers must include 1 (the overhead and efficiency rows are measured against it)")
     torch.set_num_threads(1)  # the serial backend and the bare loop get one thread, like each Ray worker
     plasticity = PlasticityConfig()
     task = build_task(SupervisedTaskConfig(dataset="digits"), plasticity)
     load_before = os.getloadavg()[0]
     parts = []
-    for steps in args.steps:
-        parts.append(f"### {steps} training steps per evaluation\n\n" + measure(task, plasticity, args, steps))
+    for case in args.cases:
+        parts.append(f"### {case.steps} training steps per evaluation, 64→{case.hidden}→10\n\n"
+                     + measure(task, plasticity, args, case))
         print(parts[-1], flush=True)
     load_after = os.getloadavg()[0]
     parts.append(
-        f"{args.jobs} evaluations per map, each the given Adam steps (batch {plasticity.batch_size}) of a 64→64→10 MLP "
-        "on digits plus validation, one torch thread each; overhead target ≤ 5%. Every row: the fastest of "
-        f"{args.repeats} rounds (bare loop and serial backend alternating; Ray's on one instance after a warm-up "
-        "map); on a shared VM the noise, given under each table, can exceed the overhead measured. The engine's "
-        "cost is mostly fixed per evaluation, so its share falls as evaluations grow (the shipped digits configs "
-        "train about 700 steps per evaluation). CPU columns: this process's CPU time per evaluation — all the "
-        "work for the bare loop and the serial backend, the driver's "
-        f"scheduling and (un)pickling for Ray. 1-minute load average before/after: {load_before:.1f}/{load_after:.1f} "
+        f"{args.jobs} evaluations per map, each the given Adam steps (batch {plasticity.batch_size}) of the given MLP "
+        "on digits plus validation, one torch thread each; overhead target ≤ 5%. 708 steps of 64→128→10 is an "
+        "evaluation of the shipped `configs/digits_mlp.yaml` (its training split is 9× augmented; the network "
+        f"and steps are the cost). Every row: the fastest of {args.repeats} rounds; the bare loop, the serial "
+        "backend and Ray at one worker alternate within each round on one Ray instance (so drift in the machine's "
+        "speed slows them alike), more workers are measured on their own instance after. The engine's cost is "
+        "mostly fixed per evaluation, so its share falls as evaluations grow. CPU columns: this process's CPU "
+        "time per evaluation — all the work for the bare loop and the serial backend, the driver's scheduling and "
+        f"(un)pickling for Ray. 1-minute load average before/after: {load_before:.1f}/{load_after:.1f} "
         f"on {os.cpu_count()} cores"
         + (" (above the core count: other processes were competing and wall-clock rates understate the backends)"
            if max(load_before, load_after) > (os.cpu_count() or 1) else "")
@@ -128,45 +212,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     if not args.no_write:
         update_section("backends", "Backends: serial vs Ray", "\n\n".join(parts))
-
-
-def measure(task: Task, plasticity: PlasticityConfig, args: argparse.Namespace, steps: int) -> str:
-    """One table: the bare loop and the serial backend (fastest of alternating rounds), then Ray."""
-    jobs = make_digits_jobs(task, args.jobs, steps)
-    bare_rounds, serial_rounds = [], []
-    for _ in range(args.repeats):
-        bare_rounds.append(bare_loop_seconds(task, jobs, steps, plasticity.batch_size, plasticity.lr))
-        serial_rounds.append(throughput(SerialBackend(), task, jobs))
-    bare, bare_cpu = min(bare_rounds)
-    serial, serial_cpu = max(serial_rounds)
-    rates = {w: ray_throughput(task, jobs, w, args.repeats) for w in args.workers}
-    spread = max(r[0] for r in bare_rounds) / bare - 1
-    return (report(bare, bare_cpu, serial, serial_cpu, rates)
-            + f"\n\nTiming noise: the bare loop's own {args.repeats} identical rounds spread over {spread:.1%}.")
-
-
-def report(bare: float, bare_cpu: float, serial: float, serial_cpu: float,
-           rates: dict[int, tuple[float, float]]) -> str:
-    """The Markdown table (and parallel efficiency) of one benchmark run."""
-    def pct(x: float) -> str:
-        return f"{100 * (x - 1):+.1f}%"
-
-    rows: list[list[object]] = [
-        ["bare PyTorch loop", 1 / bare, 1000 * bare, 1000 * bare_cpu, "—", "—"],
-        ["serial backend", serial, 1000 / serial, 1000 * serial_cpu,
-         pct(1 / serial / bare), pct(serial_cpu / bare_cpu)],
-    ]
-    rows += [[f"Ray, {w} worker{'s' * (w > 1)}", rate, 1000 * w / rate, 1000 * cpu, pct(w / rate / bare), "—"]
-             for w, (rate, cpu) in rates.items()]
-    body = table(["backend", "evaluations/s", "wall ms per evaluation per worker", "CPU ms per evaluation here",
-                  "overhead vs bare (wall)", "overhead vs bare (CPU)"], rows)
-    if 1 in rates:
-        body += f"\n\nRay's own cost (1 worker vs the serial backend, same trainer): {pct(serial / rates[1][0])} wall."
-    low, high = min(rates), max(rates)
-    if high > low:
-        efficiency = (rates[high][0] / high) / (rates[low][0] / low)
-        body += f"\n\nParallel efficiency at {high} workers (vs {low}): **{efficiency:.2f}** (target ≥ 0.85)."
-    return body
 
 
 if __name__ == "__main__":

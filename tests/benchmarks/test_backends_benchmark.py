@@ -1,0 +1,41 @@
+"""The backend benchmark's arithmetic: overheads against the bare loop, Ray's own cost, parallel efficiency."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from benchmarks.backends import Case, alternate, report
+
+
+def test_report_overheads_and_efficiency() -> None:
+    best = {  # evaluations/s, CPU s per evaluation
+        "bare": (10.0, 0.1), "serial": (9.5, 0.105), "ray 1": (8.0, 0.002),
+        "ray 1 batched": (9.0, 0.001), "ray 2": (14.4, 0.002),
+    }
+    text = report(best, [1, 2])
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    assert "+5.3%" in rows["serial backend"]  # 10 / 9.5
+    assert "+25.0%" in rows["Ray, 1 worker"]
+    assert "+11.1%" in rows["Ray, 1 worker, evals_per_task=4"]
+    assert "+38.9%" in rows["Ray, 2 workers"]  # 2 workers at 14.4/s: 139 ms each against the bare loop's 100
+    assert "+18.8% wall, +5.6% with evals_per_task=4" in text  # 9.5 vs 8 and 9
+    assert "**0.90**" in text  # (14.4 / 2) / 8
+
+
+def test_alternate_interleaves_rounds() -> None:
+    calls: list[str] = []
+
+    def run(name: str):  # type: ignore[no-untyped-def]
+        return lambda: calls.append(name) or (float(len(calls)), 0.0)
+
+    results = alternate({"bare": run("bare"), "serial": run("serial")}, rounds=3)
+    assert calls == ["bare", "serial"] * 3
+    assert [rate for rate, _ in results["serial"]] == [2.0, 4.0, 6.0]
+
+
+def test_case_parse() -> None:
+    assert Case.parse("708:128") == Case(708, 128)
+    with pytest.raises(argparse.ArgumentTypeError, match="STEPS:HIDDEN"):
+        Case.parse("708")
