@@ -280,7 +280,7 @@ class Evolution:
             "generation": self.generation,
             "next_id": self.next_id,
             "population": [ind.id for ind in self.population],
-            "individuals": [individual_to_record(ind) for ind in self.individuals.values()],
+            "individuals_logged": sum(len(r.evaluated) for r in self.history),  # lines of the store's records log
             "history": [record_to_dict(r) for r in self.history],
             "objectives": [[o.name, o.direction.value] for o in self.objectives],
             "seeds": {"run": self.evo.seed, "derivation": "numpy SeedSequence([run seed, id|generation, stream])"},
@@ -289,7 +289,7 @@ class Evolution:
     def restore(self, state: dict[str, Any], store: RunStore) -> None:
         """Continue from a checkpoint written by :meth:`state` (weights read back from ``store``)."""
         keep = set(state["population"])
-        records = {r["id"]: r for r in state["individuals"]}
+        records = {r["id"]: r for r in store.resume_records(state)}
         self.history = [record_from_dict(r) for r in state["history"]]
         self.individuals = {}
         for i, rec in records.items():
@@ -305,6 +305,7 @@ class Evolution:
     def _checkpoint(self, record: GenerationRecord) -> None:
         if self.store is None:
             return
+        self.store.append_records([individual_to_record(self.individuals[i]) for i in record.evaluated])
         self.store.save_checkpoint(record.generation, self.state())
         best = self.best()
         self.store.save_best(

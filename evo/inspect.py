@@ -39,7 +39,7 @@ def load_run(run_dir: str | Path) -> RunView:
     if state is None:
         raise ValueError(f"{run_dir}: no generation has completed yet")
     objectives = tuple(Objective(name, Direction(direction)) for name, direction in state["objectives"])
-    individuals = {r["id"]: individual_from_record(r) for r in state["individuals"]}
+    individuals = {r["id"]: individual_from_record(r) for r in store.records(state)}
     best_file = store.root / "best.json"
     test = json.loads(best_file.read_text()).get("test", {}) if best_file.exists() else {}
     return RunView(store, objectives, individuals, state["population"], [record_from_dict(r) for r in state["history"]], test)

@@ -4,17 +4,21 @@ Layout of ``runs/<name>/``::
 
     config.yaml                 the resolved config (every default spelled out)
     events.jsonl                append-only log of what happened, one JSON object per line
-    checkpoints/gen_0003.json   state after generation 3: population, every individual's record
-                                (architecture, parents, operators, evaluation), history, budget;
-                                the newest two are kept (each holds everything the older ones did)
+    individuals.jsonl           append-only: every evaluated individual's record (architecture, parents,
+                                operators, evaluation), one line each, written once when its generation ends
+    checkpoints/gen_0003.json   state after generation 3: population, history, budget and how many
+                                lines of individuals.jsonl it covers; the newest two are kept
     individuals/17.pt           individual 17's trained genome (architecture + weights), written once
     best.json, best.pt          the best individual so far (and test metrics at the end)
 
-Every file is written atomically (temporary file + rename), so a run killed at
-any moment — SIGKILL included — leaves only complete files behind; resume
-continues from the newest complete checkpoint and redoes the generation that
-was in flight, which gives the same result because every random choice derives
-from (run seed, individual id, generation).
+A checkpoint counts records instead of holding them, so writing one costs the same
+in generation 1000 as in generation 1. Every other file is written atomically
+(temporary file + rename); a generation's records are appended and synced before
+its checkpoint is written. So a run killed at any moment — SIGKILL included —
+leaves complete checkpoints behind, and at most records (or half a line) past the
+newest one's count, which resume cuts off: it continues from the newest complete
+checkpoint and redoes the generation that was in flight, which gives the same
+result because every random choice derives from (run seed, individual id, generation).
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ __all__ = ["RunStore", "atomic_write_text", "individual_from_record", "individua
 
 #: Checkpoints kept on disk; older ones hold nothing the newest does not (it carries the whole history).
 KEEP_CHECKPOINTS = 2
+
+#: The append-only log of individual records (see the module docstring).
+INDIVIDUALS_LOG = "individuals.jsonl"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -163,13 +170,57 @@ class RunStore:
             raise ValueError(f"{self.root}: no saved weights for individual {individual_id}")
         return Genome.load(path)
 
+    # ------------------------------------------------------------- individual records
+    def append_records(self, records: list[dict[str, Any]]) -> None:
+        """Append individual records to the log, synced to disk (a checkpoint counting them follows)."""
+        with open(self.root / INDIVIDUALS_LOG, "a") as f:
+            f.write("".join(json.dumps(r, allow_nan=True) + "\n" for r in records))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def records(self, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """The individual records a checkpoint covers: the first ``individuals_logged`` lines of the log
+        (or, in a checkpoint of a run made before the log existed, its own ``individuals`` list)."""
+        if "individuals" in state:
+            return list(state["individuals"])
+        count = state["individuals_logged"]
+        records = [json.loads(line) for line in self._log_lines(count)]
+        if len(records) < count:
+            raise ValueError(f"{self.root}: {INDIVIDUALS_LOG} holds {len(records)} complete records but the "
+                             f"checkpoint of generation {state['generation']} counts {count}; the run is damaged")
+        return records
+
+    def resume_records(self, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """:meth:`records`, leaving the log holding exactly them: what a generation that never reached its
+        checkpoint appended (a crash) is cut off, to be appended again when that generation is redone; a
+        checkpoint made before the log existed has its records written to it."""
+        records = self.records(state)
+        path = self.root / INDIVIDUALS_LOG
+        if "individuals" in state:
+            path.unlink(missing_ok=True)
+            self.append_records(records)
+        elif path.exists():
+            os.truncate(path, sum(len(line) for line in self._log_lines(len(records))))
+        return records
+
+    def _log_lines(self, count: int) -> list[bytes]:
+        """The first ``count`` complete lines of the log; a torn last line is not one."""
+        path = self.root / INDIVIDUALS_LOG
+        lines: list[bytes] = []
+        if count and path.exists():
+            with open(path, "rb") as f:
+                for line in f:
+                    if len(lines) == count or not line.endswith(b"\n"):
+                        break
+                    lines.append(line)
+        return lines
+
     # ------------------------------------------------------------- checkpoints
     def save_checkpoint(self, generation: int, state: dict[str, Any]) -> None:
-        """Write the state after ``generation`` (JSON-ready data, weights saved separately).
+        """Write the state after ``generation`` (JSON-ready data, weights and records saved separately).
 
-        Each checkpoint holds every individual so far, so keeping them all would cost disk
-        quadratic in the generations; once the new one is complete, all but the newest
-        ``KEEP_CHECKPOINTS`` are removed.
+        Each checkpoint holds the whole history (one entry per generation), so once the new one
+        is complete all but the newest ``KEEP_CHECKPOINTS`` are removed.
         """
         text = json.dumps(state, allow_nan=True)
         folder = self.root / "checkpoints"

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from evo.store import RunStore
+
 EVO = [sys.executable, "-m", "evo"]
 
 TINY = {
@@ -36,12 +38,15 @@ def write(path: Path, data: object) -> Path:
 
 
 def final_state(run_dir: Path) -> dict[str, object]:
-    last = sorted((run_dir / "checkpoints").glob("gen_*.json"))[-1]
-    state = json.loads(last.read_text())
+    store = RunStore.open(run_dir)
+    state = store.latest_checkpoint()
+    assert state is not None
+    records = store.records(state)
+    assert len((run_dir / "individuals.jsonl").read_text().splitlines()) == len(records)  # each exactly once
     return {
         "generation": state["generation"],
         "population": state["population"],
-        "individuals": {r["id"]: (r["architecture"], r["evaluation"]["objectives"]) for r in state["individuals"]},
+        "individuals": {r["id"]: (r["architecture"], r["evaluation"]["objectives"]) for r in records},
     }
 
 

@@ -127,3 +127,31 @@ def test_ray_and_serial_give_the_same_run() -> None:
         backend.close()
     assert {i: ind.objectives for i, ind in ray_run.individuals.items()} == {
         i: ind.objectives for i, ind in serial.individuals.items()}
+
+
+def test_checkpoints_count_records_instead_of_holding_them(tmp_path: Path) -> None:
+    """Writing a checkpoint costs the same in every generation: each record goes to the log once."""
+    store = RunStore.create(tmp_path / "run", "")
+    result = evolution("evolution.generations=3", store=store).run()
+    state = store.latest_checkpoint()
+    assert state is not None and "individuals" not in state
+    records = store.records(state)
+    assert sorted(r["id"] for r in records) == sorted(result.individuals)
+    assert [r["id"] for r in records] == [i for record in result.history for i in record.evaluated]
+
+
+def test_restore_after_a_crash_between_log_and_checkpoint(tmp_path: Path) -> None:
+    """A generation whose records reached the log but whose checkpoint did not is redone, recorded once."""
+    straight = evolution("evolution.generations=3").run()
+    store = RunStore.create(tmp_path / "run", "")
+    evolution("evolution.generations=3", store=store).run()
+    (tmp_path / "run" / "checkpoints" / "gen_0003.json").unlink()  # as if killed before it was written
+    with open(tmp_path / "run" / "individuals.jsonl", "a") as f:
+        f.write('{"id": 99, "par')
+    resumed = evolution("evolution.generations=3", store=store)
+    resumed.restore(store.latest_checkpoint(), store)
+    result = resumed.run()
+    assert {i: ind.objectives for i, ind in result.individuals.items()} == {
+        i: ind.objectives for i, ind in straight.individuals.items()}
+    records = store.records(store.latest_checkpoint())
+    assert len(records) == len({r["id"] for r in records}) == len(straight.individuals)

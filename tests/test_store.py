@@ -62,3 +62,36 @@ def test_individual_records_round_trip(tmp_path: Path) -> None:
     full = individual_from_record(record, store.load_genome(5))
     x = torch.randn(3, 4)
     assert torch.equal(full.genome.to_module()(x), genome.to_module()(x))
+
+
+def _records(ids: range) -> list[dict[str, object]]:
+    return [{"id": i, "x": float(i)} for i in ids]
+
+
+def test_records_log_is_read_up_to_the_checkpoints_count(tmp_path: Path) -> None:
+    store = RunStore.create(tmp_path / "r", "")
+    store.append_records(_records(range(3)))
+    store.append_records(_records(range(3, 5)))
+    assert store.records({"generation": 1, "individuals_logged": 3}) == _records(range(3))
+    assert store.records({"generation": 1, "individuals_logged": 0}) == []
+    with pytest.raises(ValueError, match="holds 5 complete records but the checkpoint of generation 4 counts 6"):
+        store.records({"generation": 4, "individuals_logged": 6})
+
+
+def test_resume_cuts_what_a_crashed_generation_appended(tmp_path: Path) -> None:
+    store = RunStore.create(tmp_path / "r", "")
+    store.append_records(_records(range(3)))
+    store.append_records(_records(range(3, 5)))  # the generation in flight reached the log, not its checkpoint
+    with open(store.root / "individuals.jsonl", "a") as f:
+        f.write('{"id": 5, "x"')  # and was killed mid-line
+    assert store.resume_records({"generation": 0, "individuals_logged": 3}) == _records(range(3))
+    store.append_records(_records(range(3, 6)))  # the redone generation
+    assert store.records({"generation": 1, "individuals_logged": 6}) == _records(range(6))
+
+
+def test_resume_from_a_checkpoint_that_holds_its_records(tmp_path: Path) -> None:
+    """Runs made before the records log: their checkpoints list every record; resuming writes the log."""
+    store = RunStore.create(tmp_path / "r", "")
+    old = {"generation": 1, "individuals": _records(range(4))}
+    assert store.resume_records(old) == _records(range(4))
+    assert store.records({"generation": 1, "individuals_logged": 4}) == _records(range(4))
