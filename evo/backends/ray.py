@@ -36,7 +36,7 @@ import evo
 from evo.backends._base import Backend
 from evo.backends.serial import run_job
 from evo.backends.stats import BackendStats, StatsMeter
-from evo.tasks import Evaluation, Job, Task
+from evo.tasks import Budget, Evaluation, Job, Task
 
 __all__ = ["LOST", "RayBackend", "worker_device"]
 
@@ -73,9 +73,9 @@ def _evaluate(task: Task, jobs: Sequence[Job], threads: int) -> tuple[list[Evalu
 _remote_evaluate = ray.remote(_evaluate)
 
 
-def _failed(task: Task, jobs: Sequence[Job], error: str) -> list[Evaluation]:
-    """One failed evaluation per job, each stamped with its job's id."""
-    return [dataclasses.replace(task.failed(error), individual_id=job.individual_id) for job in jobs]
+def _failed(task: Task, jobs: Sequence[Job], error: str, used: Budget = Budget()) -> list[Evaluation]:
+    """One failed evaluation per job, each stamped with its job's id and charged ``used``."""
+    return [dataclasses.replace(task.failed(error, used=used), individual_id=job.individual_id) for job in jobs]
 
 
 @dataclass
@@ -273,7 +273,9 @@ class RayBackend(Backend):
         self._meter.timed_out += n
         for _ in attempt.jobs:
             self._meter.finished(False)
-        return _failed(task, attempt.jobs, error)
+        # Its steps died with the worker; the time it held the worker is known, and budgets count it.
+        held = time.monotonic() - (attempt.started or time.monotonic())
+        return _failed(task, attempt.jobs, error, Budget(seconds=held / n))
 
     # ------------------------------------------------------------ the rest
     def stats(self) -> BackendStats:

@@ -53,6 +53,7 @@ def test_hanging_evaluation_times_out_and_the_map_goes_on(ray_backend: RayBacken
     got = {e.individual_id: e for e in backend.map(HangingTask(hang_seeds={jobs[0].seed}, sleep_s=0.1), jobs)}
     assert set(got) == {j.individual_id for j in jobs}
     assert got[jobs[0].individual_id].error == "timed out after 1.5 s"
+    assert got[jobs[0].individual_id].budget_used.seconds >= 1.5  # the time it held a worker counts
     assert all(got[j.individual_id].ok for j in jobs[1:])
     assert (backend.stats().timed_out, backend.stats().failed) == (1, 1)
     backend.close()
@@ -128,6 +129,7 @@ def test_a_hanging_job_times_out_its_batch_and_the_map_goes_on(ray_backend: RayB
     assert set(got) == {j.individual_id for j in jobs}
     for job in jobs[:2]:  # the hanging job and its batch-mate
         assert got[job.individual_id].error == "timed out after 2 s (a batch of 2 evaluations)"
+        assert got[job.individual_id].budget_used.seconds >= 1.0  # each its share of the batch's 2 s
     assert all(got[j.individual_id].ok for j in jobs[2:])
     assert (backend.stats().timed_out, backend.stats().failed) == (2, 2)
     backend.close()
