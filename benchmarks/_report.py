@@ -10,21 +10,35 @@ import datetime as _dt
 import os
 import platform
 import re
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
 HEADER = "# Benchmarks\n\nEach section is written by the script it names; re-run that script to refresh it.\n"
 
 
 def machine() -> str:
-    """One line naming the machine and versions a measurement was taken on."""
+    """One line naming the machine, versions and evo commit a measurement was taken on."""
     return (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"torch {torch.__version__}, {_dt.date.today().isoformat()}"
+        f"torch {torch.__version__}, evo {code_version()}, {_dt.date.today().isoformat()}"
     )
+
+
+def code_version() -> str:
+    """The measured commit, ``+changes`` when code outside docs/ differs from it; ``unknown`` outside git."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        head, changed = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "--", ".", ":!docs")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if changed else "")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -13,7 +13,7 @@ from evo.genome import Genome
 from evo.operators.dropin import widen
 from evo.operators.importance import task_loss
 from evo.plasticity import PlasticityConfig
-from evo.plasticity.optim import remap_rows
+from evo.plasticity.optim import make_optimizer, remap_rows
 from evo.plasticity.replacement import reinitialise
 from evo.plasticity.state import PlasticNet, UnitChange
 from evo.surgery import gather_units, to_rows
@@ -69,6 +69,18 @@ def test_pruning_moves_moments_with_their_units(digits: Data, mlp: Genome) -> No
     assert {id(p) for g in state.optimizer.param_groups for p in g["params"]} == {id(p) for p in state.net.parameters()}
     task_loss(state.net(digits[0]), digits[1]).backward()
     state.optimizer.step()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_optimiser_steps_are_fused_where_torch_can(digits: Data, mlp: Genome, optimizer: str) -> None:
+    cfg = PlasticityConfig(optimizer=optimizer)
+    assert make_optimizer(dict(mlp.to_module().named_parameters()), cfg).defaults["fused"] is True
+    state = trained_state(mlp, digits, optimizer)
+    grown = widen(state.current(), np.random.default_rng(0), layer=0, k=3)
+    state.apply(UnitChange(0, grown, torch.cat([torch.arange(12), torch.full((3,), -1)])))
+    assert state.optimizer.defaults["fused"] is True  # the optimiser rebuilt after growth too
+    meta = {"w": torch.nn.Parameter(torch.empty(2, 2, device="meta"))}  # a device without fused steps
+    assert not make_optimizer(meta, cfg).defaults["fused"]
 
 
 def test_unit_records_follow_their_units(mlp: Genome) -> None:
