@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from evo.continual.config import LearnerConfig
+from evo.plasticity.optim import fusable
 
 __all__ = ["Hold", "accuracy", "class_targets", "fit", "make_optimizer", "predict"]
 
@@ -31,11 +32,11 @@ _CHUNK = 4096
 
 
 def make_optimizer(params: Iterable[nn.Parameter], cfg: LearnerConfig) -> torch.optim.Optimizer:
-    """Adam, or SGD with momentum 0.9, at the config's learning rate."""
+    """Adam, or SGD with momentum 0.9, at the config's learning rate; fused where torch can (:func:`fusable`)."""
     params = list(params)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
+        return torch.optim.Adam(params, lr=cfg.lr, fused=fusable(params))
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, fused=fusable(params))
 
 
 def class_targets(y: Tensor, classes: Tensor) -> Tensor:
