@@ -11,12 +11,13 @@ from benchmarks.backends import Case, alternate, report
 
 def test_report_overheads_and_efficiency() -> None:
     best = {  # evaluations/s, CPU s per evaluation
-        "bare": (10.0, 0.1), "serial": (9.5, 0.105), "ray 1": (8.0, 0.002),
+        "bare": (10.0, 0.1), "bare default": (7.0, 0.14), "serial": (9.5, 0.105), "ray 1": (8.0, 0.002),
         "ray 1 batched": (9.0, 0.001), "ray 2": (14.4, 0.002),
     }
     text = report(best, [1, 2])
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     assert "+5.3%" in rows["serial backend"]  # 10 / 9.5
+    assert "+42.9%" in rows["bare PyTorch loop, Adam's default step"]
     assert "+25.0%" in rows["Ray, 1 worker"]
     assert "+11.1%" in rows["Ray, 1 worker, evals_per_task=4"]
     assert "+38.9%" in rows["Ray, 2 workers"]  # 2 workers at 14.4/s: 139 ms each against the bare loop's 100
