@@ -58,26 +58,29 @@ def make_digits_jobs(task: Task, n: int, steps: int, hidden: int = 64) -> list[J
             for i in range(n)]
 
 
-def throughput(backend: Backend, task: Task, jobs: Sequence[Job]) -> tuple[float, float]:
-    """Evaluations per second (wall clock) and this process's CPU seconds per evaluation over one map,
-    after a warm-up map (worker start-up, imports)."""
-    list(backend.map(task, jobs[:2]))
+def timed(run: Callable[[Sequence[Job]], object], jobs: Sequence[Job]) -> tuple[float, float]:
+    """Evaluations per second (wall clock) and this process's CPU seconds per evaluation of ``run(jobs)``,
+    after a warm-up run on two jobs (worker start-up, imports)."""
+    run(jobs[:2])
     start, cpu = time.perf_counter(), time.process_time()
-    evaluations = list(backend.map(task, jobs))
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-    failed = [e.error for e in evaluations if not e.ok]
-    if failed:
-        raise RuntimeError(f"benchmark evaluations failed: {failed[:3]}")
-    return len(evaluations) / elapsed, cpu / len(evaluations)
+    run(jobs)
+    return len(jobs) / (time.perf_counter() - start), (time.process_time() - cpu) / len(jobs)
+
+
+def throughput(backend: Backend, task: Task, jobs: Sequence[Job]) -> tuple[float, float]:
+    """:func:`timed` maps of ``jobs`` through ``backend``; a failed evaluation stops the benchmark."""
+    def run(batch: Sequence[Job]) -> None:
+        failed = [e.error for e in backend.map(task, batch) if not e.ok]
+        if failed:
+            raise RuntimeError(f"benchmark evaluations failed: {failed[:3]}")
+
+    return timed(run, jobs)
 
 
 def bare_throughput(task: Task, jobs: Sequence[Job], steps: int, batch_size: int, lr: float,
                     fused: bool = True) -> tuple[float, float]:
-    """:func:`throughput` of a hand-written loop: same network, optimiser, steps, batches and measuring."""
-    bare_loop(task, jobs[:2], steps, batch_size, lr, fused)  # warm-up, as the backends get
-    start, cpu = time.perf_counter(), time.process_time()
-    bare_loop(task, jobs, steps, batch_size, lr, fused)
-    return len(jobs) / (time.perf_counter() - start), (time.process_time() - cpu) / len(jobs)
+    """:func:`timed` hand-written loops: same network, optimiser, steps, batches and measuring."""
+    return timed(lambda batch: bare_loop(task, batch, steps, batch_size, lr, fused), jobs)
 
 
 def bare_loop(task: Task, jobs: Sequence[Job], steps: int, batch_size: int, lr: float, fused: bool = True) -> None:
