@@ -183,28 +183,26 @@ class RunStore:
         (or, in a checkpoint of a run made before the log existed, its own ``individuals`` list)."""
         if "individuals" in state:
             return list(state["individuals"])
-        count = state["individuals_logged"]
-        records = [json.loads(line) for line in self._log_lines(count)]
-        if len(records) < count:
-            raise ValueError(f"{self.root}: {INDIVIDUALS_LOG} holds {len(records)} complete records but the "
-                             f"checkpoint of generation {state['generation']} counts {count}; the run is damaged")
-        return records
+        return [json.loads(line) for line in self._covered_lines(state)]
 
     def resume_records(self, state: dict[str, Any]) -> list[dict[str, Any]]:
         """:meth:`records`, leaving the log holding exactly them: what a generation that never reached its
         checkpoint appended (a crash) is cut off, to be appended again when that generation is redone; a
         checkpoint made before the log existed has its records written to it."""
-        records = self.records(state)
         path = self.root / INDIVIDUALS_LOG
         if "individuals" in state:
             path.unlink(missing_ok=True)
-            self.append_records(records)
-        elif path.exists():
-            os.truncate(path, sum(len(line) for line in self._log_lines(len(records))))
-        return records
+            self.append_records(state["individuals"])
+            return list(state["individuals"])
+        lines = self._covered_lines(state)
+        if path.exists():
+            os.truncate(path, sum(len(line) for line in lines))
+        return [json.loads(line) for line in lines]
 
-    def _log_lines(self, count: int) -> list[bytes]:
-        """The first ``count`` complete lines of the log; a torn last line is not one."""
+    def _covered_lines(self, state: dict[str, Any]) -> list[bytes]:
+        """The first ``individuals_logged`` complete lines of the log (a torn last line is not one); a log
+        holding fewer is a damaged run."""
+        count = state["individuals_logged"]
         path = self.root / INDIVIDUALS_LOG
         lines: list[bytes] = []
         if count and path.exists():
@@ -213,6 +211,9 @@ class RunStore:
                     if len(lines) == count or not line.endswith(b"\n"):
                         break
                     lines.append(line)
+        if len(lines) < count:
+            raise ValueError(f"{self.root}: {INDIVIDUALS_LOG} holds {len(lines)} complete records but the "
+                             f"checkpoint of generation {state['generation']} counts {count}; the run is damaged")
         return lines
 
     # ------------------------------------------------------------- checkpoints
