@@ -328,8 +328,6 @@ def export(
     console.print(f"exported individual #{individual} ({genome}) to {path}")
 
 
-
-
 def cli(args: list[str] | None = None) -> NoReturn:
     """The ``evo`` console script: the app, with argument mistakes (unknown option, missing argument, bad
     value) reported in one line and exit code 2 like every other user error, instead of click's usage box."""

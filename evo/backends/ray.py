@@ -274,7 +274,8 @@ class RayBackend(Backend):
         for _ in attempt.jobs:
             self._meter.finished(False)
         # Its steps died with the worker; the time it held the worker is known, and budgets count it.
-        held = time.monotonic() - (attempt.started or time.monotonic())
+        assert attempt.started is not None  # only started attempts expire (_expired)
+        held = time.monotonic() - attempt.started
         return _failed(task, attempt.jobs, error, Budget(seconds=held / n))
 
     # ------------------------------------------------------------ the rest
