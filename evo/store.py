@@ -12,13 +12,14 @@ Layout of ``runs/<name>/``::
     best.json, best.pt          the best individual so far (and test metrics at the end)
 
 A checkpoint counts records instead of holding them, so writing one costs the same
-in generation 1000 as in generation 1. Every other file but the events log (appended,
-torn last lines skipped) is written atomically (temporary file + rename); a generation's records are appended and synced before
-its checkpoint is written. So a run killed at any moment — SIGKILL included —
-leaves complete checkpoints behind, and at most records (or half a line) past the
-newest one's count, which resume cuts off: it continues from the newest complete
-checkpoint and redoes the generation that was in flight, which gives the same
-result because every random choice derives from (run seed, individual id, generation).
+in generation 1000 as in generation 1. Every other file but the events log
+(appended, torn last lines skipped) is written atomically (temporary file +
+rename); a generation's records are appended and synced before its checkpoint is
+written. So a run killed at any moment — SIGKILL included — leaves complete
+checkpoints behind, and at most records (or half a line) past the newest one's
+count, which resume cuts off: it continues from the newest complete checkpoint and
+redoes the generation that was in flight, which gives the same result because
+every random choice derives from (run seed, individual id, generation).
 """
 
 from __future__ import annotations
