@@ -73,8 +73,9 @@ def _evaluate(task: Task, jobs: Sequence[Job], threads: int) -> tuple[list[Evalu
 _remote_evaluate = ray.remote(_evaluate)
 
 
-def _failed(task: Task, jobs: Sequence[Job], error: str, used: Budget = Budget()) -> list[Evaluation]:
-    """One failed evaluation per job, each stamped with its job's id and charged ``used``."""
+def _failed(task: Task, jobs: Sequence[Job], error: str, used: Budget) -> list[Evaluation]:
+    """One failed evaluation per job, each stamped with its job's id and charged ``used`` (``Budget()``: the work
+    it did died with its worker, unknown)."""
     return [dataclasses.replace(task.failed(error, used=used), individual_id=job.individual_id) for job in jobs]
 
 
@@ -248,9 +249,11 @@ class RayBackend(Backend):
                 return []
             tries = attempt.tries + 1
             evaluations = _failed(task, attempt.jobs,
-                                  f"worker lost ({type(err).__name__}) after {tries} attempt{'s' * (tries > 1)}")
+                                  f"worker lost ({type(err).__name__}) after {tries} attempt{'s' * (tries > 1)}",
+                                  Budget())
         except rex.RayError as err:
-            evaluations = _failed(task, attempt.jobs, f"{type(err).__name__}: {str(err).strip().splitlines()[0]}")
+            evaluations = _failed(task, attempt.jobs, f"{type(err).__name__}: {str(err).strip().splitlines()[0]}",
+                                  Budget())
         for evaluation in evaluations:
             self._meter.finished(evaluation.ok, node)
         return evaluations
