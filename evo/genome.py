@@ -403,8 +403,7 @@ class GenomeNet(nn.Module):
 
     def __init__(self, genome: Genome) -> None:
         super().__init__()
-        with torch.device("meta"):  # no random initialisation: every tensor is assigned from the genome below
-            self._build(genome)
+        self._build(genome)  # on the meta device: no random initialisation, every tensor is assigned below
         self.load_state_dict({k: v.clone() for k, v in genome.weights.items()}, assign=True)
 
     def _build(self, genome: Genome) -> None:
@@ -415,9 +414,9 @@ class GenomeNet(nn.Module):
             fan = genome.in_width(i) * genome.flatten_block(i)
             if spec.kind is LayerKind.CONV:
                 k = spec.kernel_size
-                self.layers.append(nn.Conv2d(fan, spec.width, k, padding=k // 2))
+                self.layers.append(nn.Conv2d(fan, spec.width, k, padding=k // 2, device="meta"))
             else:
-                self.layers.append(nn.Linear(fan, spec.width))
+                self.layers.append(nn.Linear(fan, spec.width, device="meta"))
             post: list[nn.Module] = [ACTIVATIONS[spec.activation]()]
             if spec.pool > 1:
                 post.append(nn.MaxPool2d(spec.pool))
@@ -428,11 +427,16 @@ class GenomeNet(nn.Module):
         for s, d in genome.skips:
             w_in, w_out = genome.layers[s].width, genome.layers[d].width
             conv = genome.layers[d].kind is LayerKind.CONV
-            self.skips[f"{s}_{d}"] = nn.Conv2d(w_in, w_out, 1, bias=False) if conv else nn.Linear(w_in, w_out, bias=False)
+            self.skips[f"{s}_{d}"] = (nn.Conv2d(w_in, w_out, 1, bias=False, device="meta") if conv
+                                      else nn.Linear(w_in, w_out, bias=False, device="meta"))
         # The forward pass walks plain tuples of the modules registered above: indexing a ModuleList or
-        # ModuleDict is a Python call per layer and step, which small networks notice.
+        # ModuleDict is a Python call per layer and step, which small networks notice. For the same reason
+        # the output layer's Identity (most networks' last activation) is not called: hooks go on hidden
+        # layers' post modules (capture_outputs, PlasticNet), never on the output's.
+        last = len(genome.layers) - 1
         self._plan = tuple(
-            (i == self.flatten_at, layer, post, tuple((s, self.skips[f"{s}_{i}"]) for s, d in genome.skips if d == i))
+            (i == self.flatten_at, layer, None if i == last and isinstance(post, nn.Identity) else post,
+             tuple((s, self.skips[f"{s}_{i}"]) for s, d in genome.skips if d == i))
             for i, (layer, post) in enumerate(zip(self.layers, self.post, strict=True))
         )
 
@@ -445,6 +449,6 @@ class GenomeNet(nn.Module):
             z = layer(h)
             for s, skip in skips:
                 z = z + skip(outputs[s])
-            h = post(z)
+            h = z if post is None else post(z)
             outputs.append(h)
         return h

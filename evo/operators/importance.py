@@ -36,7 +36,7 @@ DATA_CRITERIA = frozenset({"activation", "taylor"})
 
 
 def capture_outputs(net: GenomeNet, x: Tensor, layers: Iterable[int], keep_grad: bool = False) -> tuple[Tensor, dict[int, Tensor]]:
-    """Run ``net`` on ``x`` and return its output and the post-activation outputs of ``layers``.
+    """Run ``net`` on ``x`` and return its output and the post-activation outputs of hidden ``layers``.
 
     A layer's output is what ``net.post[i]`` returns (activation, pooling,
     dropout): exactly what the next layer and skip projections consume. The
@@ -46,6 +46,10 @@ def capture_outputs(net: GenomeNet, x: Tensor, layers: Iterable[int], keep_grad:
         keep_grad: call ``retain_grad()`` on the captured tensors, so their
             ``.grad`` is filled by a later ``backward()`` (Taylor importance).
     """
+    layers = list(layers)
+    hidden = range(len(net.layers) - 1)
+    if any(i not in hidden for i in layers):
+        raise ValueError(f"capture_outputs: layers must be hidden layers ({list(hidden)}), got {layers}")
     captured: dict[int, Tensor] = {}
 
     def hook(i: int) -> Callable[[nn.Module, object, Tensor], None]:

@@ -54,6 +54,12 @@ class Schedule:
         self.replacer = Replacer(config.replacement)
         self.events: list[str] = []
         self.counts = {"grown": 0, "pruned": 0, "replaced": 0, "rewired": 0}
+        # What runs between steps, decided once: the hooks below run every step, and for small networks
+        # reading the nested config each time costs a noticeable share of a step.
+        self._rewires = config.rewiring.method in ("set", "rigl")
+        self._replaces = config.replacement.strategy == "cbp"
+        self._grows = config.growth.strategy != "none"
+        self._prunes = config.pruning.strategy != "none"
         if config.rewiring.method != "none":
             self._init_masks()
 
@@ -72,8 +78,10 @@ class Schedule:
 
     def before_update(self, step: int) -> None:
         """Between backward and the optimiser step: SET/RigL rewiring with the dense gradient."""
+        if not self._rewires:
+            return
         cfg = self.config.rewiring
-        if cfg.method not in ("set", "rigl") or not self._due(step, cfg.interval):
+        if not self._due(step, cfg.interval):
             return
         end = round(cfg.end_fraction * self.total)
         fraction = drop_fraction(cfg.method, cfg.drop_fraction, step + 1, end)
@@ -95,17 +103,18 @@ class Schedule:
     # ------------------------------------------------------------- unit events
     def after_step(self, step: int, loss: float) -> None:
         """After the optimiser step: CBP utility, then growth, pruning and replacement when due."""
+        if not (self._grows or self._prunes or self._replaces):
+            return
         self.trigger.observe(loss)
-        replacing = self.config.replacement.strategy == "cbp"
-        if replacing:
+        if self._replaces:
             self._update_utility()
         if step + 1 >= self.total:
             return
-        if self.config.growth.strategy != "none" and self.trigger.due(step):
+        if self._grows and self.trigger.due(step):
             self._grow(step)
-        if self.config.pruning.strategy != "none" and self._due(step, self.config.pruning.interval):
+        if self._prunes and self._due(step, self.config.pruning.interval):
             self._prune(step)
-        if replacing and self._due(step, self.config.replacement.interval):
+        if self._replaces and self._due(step, self.config.replacement.interval):
             self._replace(step)
 
     def _grow(self, step: int) -> None:

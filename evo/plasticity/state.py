@@ -51,6 +51,7 @@ class PlasticNet:
         self.masks: dict[str, Tensor] = {}
         self.activity: dict[int, Tensor] = {}  # mean |h| per unit in the last training forward pass
         self.track_activity = config.replacement.strategy == "cbp"
+        self.ramp_steps = config.growth.ramp_steps  # read every step (tick)
         widths = {i: genome.layers[i].width for i in genome.hidden_layers}
         self.steps = 0
         self.born = {i: torch.zeros(w) for i, w in widths.items()}  # the step each unit was born at
@@ -62,7 +63,7 @@ class PlasticNet:
     # ------------------------------------------------------------- module
     def _build(self, genome: Genome) -> nn.Module:
         net = genome.to_module().to(self.device)
-        if self.config.growth.ramp_steps > 0 or self.track_activity:  # hooks cost a call per layer and step
+        if self.ramp_steps > 0 or self.track_activity:  # hooks cost a call per layer and step
             for i in genome.hidden_layers:
                 net.post[i].register_forward_hook(self._hook(i))
         return net
@@ -105,7 +106,7 @@ class PlasticNet:
     def tick(self) -> None:
         """One optimiser step passed: units age and ramping units move 1/ramp_steps towards full scale."""
         self.steps += 1
-        ramp = self.config.growth.ramp_steps
+        ramp = self.ramp_steps
         if ramp > 0:
             for i, scale in self.scale.items():
                 self.scale[i] = (scale + 1.0 / ramp).clamp(max=1.0)
@@ -140,7 +141,7 @@ class PlasticNet:
         for p in slices:
             if p.name in self.masks:
                 self.masks[p.name] = self._remap_mask(self.masks[p.name], p.dim, units, index)
-        new_scale = 0.0 if self.config.growth.ramp_steps > 0 else 1.0
+        new_scale = 0.0 if self.ramp_steps > 0 else 1.0
         self.born[layer] = remap_rows(self.born[layer], 0, units, index, float(self.steps))
         self.utility[layer] = remap_rows(self.utility[layer], 0, units, index, 0.0)
         self.scale[layer] = remap_rows(self.scale[layer], 0, units, index, new_scale)

@@ -19,12 +19,13 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from evo.genome import Genome
@@ -90,7 +91,7 @@ def train(
         Diverged: (a FloatingPointError) when the loss becomes NaN or infinite.
     """
     _check_inputs(genome, x, y, steps, loss)
-    y = y.long() if loss == "cross_entropy" else y.float()  # task_loss picks the loss by the labels' dtype
+    y = y.long().reshape(len(y)) if loss == "cross_entropy" else y.float()  # task_loss picks the loss by dtype
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
     total = config.epochs * steps_per_epoch if steps is None else steps
     # nn.Dropout (and any library code) draws from torch's global generator: fork it (restored on
@@ -110,13 +111,18 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
     state = PlasticNet(_override_dropout(genome, config.dropout), config, device, gen)
     schedule = Schedule(state, config, (x.float(), y), total, gen, rng)
     x_dev, y_dev = x.float().to(device), y.to(device)
+    # Chosen once, not per step: labels are already int64 and flat, so task_loss would pick cross-entropy
+    # every time; a constant rate is already the optimiser's (rebuilds after shape changes keep config.lr).
+    criterion = F.cross_entropy if not y.is_floating_point() else task_loss
+    scheduled = config.lr_schedule != "constant"
     losses: list[float] = []
     samples = 0
     for step, batch in zip(range(total), _batches(len(x), config.batch_size, gen, x_dev.device), strict=False):
         xb, yb = x_dev[batch], y_dev[batch]
         samples += len(batch)
         try:
-            value = _step(state, schedule, xb, yb, step, learning_rate(config, step, total))
+            lr = learning_rate(config, step, total) if scheduled else None
+            value = _step(state, schedule, criterion, xb, yb, step, lr)
         except FloatingPointError as err:
             raise Diverged(str(err), steps=step + 1, samples=samples) from None
         losses.append(value)
@@ -134,21 +140,24 @@ def learning_rate(config: PlasticityConfig, step: int, total: int) -> float:
     return 0.5 * config.lr * (1.0 + math.cos(math.pi * step / total))
 
 
-def _step(state: PlasticNet, schedule: Schedule, xb: Tensor, yb: Tensor, step: int, lr: float) -> float:
-    """Forward, backward, (rewire), masked optimiser step at rate ``lr``; raises on a non-finite loss."""
-    net, optimizer = state.net, state.optimizer
+def _step(state: PlasticNet, schedule: Schedule, criterion: Callable[[Tensor, Tensor], Tensor], xb: Tensor,
+          yb: Tensor, step: int, lr: float | None) -> float:
+    """Forward, backward, (rewire), masked optimiser step (at rate ``lr``; None: the optimiser's own); raises
+    on a non-finite loss."""
+    net = state.net
     if not net.training:  # a structural event may have measured the net in eval mode
         net.train()
-    optimizer.zero_grad(set_to_none=True)
-    value = task_loss(net(xb), yb)
+    state.optimizer.zero_grad(set_to_none=True)
+    value = criterion(net(xb), yb)
     loss = value.item()
     if not math.isfinite(loss):
         raise FloatingPointError(f"loss became {loss} at step {step}")
     value.backward()
     schedule.before_update(step)
     state.mask_grads()
-    for group in state.optimizer.param_groups:  # every step: the schedule moves, structural events rebuild it
-        group["lr"] = lr
+    if lr is not None:
+        for group in state.optimizer.param_groups:  # every step: structural events rebuild the optimiser
+            group["lr"] = lr
     state.optimizer.step()
     state.apply_masks()
     state.tick()
@@ -169,6 +178,8 @@ def _check_inputs(genome: Genome, x: Tensor, y: Tensor, steps: int | None, loss:
         raise ValueError(f"train: steps must be >= 0 or None, got {steps}")
     if len(x) < 1 or len(y) != len(x):
         raise ValueError(f"train: x and y must hold the same number (>= 1) of samples, got {len(x)} and {len(y)}")
+    if loss == "cross_entropy" and y.numel() != len(y):
+        raise ValueError(f"train: cross_entropy takes one class label per sample, got labels of shape {tuple(y.shape)}")
     if tuple(x.shape[1:]) != genome.input_shape:
         raise ValueError(f"train: x must have shape (n, *{genome.input_shape}), got {tuple(x.shape)}")
 

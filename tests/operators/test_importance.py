@@ -83,3 +83,22 @@ def test_bad_criterion_and_layer() -> None:
         unit_importance(make_mlp(), 0, "random")
     with pytest.raises(ValueError, match="hidden layer"):
         unit_importance(make_mlp(), 3, "l1")
+
+
+def test_capture_outputs_takes_hidden_layers_only() -> None:
+    """The output layer's Identity is not called in the forward pass (a hook on it would never fire)."""
+    net = make_mlp().to_module()
+    x = inputs(make_mlp(), 4)
+    with pytest.raises(ValueError, match="must be hidden layers"):
+        capture_outputs(net, x, [len(net.layers) - 1])
+
+
+def test_capture_outputs_sees_hidden_identity_layers() -> None:
+    g = Genome.mlp((5,), (6, 4), 3, activation="identity")
+    x = torch.randn(8, 5)
+    out, captured = capture_outputs(g.to_module(), x, [0, 1])
+    w = g.weights
+    h0 = x @ w["layers.0.weight"].T + w["layers.0.bias"]
+    h1 = h0 @ w["layers.1.weight"].T + w["layers.1.bias"]
+    assert torch.allclose(captured[0], h0, atol=1e-6) and torch.allclose(captured[1], h1, atol=1e-6)
+    assert torch.allclose(out, h1 @ w["layers.2.weight"].T + w["layers.2.bias"], atol=1e-6)

@@ -90,11 +90,13 @@ def test_dropout_override_is_for_training_only(digits: Data) -> None:
         ({"loss": "hinge"}, "loss must be one of"),
         ({"steps": -1}, "steps must be"),
         ({"x_cols": 63}, "x must have shape"),
+        ({"y_cols": 2}, "one class label per sample"),
     ],
 )
 def test_bad_input_raises_value_error(digits: Data, mlp: Genome, kwargs: dict, match: str) -> None:
     x, y = digits
     x = x[:, : kwargs.pop("x_cols", 64)]
+    y = y[:, None].repeat(1, kwargs.pop("y_cols", 1))
     with pytest.raises(ValueError, match=match):
         train(mlp, x, y, PlasticityConfig(), **kwargs)
 
