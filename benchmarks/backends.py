@@ -31,9 +31,6 @@ from evo.plasticity import PlasticityConfig
 from evo.tasks import Budget, Job, Task
 from evo.tasks.config import SupervisedTaskConfig, build_task
 
-#: evaluations a Ray task carries in the batched row (``backend.evals_per_task``)
-BATCH = 4
-
 
 @dataclass(frozen=True)
 class Case:
@@ -123,11 +120,11 @@ def fresh_ray(workers: int) -> RayBackend:
 
 
 def measure(task: Task, plasticity: PlasticityConfig, args: argparse.Namespace, case: Case) -> str:
-    """One table: bare loop, serial backend and Ray at one worker (plain and batched) alternating round by
-    round; then Ray at more workers on an instance of that size."""
+    """One table: bare loop, serial backend and Ray at one worker (its default batches, and one task per
+    evaluation) alternating round by round; then Ray at more workers on an instance of that size."""
     jobs = make_digits_jobs(task, args.jobs, case.steps, case.hidden)
     ray1 = fresh_ray(1)
-    batched = RayBackend(workers=1, num_cpus=1, evals_per_task=BATCH)  # joins ray1's instance
+    single = RayBackend(workers=1, num_cpus=1, evals_per_task=1)  # joins ray1's instance
     try:
         rounds = alternate({
             "bare": lambda: bare_throughput(task, jobs, case.steps, plasticity.batch_size, plasticity.lr),
@@ -135,7 +132,7 @@ def measure(task: Task, plasticity: PlasticityConfig, args: argparse.Namespace, 
                                                     fused=False),
             "serial": lambda: throughput(SerialBackend(), task, jobs),
             "ray 1": lambda: throughput(ray1, task, jobs),
-            "ray 1 batched": lambda: throughput(batched, task, jobs),
+            "ray 1 single": lambda: throughput(single, task, jobs),
         }, args.repeats)
     finally:
         ray1.close()
@@ -147,14 +144,17 @@ def measure(task: Task, plasticity: PlasticityConfig, args: argparse.Namespace, 
             best[f"ray {w}"] = max(throughput(backend, task, jobs) for _ in range(args.repeats))
         finally:
             backend.close()
-    return (report(best, args.workers)
+    return (report(best, args.workers, args.jobs)
             + f"\n\nTiming noise: the bare loop's own {args.repeats} identical rounds spread over {max(bare_rates) / min(bare_rates) - 1:.1%}.")
 
 
-def report(best: dict[str, tuple[float, float]], workers: Sequence[int]) -> str:
+def report(best: dict[str, tuple[float, float]], workers: Sequence[int], jobs: int) -> str:
     """The Markdown table (and parallel efficiency) of one case: ``best`` maps runs to (evaluations/s,
-    CPU s per evaluation here)."""
+    CPU s per evaluation here) of maps of ``jobs`` jobs."""
     bare_rate, bare_cpu = best["bare"]
+
+    def auto(w: int) -> str:
+        return f"evals_per_task=auto: {RayBackend().batch_size(jobs, w)}"
 
     def pct(x: float) -> str:
         return f"{100 * (x - 1):+.1f}%"
@@ -165,14 +165,14 @@ def report(best: dict[str, tuple[float, float]], workers: Sequence[int]) -> str:
         return [label, rate, 1000 * w / rate, 1000 * cpu, wall, pct(cpu / bare_cpu) if name == "serial" else "—"]
 
     rows = [row("bare PyTorch loop", "bare"), row("bare PyTorch loop, Adam's default step", "bare default"),
-            row("serial backend", "serial"), row("Ray, 1 worker", "ray 1"),
-            row(f"Ray, 1 worker, evals_per_task={BATCH}", "ray 1 batched")]
-    rows += [row(f"Ray, {w} workers", f"ray {w}", w) for w in workers if w != 1]
+            row("serial backend", "serial"), row(f"Ray, 1 worker ({auto(1)})", "ray 1"),
+            row("Ray, 1 worker, evals_per_task=1", "ray 1 single")]
+    rows += [row(f"Ray, {w} workers ({auto(w)})", f"ray {w}", w) for w in workers if w != 1]
     body = table(["backend", "evaluations/s", "wall ms per evaluation per worker", "CPU ms per evaluation here",
                   "overhead vs bare (wall)", "overhead vs bare (CPU)"], rows)
     body += ("\n\nRay's own cost (1 worker vs the serial backend, same trainer): "
-             f"{pct(best['serial'][0] / best['ray 1'][0])} wall, {pct(best['serial'][0] / best['ray 1 batched'][0])} "
-             f"with evals_per_task={BATCH}.")
+             f"{pct(best['serial'][0] / best['ray 1'][0])} wall with its default batches ({auto(1)} evaluations "
+             f"per task), {pct(best['serial'][0] / best['ray 1 single'][0])} with one task per evaluation.")
     if len(workers) > 1 and 1 in workers:
         high = max(workers)
         efficiency = (best[f"ray {high}"][0] / high) / best["ray 1"][0]

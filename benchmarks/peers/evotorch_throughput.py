@@ -141,9 +141,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("Comparable: the evaluation path only (same networks, episodes, workers). Not comparable: EvoTorch's "
         "searchers (SNES/CEM/PGPE/CMA-ES) evolve one fixed-length parameter vector's distribution, evo evolves "
         "networks whose shapes change, so there is no like-for-like search-quality or per-generation-overhead "
-        "measurement here. EvoTorch batches a sub-population per actor call; evo sends one Ray task per "
-        "evaluation by default (a lost worker or a timeout then costs one evaluation) or, with "
-        "`backend.evals_per_task`, a batch of them, which pays Ray's per-task cost once per batch."),
+        "measurement here. EvoTorch batches a sub-population per actor call; evo sends a batch of evaluations "
+        "per Ray task (`backend.evals_per_task`; by default about 4 batches per worker and generation, 1 "
+        "evaluation per task with a timeout set), which pays Ray's per-task cost once per batch; the rows "
+        "above fix it at 1 and at 8."),
     ])
     print(text)
     if not args.no_doc:

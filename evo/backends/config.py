@@ -41,12 +41,13 @@ class BackendConfig(BaseModel):
                              "died; after that it is recorded as failed.")
     timeout_s: float = Field(0.0, ge=0, description="Cancel an evaluation running longer than this and record it "
                              "as failed ('timed out after N s'); 0 = no limit.")
-    max_in_flight: int = Field(0, ge=0, description="Most evaluations submitted at once (bounds driver memory "
-                               "and queueing); 0 = twice the evaluation slots.")
-    evals_per_task: int = Field(
-        1, ge=1, description="Ray only: evaluations sent to a worker together as one Ray task. Raise it (e.g. 8) "
-        "when evaluations take milliseconds (small control policies), so Ray's per-task cost is paid once per "
-        "batch; a lost worker reruns its batch, and a batch times out after timeout_s per evaluation in it.")
+    max_in_flight: int = Field(0, ge=0, description="Most evaluations submitted at once (bounds the object "
+                               "store and queueing); 0 = two batches (evals_per_task) per evaluation slot.")
+    evals_per_task: int | Literal["auto"] = Field(
+        "auto", description="Ray only: evaluations sent to a worker together as one Ray task, so Ray's per-task "
+        "cost (a few ms) is paid once per batch; a lost worker reruns its batch, and a batch times out after "
+        "timeout_s per evaluation in it. auto: a generation's evaluations // (4 × evaluation slots), at least 1 "
+        "(1 when timeout_s is set). Raise it (e.g. 8) when evaluations take milliseconds (small control policies).")
     ship_code: Literal["auto", "always", "never"] = Field(
         "auto", description="Send the evo package to the workers as a Ray runtime environment (py_modules), so "
         "cluster nodes need only the dependencies installed. auto: when joining a cluster.")
@@ -55,6 +56,13 @@ class BackendConfig(BaseModel):
         "env_vars: {...}, working_dir: ...}.")
     worker_logs: bool = Field(False, description="Forward the workers' stdout/stderr to this terminal.")
     device: str = Field("cpu", description="Serial backend only: the torch device evaluations run on.")
+
+    @field_validator("evals_per_task", mode="before")
+    @classmethod
+    def _check_evals_per_task(cls, value: object) -> object:
+        if value == "auto" or (type(value) is int and value >= 1):
+            return value
+        raise ValueError("must be an integer >= 1 or auto")
 
     @field_validator("address")
     @classmethod

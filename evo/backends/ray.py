@@ -6,9 +6,12 @@ at most ``max_in_flight`` jobs submitted, resubmits jobs whose worker was lost
 (up to ``max_retries`` times), cancels jobs that run past ``timeout_s`` and
 yields every job exactly once, in completion order, stamped with its id.
 
-Evaluations of a few milliseconds (small policies on classic-control tasks) cost
-less than a Ray task's round trip; ``evals_per_task`` sends them in batches, so
-that cost is paid once per batch. A batch is retried, and timed out, as a whole.
+A Ray task costs a few milliseconds of scheduling and transfer: several percent
+of training a small network, more than a whole evaluation of a small policy.
+``evals_per_task`` sends evaluations in batches, so that cost is paid once per
+batch; by default (``auto``) a map of many more jobs than slots is split into
+about :data:`TASKS_PER_SLOT` batches per slot. A batch is retried, and timed
+out, as a whole.
 
 Example:
     >>> backend = RayBackend(workers=2)  # doctest: +SKIP
@@ -22,7 +25,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -38,7 +41,7 @@ from evo.backends.serial import run_job
 from evo.backends.stats import BackendStats, StatsMeter
 from evo.tasks import Budget, Evaluation, Job, Task
 
-__all__ = ["LOST", "RayBackend", "worker_device"]
+__all__ = ["LOST", "TASKS_PER_SLOT", "RayBackend", "worker_device"]
 
 #: Errors meaning the worker process or node running an evaluation died: the job is resubmitted.
 LOST: tuple[type[Exception], ...] = (
@@ -48,6 +51,10 @@ LOST: tuple[type[Exception], ...] = (
     rex.ObjectLostError,
     rex.OutOfMemoryError,
 )
+
+#: ``evals_per_task="auto"``: batches per evaluation slot in a map. More batches balance the load better
+#: (a slot waits at most one batch for the others); fewer pay Ray's per-task cost less often.
+TASKS_PER_SLOT = 4
 
 
 def worker_device(gpu_ids: Sequence[object], visible: str | None) -> str:
@@ -101,7 +108,9 @@ class RayBackend(Backend):
         timeout_s: cancel (force) an evaluation running longer; 0 = no limit.
         max_in_flight: most jobs submitted at once; 0 = two batches per evaluation slot.
         evals_per_task: jobs sent to a worker together as one Ray task (1 = each on its own). A lost
-            worker reruns its whole batch; a batch times out after ``timeout_s`` per job in it.
+            worker reruns its whole batch; a batch times out after ``timeout_s`` per job in it. ``auto``:
+            a map's jobs // (:data:`TASKS_PER_SLOT` × slots), at least 1; 1 when ``timeout_s`` is set, so
+            a hanging evaluation takes no batch-mates with it.
         ship_code: send the evo package to workers (``py_modules``): auto = when joining a cluster.
         runtime_env: extra Ray runtime_env entries (pip, env_vars, working_dir, ...).
         worker_logs: forward workers' output to the driver.
@@ -118,16 +127,17 @@ class RayBackend(Backend):
         max_retries: int = 3,
         timeout_s: float = 0.0,
         max_in_flight: int = 0,
-        evals_per_task: int = 1,
+        evals_per_task: int | Literal["auto"] = "auto",
         ship_code: Literal["auto", "always", "never"] = "auto",
         runtime_env: Mapping[str, Any] | None = None,
         worker_logs: bool = False,
     ) -> None:
         for name, value, low in (("workers", workers, 0), ("num_gpus", num_gpus, 0), ("max_retries", max_retries, 0),
-                                 ("timeout_s", timeout_s, 0), ("max_in_flight", max_in_flight, 0),
-                                 ("evals_per_task", evals_per_task, 1)):
+                                 ("timeout_s", timeout_s, 0), ("max_in_flight", max_in_flight, 0)):
             if value < low:
                 raise ValueError(f"RayBackend {name} must be >= {low}, got {value}")
+        if evals_per_task != "auto" and not (isinstance(evals_per_task, int) and evals_per_task >= 1):
+            raise ValueError(f"RayBackend evals_per_task must be an integer >= 1 or 'auto', got {evals_per_task!r}")
         if num_cpus <= 0:
             raise ValueError(f"RayBackend num_cpus must be > 0, got {num_cpus}")
         if ship_code not in ("auto", "always", "never"):
@@ -179,16 +189,24 @@ class RayBackend(Backend):
         return max(1, int(slots))
 
     # ------------------------------------------------------------ the map
+    def batch_size(self, jobs: int, slots: int) -> int:
+        """Evaluations per Ray task in a map of ``jobs`` jobs (0: unknown) over ``slots`` evaluation slots."""
+        if self.evals_per_task != "auto":
+            return self.evals_per_task
+        return 1 if self.timeout_s else max(1, jobs // (TASKS_PER_SLOT * slots))
+
     def map(self, task: Task, jobs: Iterable[Job]) -> Iterator[Evaluation]:
         self._connect()
         task_ref = ray.put(task)  # once per map, not once per job
         slots = self._slots()
-        limit = self.max_in_flight or 2 * slots * self.evals_per_task
+        # auto batches by the map's size; a lazy iterator is not pulled ahead to learn it (one job per task)
+        batch = self.batch_size(len(jobs) if isinstance(jobs, Sized) else 0, slots)
+        limit = self.max_in_flight or 2 * slots * batch
         queue = iter(jobs)
         running: dict[ray.ObjectRef, _Attempt] = {}
         self._meter.begin()
         try:
-            while self._fill(task_ref, queue, running, limit):
+            while self._fill(task_ref, queue, running, limit, batch):
                 self._meter.in_flight = self._start_clocks(running, slots)
                 self._meter.queued = sum(len(a.jobs) for a in running.values() if a.started is None)
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=self._wait_s(running))
@@ -206,10 +224,11 @@ class RayBackend(Backend):
         return options.remote(task_ref, jobs, max(1, int(self.num_cpus)))
 
     def _fill(self, task_ref: ray.ObjectRef, queue: Iterator[Job], running: dict[ray.ObjectRef, _Attempt],
-              limit: int) -> bool:
-        """Submit batches while fewer than ``limit`` jobs are in flight; False when nothing is left to wait for."""
+              limit: int, batch: int) -> bool:
+        """Submit batches of ``batch`` jobs while fewer than ``limit`` jobs are in flight; False when nothing is
+        left to wait for."""
         in_flight = sum(len(a.jobs) for a in running.values())
-        while in_flight < limit and (jobs := tuple(islice(queue, min(self.evals_per_task, limit - in_flight)))):
+        while in_flight < limit and (jobs := tuple(islice(queue, min(batch, limit - in_flight)))):
             running[self._submit(task_ref, jobs)] = _Attempt(jobs)
             in_flight += len(jobs)
         return bool(running)

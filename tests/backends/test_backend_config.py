@@ -19,12 +19,13 @@ from evo.backends.stats import StatsMeter
 def test_defaults_serve_a_first_run() -> None:
     cfg = BackendConfig()
     assert (cfg.kind, cfg.address, cfg.workers, cfg.num_cpus, cfg.num_gpus) == ("ray", None, 0, 1.0, 0.0)
-    assert cfg.max_retries > 0 and cfg.timeout_s == 0 and cfg.ship_code == "auto"
+    assert cfg.max_retries > 0 and cfg.timeout_s == 0 and cfg.ship_code == "auto" and cfg.evals_per_task == "auto"
+    assert BackendConfig(evals_per_task=8).evals_per_task == 8
 
 
 @pytest.mark.parametrize("bad", [{"kind": "dask"}, {"num_cpus": 0}, {"num_gpus": -0.5}, {"workres": 2},
                                  {"address": "http://head"}, {"ship_code": "sometimes"},
-                                 {"evals_per_task": 0}])
+                                 {"evals_per_task": 0}, {"evals_per_task": "many"}])
 def test_bad_values_fail(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         BackendConfig(**bad)
@@ -63,7 +64,7 @@ def test_cluster_address_ships_the_evo_package(monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize("bad", [{"num_cpus": 0}, {"workers": -1}, {"timeout_s": -1}, {"ship_code": "maybe"},
-                                 {"evals_per_task": 0}])
+                                 {"evals_per_task": 0}, {"evals_per_task": "many"}])
 def test_ray_backend_rejects_bad_arguments(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="RayBackend"):
         RayBackend(**bad)  # type: ignore[arg-type]

@@ -112,6 +112,26 @@ def test_batched_evaluations_equal_serial_ones(ray_backend: RayBackend, monkeypa
     backend.close()
 
 
+def test_auto_batches_a_sized_map_by_its_slots(ray_backend: RayBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = spy_batches(monkeypatch)
+    jobs = make_jobs(19, seed=15)
+    task = ToyTask(sleep_s=0.01)
+    got = {e.individual_id: e for e in ray_backend.map(task, jobs)}  # the default: evals_per_task="auto"
+    assert sizes == [2] * 9 + [1]  # 19 jobs // (4 batches × 2 slots)
+    assert_same_evaluations(got, {e.individual_id: e for e in SerialBackend().map(task, jobs)})
+    sizes.clear()
+    assert len(list(ray_backend.map(task, iter(jobs)))) == 19
+    assert sizes == [1] * 19  # a lazy iterator is not pulled ahead to learn its size
+
+
+def test_auto_batch_size() -> None:
+    auto = RayBackend()
+    assert [auto.batch_size(jobs, slots) for jobs, slots in [(16, 2), (16, 1), (100, 8), (7, 2), (0, 2)]] == [
+        2, 4, 3, 1, 1]
+    assert RayBackend(timeout_s=5).batch_size(1000, 2) == 1  # a hanging evaluation takes no batch-mates along
+    assert RayBackend(evals_per_task=5, timeout_s=5).batch_size(3, 2) == 5
+
+
 def test_batches_respect_max_in_flight(ray_backend: RayBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     sizes = spy_batches(monkeypatch)
     backend = RayBackend(evals_per_task=4, max_in_flight=6)

@@ -12,16 +12,16 @@ from benchmarks.backends import Case, alternate, report
 def test_report_overheads_and_efficiency() -> None:
     best = {  # evaluations/s, CPU s per evaluation
         "bare": (10.0, 0.1), "bare default": (7.0, 0.14), "serial": (9.5, 0.105), "ray 1": (8.0, 0.002),
-        "ray 1 batched": (9.0, 0.001), "ray 2": (14.4, 0.002),
+        "ray 1 single": (9.0, 0.001), "ray 2": (14.4, 0.002),
     }
-    text = report(best, [1, 2])
+    text = report(best, [1, 2], jobs=16)
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     assert "+5.3%" in rows["serial backend"]  # 10 / 9.5
     assert "+42.9%" in rows["bare PyTorch loop, Adam's default step"]
-    assert "+25.0%" in rows["Ray, 1 worker"]
-    assert "+11.1%" in rows["Ray, 1 worker, evals_per_task=4"]
-    assert "+38.9%" in rows["Ray, 2 workers"]  # 2 workers at 14.4/s: 139 ms each against the bare loop's 100
-    assert "+18.8% wall, +5.6% with evals_per_task=4" in text  # 9.5 vs 8 and 9
+    assert "+25.0%" in rows["Ray, 1 worker (evals_per_task=auto: 4)"]  # 16 jobs: 4 batches for the one slot
+    assert "+11.1%" in rows["Ray, 1 worker, evals_per_task=1"]
+    assert "+38.9%" in rows["Ray, 2 workers (evals_per_task=auto: 2)"]  # 14.4/s: 139 ms each against the bare 100
+    assert "+18.8% wall with its default batches (evals_per_task=auto: 4 evaluations per task), +5.6% with one" in text
     assert "**0.90**" in text  # (14.4 / 2) / 8
 
 
