@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -144,13 +145,23 @@ def measure(task: Task, plasticity: PlasticityConfig, args: argparse.Namespace, 
             best[f"ray {w}"] = max(throughput(backend, task, jobs) for _ in range(args.repeats))
         finally:
             backend.close()
-    return (report(best, args.workers, args.jobs)
+    return (report(best, args.workers, args.jobs, paired_ratios(rounds))
             + f"\n\nTiming noise: the bare loop's own {args.repeats} identical rounds spread over {max(bare_rates) / min(bare_rates) - 1:.1%}.")
 
 
-def report(best: dict[str, tuple[float, float]], workers: Sequence[int], jobs: int) -> str:
+def paired_ratios(rounds: dict[str, list[tuple[float, float]]]) -> dict[str, list[float]]:
+    """Each run's wall time per evaluation over the bare loop's in the same round, round by round: the runs
+    alternate, so each ratio compares runs taken moments apart, whatever the machine's drift."""
+    bare = [rate for rate, _ in rounds["bare"]]
+    return {name: [b / rate for b, (rate, _) in zip(bare, results, strict=True)]
+            for name, results in rounds.items() if name != "bare"}
+
+
+def report(best: dict[str, tuple[float, float]], workers: Sequence[int], jobs: int,
+           paired: dict[str, list[float]]) -> str:
     """The Markdown table (and parallel efficiency) of one case: ``best`` maps runs to (evaluations/s,
-    CPU s per evaluation here) of maps of ``jobs`` jobs."""
+    CPU s per evaluation here) of maps of ``jobs`` jobs, ``paired`` the alternating runs to their
+    :func:`paired_ratios`."""
     bare_rate, bare_cpu = best["bare"]
 
     def auto(w: int) -> str:
@@ -159,17 +170,23 @@ def report(best: dict[str, tuple[float, float]], workers: Sequence[int], jobs: i
     def pct(x: float) -> str:
         return f"{100 * (x - 1):+.1f}%"
 
+    def rounds(name: str) -> str:
+        ratios = paired.get(name)
+        return f"{pct(statistics.median(ratios))} ({pct(min(ratios))} to {pct(max(ratios))})" if ratios else "—"
+
     def row(label: str, name: str, w: int = 1) -> list[object]:
         rate, cpu = best[name]
         wall = pct(bare_rate * w / rate) if name != "bare" else "—"
-        return [label, rate, 1000 * w / rate, 1000 * cpu, wall, pct(cpu / bare_cpu) if name == "serial" else "—"]
+        return [label, rate, 1000 * w / rate, 1000 * cpu, wall, rounds(name),
+                pct(cpu / bare_cpu) if name == "serial" else "—"]
 
     rows = [row("bare PyTorch loop", "bare"), row("bare PyTorch loop, Adam's default step", "bare default"),
             row("serial backend", "serial"), row(f"Ray, 1 worker ({auto(1)})", "ray 1"),
             row("Ray, 1 worker, evals_per_task=1", "ray 1 single")]
     rows += [row(f"Ray, {w} workers ({auto(w)})", f"ray {w}", w) for w in workers if w != 1]
     body = table(["backend", "evaluations/s", "wall ms per evaluation per worker", "CPU ms per evaluation here",
-                  "overhead vs bare (wall)", "overhead vs bare (CPU)"], rows)
+                  "overhead vs bare (wall, fastest rounds)", "overhead vs bare (wall, paired rounds: median, range)",
+                  "overhead vs bare (CPU)"], rows)
     body += ("\n\nRay's own cost (1 worker vs the serial backend, same trainer): "
              f"{pct(best['serial'][0] / best['ray 1'][0])} wall with its default batches ({auto(1)} evaluations "
              f"per task), {pct(best['serial'][0] / best['ray 1 single'][0])} with one task per evaluation.")
@@ -211,7 +228,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "evaluation of the shipped `configs/digits_mlp.yaml` (its training split is 9× augmented; the network "
         f"and steps are the cost). Every row: the fastest of {args.repeats} rounds; the bare loop, the serial "
         "backend and Ray at one worker alternate within each round on one Ray instance (so drift in the machine's "
-        "speed slows them alike), more workers are measured on their own instance after. The engine's cost is "
+        "speed slows them alike), more workers are measured on their own instance after. The overhead is shown "
+        "two ways: the fastest round of each against the bare loop's fastest, and the median (and range) of the "
+        "per-round ratios, each comparing runs taken moments apart — the steadier of the two on a machine whose "
+        "speed drifts, as a single lucky bare-loop round moves the first. The engine's cost is "
         "mostly fixed per evaluation, so its share falls as evaluations grow. CPU columns: this process's CPU "
         "time per evaluation — all the work for the bare loop and the serial backend, the driver's scheduling and "
         f"(un)pickling for Ray. 1-minute load average before/after: {load_before:.1f}/{load_after:.1f} "

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from benchmarks.backends import Case, alternate, report
+from benchmarks.backends import Case, alternate, paired_ratios, report
 
 
 def test_report_overheads_and_efficiency() -> None:
@@ -14,15 +14,23 @@ def test_report_overheads_and_efficiency() -> None:
         "bare": (10.0, 0.1), "bare default": (7.0, 0.14), "serial": (9.5, 0.105), "ray 1": (8.0, 0.002),
         "ray 1 single": (9.0, 0.001), "ray 2": (14.4, 0.002),
     }
-    text = report(best, [1, 2], jobs=16)
+    paired = {"serial": [1.02, 1.06, 1.04], "ray 1": [1.3, 1.2, 1.25]}
+    text = report(best, [1, 2], jobs=16, paired=paired)
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     assert "+5.3%" in rows["serial backend"]  # 10 / 9.5
+    assert "+4.0% (+2.0% to +6.0%)" in rows["serial backend"]  # the median and range of the paired rounds
+    assert "+25.0% (+20.0% to +30.0%)" in rows["Ray, 1 worker (evals_per_task=auto: 4)"]
     assert "+42.9%" in rows["bare PyTorch loop, Adam's default step"]
     assert "+25.0%" in rows["Ray, 1 worker (evals_per_task=auto: 4)"]  # 16 jobs: 4 batches for the one slot
     assert "+11.1%" in rows["Ray, 1 worker, evals_per_task=1"]
     assert "+38.9%" in rows["Ray, 2 workers (evals_per_task=auto: 2)"]  # 14.4/s: 139 ms each against the bare 100
     assert "+18.8% wall with its default batches (evals_per_task=auto: 4 evaluations per task), +5.6% with one" in text
     assert "**0.90**" in text  # (14.4 / 2) / 8
+
+
+def test_paired_ratios_compare_each_round_with_its_bare_loop() -> None:
+    rounds = {"bare": [(10.0, 0.1), (5.0, 0.2)], "serial": [(8.0, 0.1), (5.0, 0.2)]}  # round 2: all slowed alike
+    assert paired_ratios(rounds) == {"serial": [1.25, 1.0]}
 
 
 def test_alternate_interleaves_rounds() -> None:
