@@ -54,8 +54,7 @@ class Schedule:
         self.replacer = Replacer(config.replacement)
         self.events: list[str] = []
         self.counts = {"grown": 0, "pruned": 0, "replaced": 0, "rewired": 0}
-        # What runs between steps, decided once: the hooks below run every step, and for small networks
-        # reading the nested config each time costs a noticeable share of a step.
+        # What runs between steps, decided once: the hooks below run every step of every lifetime.
         self._rewires = config.rewiring.method in ("set", "rigl")
         self._replaces = config.replacement.strategy == "cbp"
         self._grows = config.growth.strategy != "none"
