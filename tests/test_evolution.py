@@ -115,14 +115,17 @@ def test_an_operator_that_cannot_apply_is_redrawn() -> None:
 
 
 @pytest.mark.ray
-def test_ray_and_serial_give_the_same_run() -> None:
+@pytest.mark.parametrize("population", [4, 16])  # 16 on 2 workers: auto batches of 2 evaluations per Ray task
+def test_ray_and_serial_give_the_same_run(population: int) -> None:
     from evo.backends.ray import RayBackend
 
-    cfg = load_config(None, ["evolution.population_size=4", "evolution.generations=2", "evolution.init.hidden=[4]"])
-    serial = Evolution(cfg, ToyTask(sleep_s={derive_seed(0, i): 0.05 * (i % 3) for i in range(12)}), SerialBackend(), MUTATE).run()
+    cfg = load_config(None, [f"evolution.population_size={population}", "evolution.generations=2",
+                             "evolution.init.hidden=[4]"])
+    sleeps = {derive_seed(0, i): 0.02 * (i % 3) for i in range(3 * population)}
+    serial = Evolution(cfg, ToyTask(sleep_s=sleeps), SerialBackend(), MUTATE).run()
     backend = RayBackend(workers=2)
     try:
-        ray_run = Evolution(cfg, ToyTask(sleep_s={derive_seed(0, i): 0.05 * (i % 3) for i in range(12)}), backend, MUTATE).run()
+        ray_run = Evolution(cfg, ToyTask(sleep_s=sleeps), backend, MUTATE).run()
     finally:
         backend.close()
     assert {i: ind.objectives for i, ind in ray_run.individuals.items()} == {
