@@ -28,6 +28,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -300,13 +301,18 @@ class Genome:
         return self.replace(layers=tuple(layers))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle as constructor arguments (Ray, multiprocessing, deepcopy): a mappingproxy cannot be pickled."""
-        return (Genome, (self.input_shape, self.layers, self.skips, dict(self.weights)))
+        """Pickle as constructor arguments (Ray, multiprocessing, deepcopy): a mappingproxy cannot be pickled.
+
+        The weights travel as numpy arrays: a torch tensor pickles through its storage and costs ~50 µs each
+        way, ~10× an array; Ray ships a genome to a worker and back for every evaluation.
+        """
+        arrays = {k: v.numpy() for k, v in self.weights.items()}
+        return (_unpickle, (self.input_shape, self.layers, self.skips, arrays))
 
     # ------------------------------------------------------------- modules
-    def to_module(self) -> GenomeNet:
-        """A fresh ``nn.Module`` holding copies of the weights."""
-        return GenomeNet(self)
+    def to_module(self, device: str | torch.device = "cpu") -> GenomeNet:
+        """A fresh ``nn.Module`` holding copies of the weights, on ``device``."""
+        return GenomeNet(self, device)
 
     def from_module(self, module: nn.Module) -> Genome:
         """This architecture with the module's current weights (e.g. after training)."""
@@ -398,25 +404,49 @@ def skip_name(src: int, dst: int) -> str:
     return f"skips.{src}_{dst}.weight"
 
 
+def _unpickle(input_shape: tuple[int, ...], layers: tuple[LayerSpec, ...], skips: tuple[tuple[int, int], ...],
+              arrays: Mapping[str, np.ndarray]) -> Genome:
+    """The genome :meth:`Genome.__reduce__` pickled; copies the arrays (unpicklers may hand out read-only ones)."""
+    return Genome(input_shape, layers, skips, {k: torch.tensor(a) for k, a in arrays.items()})
+
+
+def _linear(weight: Tensor, bias: Tensor | None) -> nn.Linear:
+    """An ``nn.Linear`` holding ``weight`` and ``bias``, built without the random initialisation its constructor
+    runs (even on the meta device): that is ~3/4 of building a small network, which every evaluation does
+    twice, and the genome's weights would replace it anyway."""
+    layer = nn.Linear.__new__(nn.Linear)
+    nn.Module.__init__(layer)
+    layer.out_features, layer.in_features = weight.shape
+    layer.weight = nn.Parameter(weight)
+    layer.register_parameter("bias", None if bias is None else nn.Parameter(bias))
+    return layer
+
+
+def _conv(weight: Tensor, bias: Tensor | None, padding: int = 0) -> nn.Conv2d:
+    """An ``nn.Conv2d`` holding ``weight`` and ``bias`` (built on the meta device: nothing is initialised twice)."""
+    out_channels, in_channels, k, _ = weight.shape
+    conv = nn.Conv2d(in_channels, out_channels, k, padding=padding, bias=bias is not None, device="meta")
+    conv.weight = nn.Parameter(weight)
+    if bias is not None:
+        conv.bias = nn.Parameter(bias)
+    return conv
+
+
 class GenomeNet(nn.Module):
     """The ``nn.Module`` a genome describes; its ``state_dict`` keys are the genome's weight names."""
 
-    def __init__(self, genome: Genome) -> None:
+    def __init__(self, genome: Genome, device: str | torch.device = "cpu") -> None:
         super().__init__()
-        self._build(genome)  # on the meta device: no random initialisation, every tensor is assigned below
-        self.load_state_dict({k: v.clone() for k, v in genome.weights.items()}, assign=True)
-
-    def _build(self, genome: Genome) -> None:
+        weights = {k: v.to(device, copy=True) for k, v in genome.weights.items()}
         self.flatten_at = genome.flatten_at
         self.layers = nn.ModuleList()
         self.post = nn.ModuleList()  # activation → pool → dropout, per layer
         for i, spec in enumerate(genome.layers):
-            fan = genome.in_width(i) * genome.flatten_block(i)
+            weight, bias = weights[f"layers.{i}.weight"], weights[f"layers.{i}.bias"]
             if spec.kind is LayerKind.CONV:
-                k = spec.kernel_size
-                self.layers.append(nn.Conv2d(fan, spec.width, k, padding=k // 2, device="meta"))
+                self.layers.append(_conv(weight, bias, padding=spec.kernel_size // 2))
             else:
-                self.layers.append(nn.Linear(fan, spec.width, device="meta"))
+                self.layers.append(_linear(weight, bias))
             post: list[nn.Module] = [ACTIVATIONS[spec.activation]()]
             if spec.pool > 1:
                 post.append(nn.MaxPool2d(spec.pool))
@@ -425,17 +455,16 @@ class GenomeNet(nn.Module):
             self.post.append(post[0] if len(post) == 1 else nn.Sequential(*post))  # one module: no wrapper call
         self.skips = nn.ModuleDict()
         for s, d in genome.skips:
-            w_in, w_out = genome.layers[s].width, genome.layers[d].width
-            conv = genome.layers[d].kind is LayerKind.CONV
-            self.skips[f"{s}_{d}"] = (nn.Conv2d(w_in, w_out, 1, bias=False, device="meta") if conv
-                                      else nn.Linear(w_in, w_out, bias=False, device="meta"))
+            weight = weights[skip_name(s, d)]
+            self.skips[f"{s}_{d}"] = _conv(weight, None) if weight.dim() == 4 else _linear(weight, None)
         # The forward pass walks plain tuples of the modules registered above: indexing a ModuleList or
         # ModuleDict is a Python call per layer and step, which small networks notice. For the same reason
         # the output layer's Identity (most networks' last activation) is not called: hooks go on hidden
-        # layers' post modules (capture_outputs, PlasticNet), never on the output's.
+        # layers' post modules (capture_outputs, PlasticNet), never on the output's; and flat inputs are
+        # not flattened.
         last = len(genome.layers) - 1
         self._plan = tuple(
-            (i == self.flatten_at, layer, None if i == last and isinstance(post, nn.Identity) else post,
+            (i == self.flatten_at and (i > 0 or len(genome.input_shape) > 1), layer, None if i == last and isinstance(post, nn.Identity) else post,
              tuple((s, self.skips[f"{s}_{i}"]) for s, d in genome.skips if d == i))
             for i, (layer, post) in enumerate(zip(self.layers, self.post, strict=True))
         )

@@ -171,6 +171,37 @@ def test_pickle_round_trip() -> None:
     assert torch.equal(_out(pickle.loads(pickle.dumps(g)), _x(g)), _out(g, _x(g)))
 
 
+def test_unpickled_weights_are_own_copies_even_from_read_only_buffers() -> None:
+    import pickle
+    import warnings
+
+    g = _cnn()
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(g, protocol=5, buffer_callback=buffers.append)  # out of band, as Ray ships arrays
+    assert buffers, "the weights should travel as plain arrays (buffers), not torch storages"
+    read_only = [memoryview(bytes(b.raw())) for b in buffers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns when it wraps a non-writable array
+        restored = pickle.loads(data, buffers=read_only)
+    assert all(torch.equal(restored.weights[k], v) for k, v in g.weights.items())
+    assert torch.equal(_out(restored, _x(g)), _out(g, _x(g)))
+
+
+def test_module_is_made_of_plain_torch_layers_on_the_asked_device() -> None:
+    g = _cnn()
+    net = g.to_module()
+    reference = {"layers.0": torch.nn.Conv2d(1, 4, 3, padding=1), "layers.3": torch.nn.Linear(27, 5),
+                 "layers.4": torch.nn.Linear(5, 2), "skips.0_2": torch.nn.Conv2d(4, 3, 1, bias=False)}
+    modules = dict(net.named_modules())
+    for name, expected in reference.items():
+        assert type(modules[name]) is type(expected) and repr(modules[name]) == repr(expected)
+        assert [n for n, _ in modules[name].named_parameters()] == [n for n, _ in expected.named_parameters()]
+    flat = Genome.mlp((1, 4, 4), (3,), 2, seed=0)  # an MLP on images still flattens them
+    assert flat.to_module()(torch.zeros(2, 1, 4, 4)).shape == (2, 2)
+    assert {p.device.type for p in g.to_module("meta").parameters()} == {"meta"}
+    assert all(p.requires_grad for p in net.parameters())
+
+
 # ------------------------------------------------------------------ surgery
 def test_gather_with_a_permutation_preserves_function() -> None:
     g = _cnn()

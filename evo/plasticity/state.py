@@ -62,7 +62,7 @@ class PlasticNet:
 
     # ------------------------------------------------------------- module
     def _build(self, genome: Genome) -> nn.Module:
-        net = genome.to_module().to(self.device)
+        net = genome.to_module(self.device)
         if self.ramp_steps > 0 or self.track_activity:  # hooks cost a call per layer and step
             for i in genome.hidden_layers:
                 net.post[i].register_forward_hook(self._hook(i))

@@ -157,7 +157,7 @@ class SupervisedTask(Task):
 
     def _measure(self, genome: Genome, x: Tensor, y: Tensor, device: str) -> dict[str, float]:
         """Mean loss (and accuracy) in eval mode without gradients, in chunks to bound memory."""
-        module = genome.to_module().to(device).eval()
+        module = genome.to_module(device).eval()
         total, correct = 0.0, 0
         with torch.no_grad():
             for xb, yb in zip(x.split(_CHUNK), y.split(_CHUNK)):

@@ -7,11 +7,13 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import Tensor
 
 from evo.genome import Genome
 from evo.plasticity import Diverged, PlasticityConfig, train
-from evo.plasticity.trainer import TrainResult, learning_rate
+from evo.plasticity.trainer import TrainResult, _batches, _samples, learning_rate
 
 Data = tuple[Tensor, Tensor]
 
@@ -27,6 +29,13 @@ def test_default_steps_are_epochs_over_batches(digits: Data, mlp: Genome) -> Non
     result = train(mlp, *digits, PlasticityConfig(epochs=2, batch_size=64))
     assert result.steps == 2 * math.ceil(200 / 64)
     assert result.samples == 2 * 200  # every epoch sees every sample once
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 50), batch_size=st.integers(1, 20), steps=st.integers(0, 40))
+def test_sample_count_is_the_sum_of_the_batches(n: int, batch_size: int, steps: int) -> None:
+    batches = _batches(n, batch_size, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert _samples(steps, n, batch_size) == sum(len(b) for b in itertools.islice(batches, steps))
 
 
 def test_training_lowers_the_loss(digits: Data, mlp: Genome) -> None:
