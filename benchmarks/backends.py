@@ -5,7 +5,8 @@ validation split, one torch thread per evaluation. The overhead is an evaluation
 backend against a bare PyTorch loop doing the same training and measuring: what scheduling, pickling
 the genome there and back, and the plasticity bookkeeping cost. Rounds of the bare loop, the serial
 backend and Ray at one worker alternate on one Ray instance, so a machine whose speed drifts over
-minutes (a shared VM) slows them alike.
+minutes (a shared VM) slows them alike. The overhead is also added up part by part (:func:`by_part`):
+the trainer, Ray's scheduling and transfer, and storing each evaluation as a run does.
 
 Run: ``python -m benchmarks.backends [--jobs 16 --cases 300:64 708:128 1500:64 --workers 1 2]``; writes
 the "backends" section of docs/benchmarks.md.
@@ -14,11 +15,15 @@ the "backends" section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import ray
 import torch
@@ -27,9 +32,12 @@ from torch import nn
 
 from benchmarks._report import table, update_section
 from evo.backends import Backend, RayBackend, SerialBackend
+from evo.backends.serial import run_job
 from evo.genome import Genome
 from evo.plasticity import PlasticityConfig
-from evo.tasks import Budget, Job, Task
+from evo.records import Individual
+from evo.store import RunStore, individual_to_record
+from evo.tasks import Budget, Evaluation, Job, Task
 from evo.tasks.config import SupervisedTaskConfig, build_task
 
 
@@ -56,27 +64,54 @@ def make_digits_jobs(task: Task, n: int, steps: int, hidden: int = 64) -> list[J
             for i in range(n)]
 
 
-def timed(run: Callable[[Sequence[Job]], object], jobs: Sequence[Job]) -> tuple[float, float]:
-    """Evaluations per second (wall clock) and this process's CPU seconds per evaluation of ``run(jobs)``,
-    after a warm-up run on two jobs (worker start-up, imports)."""
+#: One measured map: evaluations per second (wall clock), this process's CPU seconds per evaluation, and the
+#: evaluations' own mean seconds (their ``budget_used``, timed where they ran; NaN for the bare loop).
+Timing = tuple[float, float, float]
+
+
+def timed(run: Callable[[Sequence[Job]], Sequence[Evaluation] | None], jobs: Sequence[Job]) -> Timing:
+    """The :data:`Timing` of ``run(jobs)``, after a warm-up run on two jobs (worker start-up, imports)."""
     run(jobs[:2])
     start, cpu = time.perf_counter(), time.process_time()
-    run(jobs)
-    return len(jobs) / (time.perf_counter() - start), (time.process_time() - cpu) / len(jobs)
+    evaluations = run(jobs)
+    rate, cpu = len(jobs) / (time.perf_counter() - start), (time.process_time() - cpu) / len(jobs)
+    own = statistics.mean(e.budget_used.seconds for e in evaluations) if evaluations else math.nan
+    return rate, cpu, own
 
 
-def throughput(backend: Backend, task: Task, jobs: Sequence[Job]) -> tuple[float, float]:
+def throughput(backend: Backend, task: Task, jobs: Sequence[Job]) -> Timing:
     """:func:`timed` maps of ``jobs`` through ``backend``; a failed evaluation stops the benchmark."""
-    def run(batch: Sequence[Job]) -> None:
-        failed = [e.error for e in backend.map(task, batch) if not e.ok]
+    def run(batch: Sequence[Job]) -> list[Evaluation]:
+        evaluations = list(backend.map(task, batch))
+        failed = [e.error for e in evaluations if not e.ok]
         if failed:
             raise RuntimeError(f"benchmark evaluations failed: {failed[:3]}")
+        return evaluations
 
     return timed(run, jobs)
 
 
+def storing_s(task: Task, jobs: Sequence[Job], rounds: int) -> float:
+    """Seconds per evaluation the driver spends storing it as a run does: its genome file and its record
+    line (the log is synced once per generation, here once per ``jobs``); fastest of ``rounds``."""
+    evaluated = [dataclasses.replace(run_job(task, dataclasses.replace(job, budget=Budget(steps=1))),
+                                     individual_id=job.individual_id) for job in jobs]
+    individuals = [Individual(e.individual_id, e.genome or job.genome, evaluation=e)
+                   for e, job in zip(evaluated, jobs, strict=True)]
+    best = math.inf
+    with tempfile.TemporaryDirectory() as root:
+        for r in range(rounds):
+            store = RunStore.create(Path(root) / str(r), "")
+            start = time.perf_counter()
+            for ind in individuals:
+                store.save_genome(ind.id, ind.genome)
+            store.append_records([individual_to_record(ind) for ind in individuals])
+            best = min(best, (time.perf_counter() - start) / len(individuals))
+    return best
+
+
 def bare_throughput(task: Task, jobs: Sequence[Job], steps: int, batch_size: int, lr: float,
-                    fused: bool = True) -> tuple[float, float]:
+                    fused: bool = True) -> Timing:
     """:func:`timed` hand-written loops: same network, optimiser, steps, batches and measuring."""
     return timed(lambda batch: bare_loop(task, batch, steps, batch_size, lr, fused), jobs)
 
@@ -104,9 +139,9 @@ def bare_loop(task: Task, jobs: Sequence[Job], steps: int, batch_size: int, lr: 
             float(F.cross_entropy(out, data.y_val)), float((out.argmax(1) == data.y_val).float().mean())
 
 
-def alternate(runs: dict[str, Callable[[], tuple[float, float]]], rounds: int) -> dict[str, list[tuple[float, float]]]:
-    """Every run's (rate, CPU) of ``rounds`` rounds, the runs alternating within each round."""
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+def alternate(runs: dict[str, Callable[[], Timing]], rounds: int) -> dict[str, list[Timing]]:
+    """Every run's :data:`Timing` of ``rounds`` rounds, the runs alternating within each round."""
+    results: dict[str, list[Timing]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():
             results[name].append(run())
@@ -138,7 +173,7 @@ def measure(task: Task, plasticity: PlasticityConfig, args: argparse.Namespace, 
     finally:
         ray1.close()
     best = {name: max(r) for name, r in rounds.items()}
-    bare_rates = [rate for rate, _ in rounds["bare"]]
+    bare_rates = [rate for rate, *_ in rounds["bare"]]
     for w in (w for w in args.workers if w != 1):
         backend = fresh_ray(w)
         try:
@@ -146,23 +181,39 @@ def measure(task: Task, plasticity: PlasticityConfig, args: argparse.Namespace, 
         finally:
             backend.close()
     return (report(best, args.workers, args.jobs, paired_ratios(rounds))
+            + "\n\n" + by_part(rounds, storing_s(task, jobs, args.repeats))
             + f"\n\nTiming noise: the bare loop's own {args.repeats} identical rounds spread over {max(bare_rates) / min(bare_rates) - 1:.1%}.")
 
 
-def paired_ratios(rounds: dict[str, list[tuple[float, float]]]) -> dict[str, list[float]]:
+def paired_ratios(rounds: dict[str, list[Timing]]) -> dict[str, list[float]]:
     """Each run's wall time per evaluation over the bare loop's in the same round, round by round: the runs
     alternate, so each ratio compares runs taken moments apart, whatever the machine's drift."""
-    bare = [rate for rate, _ in rounds["bare"]]
-    return {name: [b / rate for b, (rate, _) in zip(bare, results, strict=True)]
+    bare = [rate for rate, *_ in rounds["bare"]]
+    return {name: [b / rate for b, (rate, *_) in zip(bare, results, strict=True)]
             for name, results in rounds.items() if name != "bare"}
 
 
-def report(best: dict[str, tuple[float, float]], workers: Sequence[int], jobs: int,
-           paired: dict[str, list[float]]) -> str:
-    """The Markdown table (and parallel efficiency) of one case: ``best`` maps runs to (evaluations/s,
-    CPU s per evaluation here) of maps of ``jobs`` jobs, ``paired`` the alternating runs to their
-    :func:`paired_ratios`."""
-    bare_rate, bare_cpu = best["bare"]
+def by_part(rounds: dict[str, list[Timing]], storing: float) -> str:
+    """The engine's overhead at one worker, part by part, each measured where it is paid: the trainer and its
+    bookkeeping (the serial backend against the bare loop, paired rounds), Ray's scheduling and transfer (a
+    map's wall time per evaluation less the evaluations' own, timed in the worker) and storing (``storing``
+    seconds per evaluation, in the driver). Unlike the Ray row's end-to-end ratio, no part compares code
+    run in two processes — the same bare loop runs up to ~2% faster or slower from one fresh process to the
+    next on the benchmark VM."""
+    bare = statistics.median(1 / rate for rate, *_ in rounds["bare"])
+    dispatch = statistics.median(1 / rate - own for rate, _, own in rounds["ray 1"])
+    parts = {"trainer and bookkeeping": statistics.median(paired_ratios(rounds)["serial"]) - 1,
+             f"Ray's scheduling and transfer ({1000 * dispatch:.2f} ms)": dispatch / bare,
+             f"storing ({1000 * storing:.2f} ms)": storing / bare}
+    return ("The engine's overhead by part (Ray, 1 worker, default batches; medians of the rounds): "
+            + ", ".join(f"{name} {100 * share:+.1f}%" for name, share in parts.items())
+            + f" — together **{100 * sum(parts.values()):+.1f}%** (target ≤ 5%).")
+
+
+def report(best: dict[str, Timing], workers: Sequence[int], jobs: int, paired: dict[str, list[float]]) -> str:
+    """The Markdown table (and parallel efficiency) of one case: ``best`` maps runs to their fastest
+    :data:`Timing` of maps of ``jobs`` jobs, ``paired`` the alternating runs to their :func:`paired_ratios`."""
+    bare_rate, bare_cpu, _ = best["bare"]
 
     def auto(w: int) -> str:
         return f"evals_per_task=auto: {RayBackend().batch_size(jobs, w)}"
@@ -175,7 +226,7 @@ def report(best: dict[str, tuple[float, float]], workers: Sequence[int], jobs: i
         return f"{pct(statistics.median(ratios))} ({pct(min(ratios))} to {pct(max(ratios))})" if ratios else "—"
 
     def row(label: str, name: str, w: int = 1) -> list[object]:
-        rate, cpu = best[name]
+        rate, cpu, _ = best[name]
         wall = pct(bare_rate * w / rate) if name != "bare" else "—"
         return [label, rate, 1000 * w / rate, 1000 * cpu, wall, rounds(name),
                 pct(cpu / bare_cpu) if name == "serial" else "—"]

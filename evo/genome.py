@@ -433,7 +433,8 @@ def _conv(weight: Tensor, bias: Tensor | None, padding: int = 0) -> nn.Conv2d:
 
 
 class GenomeNet(nn.Module):
-    """The ``nn.Module`` a genome describes; its ``state_dict`` keys are the genome's weight names."""
+    """The ``nn.Module`` a genome describes, holding copies of its weights on ``device``; its ``state_dict``
+    keys are the genome's weight names."""
 
     def __init__(self, genome: Genome, device: str | torch.device = "cpu") -> None:
         super().__init__()
@@ -462,9 +463,10 @@ class GenomeNet(nn.Module):
         # the output layer's Identity (most networks' last activation) is not called: hooks go on hidden
         # layers' post modules (capture_outputs, PlasticNet), never on the output's; and flat inputs are
         # not flattened.
-        last = len(genome.layers) - 1
+        last, flat_input = len(genome.layers) - 1, len(genome.input_shape) == 1
         self._plan = tuple(
-            (i == self.flatten_at and (i > 0 or len(genome.input_shape) > 1), layer, None if i == last and isinstance(post, nn.Identity) else post,
+            (i == self.flatten_at and not (i == 0 and flat_input), layer,
+             None if i == last and isinstance(post, nn.Identity) else post,
              tuple((s, self.skips[f"{s}_{i}"]) for s, d in genome.skips if d == i))
             for i, (layer, post) in enumerate(zip(self.layers, self.post, strict=True))
         )

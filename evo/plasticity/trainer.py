@@ -122,7 +122,8 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
             lr = learning_rate(config, step, total) if scheduled else None
             value = _step(state, schedule, criterion, xb, yb, step, lr)
         except FloatingPointError as err:
-            raise Diverged(str(err), steps=step + 1, samples=_samples(step + 1, len(x), config.batch_size)) from None
+            done = step + 1
+            raise Diverged(str(err), steps=done, samples=_samples(done, len(x), config.batch_size)) from None
         losses.append(value)
         schedule.after_step(step, value)
     trained = _restore_dropout(state.effective(), genome)

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 import pytest
 
-from benchmarks.backends import Case, alternate, paired_ratios, report
+from benchmarks.backends import (
+    Case,
+    alternate,
+    by_part,
+    make_digits_jobs,
+    paired_ratios,
+    report,
+    storing_s,
+    timed,
+)
+from evo.plasticity import PlasticityConfig
+from evo.tasks import Budget, Evaluation
+from evo.tasks.config import SupervisedTaskConfig, build_task
+
+NAN = math.nan
 
 
 def test_report_overheads_and_efficiency() -> None:
-    best = {  # evaluations/s, CPU s per evaluation
-        "bare": (10.0, 0.1), "bare default": (7.0, 0.14), "serial": (9.5, 0.105), "ray 1": (8.0, 0.002),
-        "ray 1 single": (9.0, 0.001), "ray 2": (14.4, 0.002),
+    best = {  # evaluations/s, CPU s per evaluation, the evaluations' own seconds
+        "bare": (10.0, 0.1, NAN), "bare default": (7.0, 0.14, NAN), "serial": (9.5, 0.105, 0.105),
+        "ray 1": (8.0, 0.002, 0.11), "ray 1 single": (9.0, 0.001, 0.1), "ray 2": (14.4, 0.002, 0.12),
     }
     paired = {"serial": [1.02, 1.06, 1.04], "ray 1": [1.3, 1.2, 1.25]}
     text = report(best, [1, 2], jobs=16, paired=paired)
@@ -29,19 +44,46 @@ def test_report_overheads_and_efficiency() -> None:
 
 
 def test_paired_ratios_compare_each_round_with_its_bare_loop() -> None:
-    rounds = {"bare": [(10.0, 0.1), (5.0, 0.2)], "serial": [(8.0, 0.1), (5.0, 0.2)]}  # round 2: all slowed alike
+    rounds = {"bare": [(10.0, 0.1, NAN), (5.0, 0.2, NAN)], "serial": [(8.0, 0.1, 0.1), (5.0, 0.2, 0.2)]}  # round 2: all slowed alike
     assert paired_ratios(rounds) == {"serial": [1.25, 1.0]}
+
+
+def test_by_part_adds_the_trainer_ray_dispatch_and_storing() -> None:
+    rounds = {  # bare 100 ms; serial 2% over it; Ray: 105 ms per evaluation of which the evaluations' own 104
+        "bare": [(10.0, 0.1, NAN)] * 3,
+        "serial": [(10 / 1.02, 0.1, 0.1)] * 3,
+        "ray 1": [(1 / 0.105, 0.001, 0.104), (1 / 0.105, 0.001, 0.104), (1 / 0.2, 0.001, 0.104)],  # one slow round
+    }
+    text = by_part(rounds, storing=0.0005)
+    assert "trainer and bookkeeping +2.0%" in text
+    assert "Ray's scheduling and transfer (1.00 ms) +1.0%" in text  # the median round's 105 - 104 ms
+    assert "storing (0.50 ms) +0.5%" in text
+    assert "together **+3.5%**" in text
+
+
+def test_timed_reports_the_evaluations_own_time() -> None:
+    def run(jobs: list[int]) -> list[Evaluation]:
+        return [Evaluation(i, {}, None, budget_used=Budget(seconds=0.25 * i)) for i in jobs]
+
+    rate, cpu, own = timed(run, [1, 2, 3])  # type: ignore[arg-type]
+    assert own == pytest.approx(0.5) and rate > 0 and cpu >= 0
+    assert math.isnan(timed(lambda jobs: None, [1, 2])[2])  # type: ignore[arg-type]
+
+
+def test_storing_writes_each_genome_and_record() -> None:
+    task = build_task(SupervisedTaskConfig(dataset="iris"), PlasticityConfig())
+    assert 0 < storing_s(task, make_digits_jobs(task, 3, steps=1, hidden=4), rounds=2) < 1
 
 
 def test_alternate_interleaves_rounds() -> None:
     calls: list[str] = []
 
     def run(name: str):  # type: ignore[no-untyped-def]
-        return lambda: calls.append(name) or (float(len(calls)), 0.0)
+        return lambda: calls.append(name) or (float(len(calls)), 0.0, NAN)
 
     results = alternate({"bare": run("bare"), "serial": run("serial")}, rounds=3)
     assert calls == ["bare", "serial"] * 3
-    assert [rate for rate, _ in results["serial"]] == [2.0, 4.0, 6.0]
+    assert [rate for rate, *_ in results["serial"]] == [2.0, 4.0, 6.0]
 
 
 def test_case_parse() -> None:
