@@ -201,5 +201,6 @@ def _override_dropout(genome: Genome, dropout: float | None) -> Genome:
 def _restore_dropout(trained: Genome, original: Genome) -> Genome:
     """The trained genome with the original genome's dropout rates (the override is for training only)."""
     for i, layer in enumerate(original.layers):
-        trained = trained.with_layer(i, dropout=layer.dropout)
+        if trained.layers[i].dropout != layer.dropout:  # each copy re-validates the genome
+            trained = trained.with_layer(i, dropout=layer.dropout)
     return trained
