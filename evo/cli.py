@@ -300,7 +300,8 @@ def dashboard(
 def export(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     fmt: str = typer.Option("torchscript", "--format", help="torchscript, onnx, state_dict or exported_program."),
-    out: Path | None = typer.Option(None, "--out", help="Output file; default: RUN_DIR/export/<id>.<suffix>."),
+    out: Path | None = typer.Option(None, "--out", help="Output file, or an existing folder to write <id>.<suffix> "
+                                    "into; default: RUN_DIR/export/<id>.<suffix>."),
     rank: int = typer.Option(1, "--rank", min=1, help="Export the N-th best individual (1 = best)."),
     individual: int | None = typer.Option(None, "--individual", help="Export this individual id instead of a rank."),
 ) -> None:
@@ -320,9 +321,10 @@ def export(
         if rank > len(ranked):
             fail(f"--rank {rank}: the run has only {len(ranked)} successfully evaluated individuals")
         individual = ranked[rank - 1].id
+    name = f"{individual}{ExportFormat(fmt).suffix}"
     try:
         genome = run.store.load_genome(individual)
-        path = export_genome(genome, fmt, out or run_dir / "export" / f"{individual}{ExportFormat(fmt).suffix}")
+        path = export_genome(genome, fmt, (out / name if out.is_dir() else out) if out else run_dir / "export" / name)
     except ValueError as err:
         fail(str(err))
     console.print(f"exported individual #{individual} ({genome}) to {path}")

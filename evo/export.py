@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from enum import Enum
@@ -68,7 +69,7 @@ def export_genome(genome: Genome, fmt: ExportFormat | str, out: str | os.PathLik
         ``out`` as a :class:`Path`.
 
     Raises:
-        ValueError: unknown ``fmt``, a genome without weights, or ``out`` not writable.
+        ValueError: unknown ``fmt``, a genome without weights, or ``out`` a folder or not writable.
     """
     allowed = [f.value for f in ExportFormat]
     if fmt not in allowed:
@@ -76,6 +77,8 @@ def export_genome(genome: Genome, fmt: ExportFormat | str, out: str | os.PathLik
     if not genome.weights:
         raise ValueError("export genome has no weights (a skeleton); load the stored genome first")
     out = Path(out)
+    if out.is_dir():  # torch's writers would fail with an obscure RuntimeError
+        raise ValueError(f"export out={str(out)!r} is a folder; give a file path, e.g. {str(out / 'model.pt')!r}")
     writers = {
         ExportFormat.TORCHSCRIPT: _save_torchscript,
         ExportFormat.ONNX: _save_onnx,
@@ -84,6 +87,8 @@ def export_genome(genome: Genome, fmt: ExportFormat | str, out: str | os.PathLik
     }
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(out.parent, os.W_OK):  # torch's writers would fail with an obscure RuntimeError
+            raise PermissionError(errno.EACCES, "permission denied")
         writers[ExportFormat(fmt)](genome, out)
     except OSError as err:
         raise ValueError(f"export out={str(out)!r} is not writable: {err.strerror or err}") from err

@@ -120,6 +120,19 @@ def test_show_lists_generations_and_lineage(workdir: Path, reference_run: Path) 
     assert "generations" in out and "best individuals" in out and "lineage of #15" in out
 
 
+def test_export_writes_the_best_into_a_file_or_a_folder(workdir: Path, reference_run: Path) -> None:
+    folder = workdir / "exports"
+    folder.mkdir()
+    out = evo("export", str(reference_run), "--format", "state_dict", "--out", str(folder), cwd=workdir).stdout
+    written = list(folder.iterdir())
+    assert len(written) == 1 and written[0].suffix == ".pt" and str(written[0].name) in out.replace("\n", "")
+    evo("export", str(reference_run), "--out", str(folder / "best.pt"), cwd=workdir)
+    assert (folder / "best.pt").stat().st_size > 0
+    blocked = evo("export", str(reference_run), "--out", str(folder / "best.pt" / "x.pt"), cwd=workdir, check=False)
+    assert blocked.returncode == 2 and "not writable" in blocked.stderr
+    assert len(blocked.stderr.strip().splitlines()) == 1 and "Traceback" not in blocked.stderr
+
+
 @pytest.mark.parametrize(
     ("config", "args", "message"),
     [

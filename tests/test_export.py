@@ -105,6 +105,17 @@ def test_unwritable_path_raises(tmp_path: Path) -> None:
         export_genome(mlp_genome(), "state_dict", blocker / "g.pt")
 
 
+def test_a_read_only_folder_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("evo.export.os.access", lambda path, mode: False)  # tests may run as root
+    with pytest.raises(ValueError, match="not writable: permission denied"):
+        export_genome(mlp_genome(), "torchscript", tmp_path / "m.pt")
+
+
+def test_a_folder_as_out_raises(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="is a folder; give a file path"):
+        export_genome(mlp_genome(), "torchscript", tmp_path)
+
+
 def test_weightless_skeleton_raises(tmp_path: Path) -> None:
     genome = mlp_genome()
     skeleton = Genome(genome.input_shape, genome.layers, genome.skips)
