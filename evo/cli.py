@@ -82,9 +82,15 @@ def run(
     mirror: bool = typer.Option(True, help="Mirror every evaluated individual into the Optuna storage."),
 ) -> None:
     """Evolve a population as the config says; writes runs/<name>/ and mirrors it for optuna-dashboard."""
+    from evo.config import check_run_name
     from evo.evolution import run_evolution
 
     cfg = _load(config, set_, {"evolution.seed": seed, "backend.kind": backend, "backend.address": address})
+    if name is not None:
+        try:
+            check_run_name(name)
+        except ValueError as err:
+            fail(f"--name: {err}")
     run_dir = runs_dir / (name or cfg.name or f"{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     if (run_dir / "config.yaml").exists():
         fail(f"{run_dir}: a run already exists here (use `evo resume {run_dir}` or another --name)")
@@ -179,6 +185,8 @@ def show(
         run = load_run(run_dir)
     except ValueError as err:
         fail(str(err))
+    if lineage is not None and lineage not in run.individuals:  # before any output: the error stays the only line
+        fail(f"--lineage: no individual {lineage} in {run_dir} (ids 0..{max(run.individuals)})")
     table = Table(title=f"{run_dir} — generations")
     for col in ("gen", "evaluated", "failed", "best", "objectives", "samples", "seconds"):
         table.add_column(col)
@@ -204,8 +212,6 @@ def _show_lineage(run: RunView, run_dir: Path, individual_id: int) -> None:
 
     from evo.viz import lineage, lineage_svg
 
-    if individual_id not in run.individuals:
-        fail(f"--lineage: no individual {individual_id} in {run_dir} (ids 0..{max(run.individuals)})")
     table = Table(title=f"lineage of #{individual_id}")
     for col in ("id", "gen", "made by", "architecture", "objectives"):
         table.add_column(col)

@@ -98,6 +98,14 @@ class EvolutionConfig(BaseModel):
 OperatorSpec = dict[str, Any]
 
 
+def check_run_name(name: str) -> str:
+    """``name`` if it can name a run directory under runs/: one plain folder name, so a run cannot land (and
+    write its Optuna mirror) outside the runs directory."""
+    if not name.strip() or name in (".", "..") or os.path.basename(name) != name or "\\" in name:
+        raise ValueError(f"must be a plain folder name, without '/' or '..' (got {name!r})")
+    return name
+
+
 class EvoConfig(BaseModel):
     """A whole run: ``task``, ``evolution``, ``plasticity``, ``operators``, ``backend``."""
 
@@ -117,6 +125,11 @@ class EvoConfig(BaseModel):
         "null = defaults for the task kind (see `evo ops`).",
     )
     backend: BackendConfig = Field(default_factory=BackendConfig, description="Where evaluations run.")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str | None) -> str | None:
+        return None if name is None else check_run_name(name)
 
     @field_validator("operators")
     @classmethod

@@ -118,6 +118,9 @@ def test_resume_refuses_changes_that_make_another_run(workdir: Path, reference_r
 def test_show_lists_generations_and_lineage(workdir: Path, reference_run: Path) -> None:
     out = evo("show", str(reference_run), "--lineage", "15", cwd=workdir).stdout
     assert "generations" in out and "best individuals" in out and "lineage of #15" in out
+    missing = evo("show", str(reference_run), "--lineage", "999", cwd=workdir, check=False)
+    assert missing.returncode == 2 and not missing.stdout  # refused before printing anything
+    assert missing.stderr.strip() == f"error: --lineage: no individual 999 in {reference_run} (ids 0..15)"
 
 
 def test_export_writes_the_best_into_a_file_or_a_folder(workdir: Path, reference_run: Path) -> None:
@@ -141,6 +144,9 @@ def test_export_writes_the_best_into_a_file_or_a_folder(workdir: Path, reference
         ({"task": {"kind": "supervised", "dataset": "nosuch"}}, [], "task"),
         ({}, ["--set", "evolution.generations"], "must look like section.field=value"),
         ({"task": {"kind": "supervised", "dataset": "npz", "path": "missing.npz"}}, ["--backend", "serial"], "missing.npz"),
+        ({"name": "../outside"}, [], "name: must be a plain folder name, without '/' or '..' (got '../outside')"),
+        ({}, ["--name", "a/b"], "--name: must be a plain folder name, without '/' or '..' (got 'a/b')"),
+        ({}, ["--name", ".."], "--name: must be a plain folder name"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(workdir: Path, config: dict, args: list[str], message: str) -> None:
