@@ -328,9 +328,11 @@ def export(
             fail(f"--rank {rank}: the run has only {len(ranked)} successfully evaluated individuals")
         individual = ranked[rank - 1].id
     name = f"{individual}{ExportFormat(fmt).suffix}"
+    if out is not None and out.is_dir():
+        out = out / name
     try:
         genome = run.store.load_genome(individual)
-        path = export_genome(genome, fmt, (out / name if out.is_dir() else out) if out else run_dir / "export" / name)
+        path = export_genome(genome, fmt, out or run_dir / "export" / name)
     except ValueError as err:
         fail(str(err))
     console.print(f"exported individual #{individual} ({genome}) to {path}")

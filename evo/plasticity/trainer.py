@@ -194,7 +194,8 @@ def _check_inputs(genome: Genome, x: Tensor, y: Tensor, steps: int | None, loss:
 def _override_dropout(genome: Genome, dropout: float | None) -> Genome:
     """The hidden layers' dropout set to ``dropout`` for training (None: unchanged)."""
     for i in genome.hidden_layers if dropout is not None else ():
-        genome = genome.with_layer(i, dropout=dropout)
+        if genome.layers[i].dropout != dropout:  # each copy re-validates the genome
+            genome = genome.with_layer(i, dropout=dropout)
     return genome
 
 
