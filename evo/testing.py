@@ -51,16 +51,16 @@ class ToyTask(Task):
 
     Args:
         sleep_s: seconds each evaluation takes, or a map seed → seconds (to shuffle completion order).
-        started_dir: if set, each evaluation touches ``<seed>-<pid>`` there as it starts, so a test
-            can see which process is running what right now.
+        running_dir: if set, each evaluation holds a file ``<seed>-<pid>`` there while it runs, so a
+            test can see which process is running what right now.
     """
 
     objectives = (Objective("fitness"), Objective("params", Direction.MINIMIZE))
 
     def __init__(self, sleep_s: float | Mapping[int, float] = 0.0, inputs: int = 4, outputs: int = 2,
-                 started_dir: str | os.PathLike[str] | None = None) -> None:
+                 running_dir: str | os.PathLike[str] | None = None) -> None:
         self.sleep_s, self.inputs, self.outputs = sleep_s, inputs, outputs
-        self.started_dir = None if started_dir is None else Path(started_dir)
+        self.running_dir = None if running_dir is None else Path(running_dir)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -71,9 +71,12 @@ class ToyTask(Task):
         return self.outputs
 
     def evaluate(self, genome: Genome, budget: Budget, device: str, seed: int) -> Evaluation:
-        if self.started_dir is not None:
-            (self.started_dir / f"{seed}-{os.getpid()}").touch()
+        marker = None if self.running_dir is None else self.running_dir / f"{seed}-{os.getpid()}"
+        if marker is not None:
+            marker.touch()
         time.sleep(self.sleep_s.get(seed, 0.0) if isinstance(self.sleep_s, Mapping) else self.sleep_s)
+        if marker is not None:
+            marker.unlink()
         gen = torch.Generator().manual_seed(seed)
         nudged = {k: (v + 0.01 * torch.randn(v.shape, generator=gen)).to(device) for k, v in genome.weights.items()}
         fitness = -sum(float((w**2).sum()) for w in nudged.values())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,16 +60,15 @@ def test_killed_worker_is_retried_and_yielded_once(backend: RayBackend, tmp_path
     assert len(list(tmp_path.iterdir())) == 2
 
 
-def _wait_until_running(started: Path, pids: set[int], done: set[int], timeout_s: float = 5.0) -> bool:
-    """Wait until one of ``pids`` has started a job (seed) not yet done: that process is mid-evaluation."""
+def _wait_until_running(running: Path, pids: set[int], timeout_s: float = 5.0) -> set[int]:
+    """Those of ``pids`` that are mid-evaluation (hold a marker in ``running``, see ToyTask), once there are
+    any; an empty set after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for marker in started.iterdir():
-            seed, pid = map(int, marker.name.split("-"))
-            if pid in pids and seed not in done:
-                return True
+        if busy := {int(marker.name.split("-")[1]) for marker in running.iterdir()} & pids:
+            return busy
         time.sleep(0.02)
-    return False
+    return set()
 
 
 def test_removed_node_mid_map_jobs_finish_once(cluster: Cluster, backend: RayBackend, tmp_path: Path) -> None:
@@ -76,15 +78,18 @@ def test_removed_node_mid_map_jobs_finish_once(cluster: Cluster, backend: RayBac
     done: set[int] = set()
     worker_pids: set[int] = set()
     removed = False
-    for evaluation in backend.map(ToyTask(sleep_s=0.5, started_dir=tmp_path), jobs):
+    for evaluation in backend.map(ToyTask(sleep_s=0.5, running_dir=tmp_path), jobs):
         assert evaluation.ok, evaluation.error
         done.add(jobs[evaluation.individual_id].seed)
         now = dict(backend.stats().nodes)
         if now.get(worker_node.node_id, 0) > counts.get(worker_node.node_id, 0):  # this one ran on the worker node
             worker_pids.add(int(evaluation.metrics["pid"]))
         counts = now
-        if not removed and worker_pids and _wait_until_running(tmp_path, worker_pids, done):
+        if not removed and worker_pids and (busy := _wait_until_running(tmp_path, worker_pids)):
             cluster.remove_node(worker_node, allow_graceful=False)
+            for pid in busy:  # a dead node's processes die with it; a worker left alone may finish and report
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             removed = True
     assert removed
     assert sorted(done) == sorted(j.seed for j in jobs) and len(done) == 10
