@@ -10,8 +10,9 @@ A Ray task costs a few milliseconds of scheduling and transfer: several percent
 of training a small network, more than a whole evaluation of a small policy.
 ``evals_per_task`` sends evaluations in batches, so that cost is paid once per
 batch; by default (``auto``) a map of many more jobs than slots is split into
-about :data:`TASKS_PER_SLOT` batches per slot. A batch is retried, and timed
-out, as a whole.
+about :data:`TASKS_PER_SLOT` batches per slot (two for a lone slot). A batch is
+retried, and timed out, as a whole. Jobs travel to the worker, and evaluations
+back, each as its own object, so small ones stay inside Ray's messages.
 
 Example:
     >>> backend = RayBackend(workers=2)  # doctest: +SKIP
@@ -33,6 +34,7 @@ from typing import Any, Literal
 
 import ray
 import torch
+from ray import cloudpickle
 from ray import exceptions as rex
 
 import evo
@@ -52,8 +54,12 @@ LOST: tuple[type[Exception], ...] = (
     rex.OutOfMemoryError,
 )
 
+#: Ray's default ``max_direct_call_object_size``: objects up to this size travel inside task messages.
+INLINE_BYTES = 100 * 1024
+
 #: ``evals_per_task="auto"``: batches per evaluation slot in a map. More batches balance the load better
-#: (a slot waits at most one batch for the others); fewer pay Ray's per-task cost less often.
+#: (a slot waits at most one batch for the others); fewer pay Ray's per-task cost less often. A lone slot has
+#: no load to balance and gets two: one running while the next waits, so the worker never idles on the driver.
 TASKS_PER_SLOT = 4
 
 
@@ -70,11 +76,17 @@ def worker_device(gpu_ids: Sequence[object], visible: str | None) -> str:
     return f"cuda:{order.index(gpu) if gpu in order else int(gpu)}"
 
 
-def _evaluate(task: Task, jobs: Sequence[Job], threads: int) -> tuple[list[Evaluation], str]:
-    """Runs in the worker: its CPU share of threads, its GPU (if any); returns the evaluations and node id."""
+def _evaluate(task: Task, threads: int, *jobs: Job) -> tuple[str | Evaluation, ...]:
+    """Runs in the worker: its CPU share of threads, its GPU (if any); returns the node id, then one
+    evaluation per job.
+
+    Jobs come as separate arguments and evaluations go back as separate return values (``num_returns``):
+    Ray sends an object under its inline limit (100 KB) inside the task's messages, a larger one through
+    the object store — a batch in one object would take the slower road as soon as it held a few genomes.
+    """
     torch.set_num_threads(threads)
     device = worker_device(ray.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES"))
-    return [run_job(task, job, device) for job in jobs], ray.get_runtime_context().get_node_id()
+    return ray.get_runtime_context().get_node_id(), *(run_job(task, job, device) for job in jobs)
 
 
 _remote_evaluate = ray.remote(_evaluate)
@@ -86,11 +98,20 @@ def _failed(task: Task, jobs: Sequence[Job], error: str, used: Budget) -> list[E
     return [dataclasses.replace(task.failed(error, used=used), individual_id=job.individual_id) for job in jobs]
 
 
+def _shipped(task: Task) -> Task | ray.ObjectRef:
+    """The task as every batch's argument: itself when it pickles under Ray's inline limit (then it travels
+    inside each task's message), else a reference to one copy in the object store (fetched per batch, but
+    never re-sent)."""
+    return task if len(cloudpickle.dumps(task)) <= INLINE_BYTES else ray.put(task)
+
+
 @dataclass
 class _Attempt:
-    """One submission of a batch of jobs; ``started`` is when it (presumably) got a worker slot."""
+    """One submission of a batch of jobs: its return values (node id, then one per job), how many earlier
+    submissions of the batch were lost, and when it (presumably) got a worker slot."""
 
     jobs: tuple[Job, ...]
+    refs: tuple[ray.ObjectRef, ...]
     tries: int = 0
     started: float | None = None
 
@@ -109,7 +130,7 @@ class RayBackend(Backend):
         max_in_flight: most jobs submitted at once; 0 = two batches per evaluation slot.
         evals_per_task: jobs sent to a worker together as one Ray task (1 = each on its own). A lost
             worker reruns its whole batch; a batch times out after ``timeout_s`` per job in it. ``auto``:
-            a map's jobs // (:data:`TASKS_PER_SLOT` × slots), at least 1; 1 when ``timeout_s`` is set, so
+            a map's jobs // (:data:`TASKS_PER_SLOT` × slots; 2 for one slot), at least 1; 1 when ``timeout_s`` is set, so
             a hanging evaluation takes no batch-mates with it.
         ship_code: send the evo package to workers (``py_modules``): auto = when joining a cluster.
         runtime_env: extra Ray runtime_env entries (pip, env_vars, working_dir, ...).
@@ -193,11 +214,12 @@ class RayBackend(Backend):
         """Evaluations per Ray task in a map of ``jobs`` jobs (0: unknown) over ``slots`` evaluation slots."""
         if self.evals_per_task != "auto":
             return self.evals_per_task
-        return 1 if self.timeout_s else max(1, jobs // (TASKS_PER_SLOT * slots))
+        per_slot = TASKS_PER_SLOT if slots > 1 else 2
+        return 1 if self.timeout_s else max(1, jobs // (per_slot * slots))
 
     def map(self, task: Task, jobs: Iterable[Job]) -> Iterator[Evaluation]:
         self._connect()
-        task_ref = ray.put(task)  # once per map, not once per job
+        task_arg = _shipped(task)
         slots = self._slots()
         # auto batches by the map's size; a lazy iterator is not pulled ahead to learn it (one job per task)
         batch = self.batch_size(len(jobs) if isinstance(jobs, Sized) else 0, slots)
@@ -206,12 +228,12 @@ class RayBackend(Backend):
         running: dict[ray.ObjectRef, _Attempt] = {}
         self._meter.begin()
         try:
-            while self._fill(task_ref, queue, running, limit, batch):
+            while self._fill(task_arg, queue, running, limit, batch):
                 self._meter.in_flight = self._start_clocks(running, slots)
                 self._meter.queued = sum(len(a.jobs) for a in running.values() if a.started is None)
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=self._wait_s(running))
                 for ref in ready:
-                    yield from self._collect(task, task_ref, ref, running)
+                    yield from self._collect(task, task_arg, ref, running)
                 for ref in self._expired(running):
                     yield from self._time_out(task, ref, running)
         finally:
@@ -219,17 +241,22 @@ class RayBackend(Backend):
                 ray.cancel(ref)
             self._meter.end()
 
-    def _submit(self, task_ref: ray.ObjectRef, jobs: tuple[Job, ...]) -> ray.ObjectRef:
-        options = _remote_evaluate.options(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=0)
-        return options.remote(task_ref, jobs, max(1, int(self.num_cpus)))
+    def _submit(self, task_arg: Task | ray.ObjectRef, jobs: tuple[Job, ...], running: dict[ray.ObjectRef, _Attempt],
+                tries: int = 0) -> None:
+        """Submit one batch; ``running`` holds it under its first return value (the node id: all of a task's
+        return values are ready together)."""
+        options = _remote_evaluate.options(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=0,
+                                           num_returns=1 + len(jobs))
+        refs = tuple(options.remote(task_arg, max(1, int(self.num_cpus)), *jobs))
+        running[refs[0]] = _Attempt(jobs, refs, tries)
 
-    def _fill(self, task_ref: ray.ObjectRef, queue: Iterator[Job], running: dict[ray.ObjectRef, _Attempt],
+    def _fill(self, task_arg: Task | ray.ObjectRef, queue: Iterator[Job], running: dict[ray.ObjectRef, _Attempt],
               limit: int, batch: int) -> bool:
         """Submit batches of ``batch`` jobs while fewer than ``limit`` jobs are in flight; False when nothing is
         left to wait for."""
         in_flight = sum(len(a.jobs) for a in running.values())
         while in_flight < limit and (jobs := tuple(islice(queue, min(batch, limit - in_flight)))):
-            running[self._submit(task_ref, jobs)] = _Attempt(jobs)
+            self._submit(task_arg, jobs, running)
             in_flight += len(jobs)
         return bool(running)
 
@@ -254,17 +281,17 @@ class RayBackend(Backend):
         left = [a.started + self._limit_s(a) - now for a in running.values() if a.started is not None]
         return max(0.0, min(left)) if left else None
 
-    def _collect(self, task: Task, task_ref: ray.ObjectRef, ref: ray.ObjectRef,
+    def _collect(self, task: Task, task_arg: Task | ray.ObjectRef, ref: ray.ObjectRef,
                  running: dict[ray.ObjectRef, _Attempt]) -> list[Evaluation]:
         """The finished batch's evaluations; none when its worker was lost and the batch resubmitted."""
         attempt = running.pop(ref)
         node: str | None = None
         try:
-            evaluations, node = ray.get(ref)
+            node, *evaluations = ray.get(list(attempt.refs))
         except LOST as err:
             if attempt.tries < self.max_retries:
                 self._meter.retries += 1
-                running[self._submit(task_ref, attempt.jobs)] = _Attempt(attempt.jobs, attempt.tries + 1)
+                self._submit(task_arg, attempt.jobs, running, attempt.tries + 1)
                 return []
             tries = attempt.tries + 1
             evaluations = _failed(task, attempt.jobs,

@@ -80,7 +80,18 @@ def test_never_more_than_max_in_flight(ray_backend: RayBackend, monkeypatch: pyt
     assert max(outstanding) == 3 and len(outstanding) == 9
     assert max(s.in_flight for s in live) in (1, 2)  # busy workers: at most the 2 CPUs
     assert max(s.in_flight + s.queued for s in live) <= 3
-    assert len(puts) == 1  # the task goes to the object store once per map
+    assert puts == []  # a small task travels inside each batch's message, not through the object store
+
+
+def test_a_large_task_goes_to_the_object_store_once(ray_backend: RayBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    puts: list[object] = []
+    real_put = ray.put
+    monkeypatch.setattr(ray, "put", lambda value: puts.append(value) or real_put(value))
+    task = ToyTask(sleep_s=dict.fromkeys(range(30_000), 0.0))  # pickles to more than Ray's 100 KB inline limit
+    jobs = make_jobs(6, seed=13)
+    evaluations = {e.individual_id: e for e in RayBackend(evals_per_task=2).map(task, jobs)}
+    assert puts == [task]
+    assert_same_evaluations(evaluations, {e.individual_id: e for e in SerialBackend().map(task, jobs)})
 
 
 def test_worker_lost_beyond_the_retries_is_a_failed_evaluation(ray_backend: RayBackend, tmp_path: Path) -> None:
@@ -96,7 +107,8 @@ def spy_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of every batch RayBackend submits, in order."""
     sizes: list[int] = []
     real = RayBackend._submit
-    monkeypatch.setattr(RayBackend, "_submit", lambda self, ref, jobs: sizes.append(len(jobs)) or real(self, ref, jobs))
+    monkeypatch.setattr(RayBackend, "_submit",
+                        lambda self, task, jobs, *rest: sizes.append(len(jobs)) or real(self, task, jobs, *rest))
     return sizes
 
 
@@ -126,8 +138,8 @@ def test_auto_batches_a_sized_map_by_its_slots(ray_backend: RayBackend, monkeypa
 
 def test_auto_batch_size() -> None:
     auto = RayBackend()
-    assert [auto.batch_size(jobs, slots) for jobs, slots in [(16, 2), (16, 1), (100, 8), (7, 2), (0, 2)]] == [
-        2, 4, 3, 1, 1]
+    assert [auto.batch_size(jobs, slots) for jobs, slots in [(16, 2), (100, 8), (7, 2), (0, 2)]] == [2, 3, 1, 1]
+    assert [auto.batch_size(jobs, 1) for jobs in (16, 9, 3, 0)] == [8, 4, 1, 1]  # a lone slot: two batches
     assert RayBackend(timeout_s=5).batch_size(1000, 2) == 1  # a hanging evaluation takes no batch-mates along
     assert RayBackend(evals_per_task=5, timeout_s=5).batch_size(3, 2) == 5
 

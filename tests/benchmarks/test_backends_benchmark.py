@@ -34,12 +34,12 @@ def test_report_overheads_and_efficiency() -> None:
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     assert "+5.3%" in rows["serial backend"]  # 10 / 9.5
     assert "+4.0% (+2.0% to +6.0%)" in rows["serial backend"]  # the median and range of the paired rounds
-    assert "+25.0% (+20.0% to +30.0%)" in rows["Ray, 1 worker (evals_per_task=auto: 4)"]
+    assert "+25.0% (+20.0% to +30.0%)" in rows["Ray, 1 worker (evals_per_task=auto: 8)"]
     assert "+42.9%" in rows["bare PyTorch loop, Adam's default step"]
-    assert "+25.0%" in rows["Ray, 1 worker (evals_per_task=auto: 4)"]  # 16 jobs: 4 batches for the one slot
+    assert "+25.0%" in rows["Ray, 1 worker (evals_per_task=auto: 8)"]  # 16 jobs: 2 batches for the one slot
     assert "+11.1%" in rows["Ray, 1 worker, evals_per_task=1"]
     assert "+38.9%" in rows["Ray, 2 workers (evals_per_task=auto: 2)"]  # 14.4/s: 139 ms each against the bare 100
-    assert "+18.8% wall with its default batches (evals_per_task=auto: 4 evaluations per task), +5.6% with one" in text
+    assert "+18.8% wall with its default batches (evals_per_task=auto: 8 evaluations per task), +5.6% with one" in text
     assert "**0.90**" in text  # (14.4 / 2) / 8
 
 
