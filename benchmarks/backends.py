@@ -3,9 +3,9 @@
 Every evaluation trains an MLP on digits for a case's Adam steps (batch 32) and measures it on the
 validation split, one torch thread per evaluation. The overhead is an evaluation's wall time through a
 backend against a bare PyTorch loop doing the same training and measuring: what scheduling, pickling
-the genome there and back, and the plasticity bookkeeping cost. Rounds of the bare loop, the serial
-backend and Ray at one worker alternate on one Ray instance, so a machine whose speed drifts over
-minutes (a shared VM) slows them alike. The overhead is also added up part by part (:func:`by_part`):
+the genome there and back, and the plasticity bookkeeping cost. The serial backend and Ray at one
+worker run on one Ray instance, each measurement between two of the bare loop (:func:`alternate`), so
+a machine whose speed drifts over minutes (a shared VM) slows both sides of a comparison alike. The overhead is also added up part by part (:func:`by_part`):
 the trainer, Ray's scheduling and transfer, and storing each evaluation as a run does.
 
 Run: ``python -m benchmarks.backends [--jobs 16 --cases 300:64 708:128 1500:64 --workers 1 2]``; writes
@@ -139,13 +139,29 @@ def bare_loop(task: Task, jobs: Sequence[Job], steps: int, batch_size: int, lr: 
             float(F.cross_entropy(out, data.y_val)), float((out.argmax(1) == data.y_val).float().mean())
 
 
-def alternate(runs: dict[str, Callable[[], Timing]], rounds: int) -> dict[str, list[Timing]]:
-    """Every run's :data:`Timing` of ``rounds`` rounds, the runs alternating within each round."""
-    results: dict[str, list[Timing]] = {name: [] for name in runs}
+def alternate(runs: dict[str, Callable[[], Timing]], rounds: int,
+              reference: str = "bare") -> tuple[dict[str, list[Timing]], dict[str, list[float]]]:
+    """``rounds`` rounds in which every run is bracketed by the ``reference`` run (ref, A, ref, B, ..., ref).
+
+    Returns:
+        every run's :data:`Timing` of every measurement, and every other run's wall time per evaluation
+        over the mean of the reference's just before and just after it, one ratio per round: both sides are
+        taken seconds apart, so a machine whose speed drifts over minutes (a shared VM) slows them alike.
+    """
+    timings: dict[str, list[Timing]] = {name: [] for name in runs}
+    ratios: dict[str, list[float]] = {name: [] for name in runs if name != reference}
     for _ in range(rounds):
+        before = runs[reference]()
+        timings[reference].append(before)
         for name, run in runs.items():
-            results[name].append(run())
-    return results
+            if name == reference:
+                continue
+            timing, after = run(), runs[reference]()
+            timings[name].append(timing)
+            timings[reference].append(after)
+            ratios[name].append((1 / timing[0]) / ((1 / before[0] + 1 / after[0]) / 2))  # seconds per evaluation
+            before = after
+    return timings, ratios
 
 
 def fresh_ray(workers: int) -> RayBackend:
@@ -156,13 +172,13 @@ def fresh_ray(workers: int) -> RayBackend:
 
 
 def measure(task: Task, plasticity: PlasticityConfig, args: argparse.Namespace, case: Case) -> str:
-    """One table: bare loop, serial backend and Ray at one worker (its default batches, and one task per
-    evaluation) alternating round by round; then Ray at more workers on an instance of that size."""
+    """One table: serial backend and Ray at one worker (its default batches, and one task per evaluation),
+    each between two bare loops, round by round; then Ray at more workers on an instance of that size."""
     jobs = make_digits_jobs(task, args.jobs, case.steps, case.hidden)
     ray1 = fresh_ray(1)
     single = RayBackend(workers=1, num_cpus=1, evals_per_task=1)  # joins ray1's instance
     try:
-        rounds = alternate({
+        rounds, paired = alternate({
             "bare": lambda: bare_throughput(task, jobs, case.steps, plasticity.batch_size, plasticity.lr),
             "bare default": lambda: bare_throughput(task, jobs, case.steps, plasticity.batch_size, plasticity.lr,
                                                     fused=False),
@@ -180,29 +196,22 @@ def measure(task: Task, plasticity: PlasticityConfig, args: argparse.Namespace, 
             best[f"ray {w}"] = max(throughput(backend, task, jobs) for _ in range(args.repeats))
         finally:
             backend.close()
-    return (report(best, args.workers, args.jobs, paired_ratios(rounds))
-            + "\n\n" + by_part(rounds, storing_s(task, jobs, args.repeats))
-            + f"\n\nTiming noise: the bare loop's own {args.repeats} identical rounds spread over {max(bare_rates) / min(bare_rates) - 1:.1%}.")
+    return (report(best, args.workers, args.jobs, paired)
+            + "\n\n" + by_part(rounds, paired, storing_s(task, jobs, args.repeats))
+            + f"\n\nTiming noise: the bare loop's own {len(bare_rates)} identical measurements spread over "
+              f"{max(bare_rates) / min(bare_rates) - 1:.1%}.")
 
 
-def paired_ratios(rounds: dict[str, list[Timing]]) -> dict[str, list[float]]:
-    """Each run's wall time per evaluation over the bare loop's in the same round, round by round: the runs
-    alternate, so each ratio compares runs taken moments apart, whatever the machine's drift."""
-    bare = [rate for rate, *_ in rounds["bare"]]
-    return {name: [b / rate for b, (rate, *_) in zip(bare, results, strict=True)]
-            for name, results in rounds.items() if name != "bare"}
-
-
-def by_part(rounds: dict[str, list[Timing]], storing: float) -> str:
+def by_part(rounds: dict[str, list[Timing]], paired: dict[str, list[float]], storing: float) -> str:
     """The engine's overhead at one worker, part by part, each measured where it is paid: the trainer and its
-    bookkeeping (the serial backend against the bare loop, paired rounds), Ray's scheduling and transfer (a
+    bookkeeping (the serial backend against the bare loop, ``paired`` ratios), Ray's scheduling and transfer (a
     map's wall time per evaluation less the evaluations' own, timed in the worker) and storing (``storing``
     seconds per evaluation, in the driver). Unlike the Ray row's end-to-end ratio, no part compares code
     run in two processes — the same bare loop runs up to ~2% faster or slower from one fresh process to the
     next on the benchmark VM."""
     bare = statistics.median(1 / rate for rate, *_ in rounds["bare"])
     dispatch = statistics.median(1 / rate - own for rate, _, own in rounds["ray 1"])
-    parts = {"trainer and bookkeeping": statistics.median(paired_ratios(rounds)["serial"]) - 1,
+    parts = {"trainer and bookkeeping": statistics.median(paired["serial"]) - 1,
              f"Ray's scheduling and transfer ({1000 * dispatch:.2f} ms)": dispatch / bare,
              f"storing ({1000 * storing:.2f} ms)": storing / bare}
     return ("The engine's overhead by part (Ray, 1 worker, default batches; medians of the rounds): "
@@ -212,7 +221,7 @@ def by_part(rounds: dict[str, list[Timing]], storing: float) -> str:
 
 def report(best: dict[str, Timing], workers: Sequence[int], jobs: int, paired: dict[str, list[float]]) -> str:
     """The Markdown table (and parallel efficiency) of one case: ``best`` maps runs to their fastest
-    :data:`Timing` of maps of ``jobs`` jobs, ``paired`` the alternating runs to their :func:`paired_ratios`."""
+    :data:`Timing` of maps of ``jobs`` jobs, ``paired`` the bracketed runs to their ratios (:func:`alternate`)."""
     bare_rate, bare_cpu, _ = best["bare"]
 
     def auto(w: int) -> str:
@@ -236,7 +245,7 @@ def report(best: dict[str, Timing], workers: Sequence[int], jobs: int, paired: d
             row("Ray, 1 worker, evals_per_task=1", "ray 1 single")]
     rows += [row(f"Ray, {w} workers ({auto(w)})", f"ray {w}", w) for w in workers if w != 1]
     body = table(["backend", "evaluations/s", "wall ms per evaluation per worker", "CPU ms per evaluation here",
-                  "overhead vs bare (wall, fastest rounds)", "overhead vs bare (wall, paired rounds: median, range)",
+                  "overhead vs bare (wall, fastest rounds)", "overhead vs bare (wall, between two bare loops: median, range)",
                   "overhead vs bare (CPU)"], rows)
     body += ("\n\nRay's own cost (1 worker vs the serial backend, same trainer): "
              f"{pct(best['serial'][0] / best['ray 1'][0])} wall with its default batches ({auto(1)} evaluations "
@@ -277,12 +286,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "step, as evo's trainer does (`evo.plasticity.optim.fusable`), so the overhead is the engine's alone; the "
         "row with Adam's default (per-tensor) step is the loop most people write, for scale. 708 steps of 64→128→10 is an "
         "evaluation of the shipped `configs/digits_mlp.yaml` (its training split is 9× augmented; the network "
-        f"and steps are the cost). Every row: the fastest of {args.repeats} rounds; the bare loop, the serial "
-        "backend and Ray at one worker alternate within each round on one Ray instance (so drift in the machine's "
-        "speed slows them alike), more workers are measured on their own instance after. The overhead is shown "
-        "two ways: the fastest round of each against the bare loop's fastest, and the median (and range) of the "
-        "per-round ratios, each comparing runs taken moments apart — the steadier of the two on a machine whose "
-        "speed drifts, as a single lucky bare-loop round moves the first. The engine's cost is "
+        f"and steps are the cost). Every row: the fastest of {args.repeats} rounds; in each round the serial "
+        "backend and Ray at one worker (one Ray instance) are each measured between two runs of the bare loop, "
+        "more workers on their own instance after. The overhead is shown two ways: the fastest round of each "
+        "against the bare loop's fastest run (of all its runs, so a single lucky one moves this column), and the "
+        "median (and range) over the rounds of each measurement against the mean of the two bare loops around "
+        "it, taken seconds apart — the steadier of the two on a machine whose speed drifts. The engine's cost is "
         "mostly fixed per evaluation, so its share falls as evaluations grow. CPU columns: this process's CPU "
         "time per evaluation — all the work for the bare loop and the serial backend, the driver's scheduling and "
         f"(un)pickling for Ray. 1-minute load average before/after: {load_before:.1f}/{load_after:.1f} "
