@@ -265,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="STEPS:HIDDEN per table: Adam steps per evaluation, hidden width (708:128 is the "
                              "shipped digits config's evaluation)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Ray worker counts to measure")
-    parser.add_argument("--repeats", type=int, default=5, help="rounds per backend (alternating); the fastest counts")
+    parser.add_argument("--repeats", type=int, default=7, help="rounds (each run between two bare loops)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
     if 1 not in args.workers:
