@@ -5,8 +5,9 @@ validation split, one torch thread per evaluation. The overhead is an evaluation
 backend against a bare PyTorch loop doing the same training and measuring: what scheduling, pickling
 the genome there and back, and the plasticity bookkeeping cost. The serial backend and Ray at one
 worker run on one Ray instance, each measurement between two of the bare loop (:func:`alternate`), so
-a machine whose speed drifts over minutes (a shared VM) slows both sides of a comparison alike. The overhead is also added up part by part (:func:`by_part`):
-the trainer, Ray's scheduling and transfer, and storing each evaluation as a run does.
+a machine whose speed drifts over minutes (a shared VM) slows both sides of a comparison alike. The
+overhead is also added up part by part (:func:`by_part`): the trainer, Ray's scheduling and transfer,
+and storing each evaluation as a run does.
 
 Run: ``python -m benchmarks.backends [--jobs 16 --cases 300:64 708:128 1500:64 --workers 1 2]``; writes
 the "backends" section of docs/benchmarks.md.
@@ -245,7 +246,8 @@ def report(best: dict[str, Timing], workers: Sequence[int], jobs: int, paired: d
             row("Ray, 1 worker, evals_per_task=1", "ray 1 single")]
     rows += [row(f"Ray, {w} workers ({auto(w)})", f"ray {w}", w) for w in workers if w != 1]
     body = table(["backend", "evaluations/s", "wall ms per evaluation per worker", "CPU ms per evaluation here",
-                  "overhead vs bare (wall, fastest rounds)", "overhead vs bare (wall, between two bare loops: median, range)",
+                  "overhead vs bare (wall, fastest rounds)",
+                  "overhead vs bare (wall, between two bare loops: median, range)",
                   "overhead vs bare (CPU)"], rows)
     body += ("\n\nRay's own cost (1 worker vs the serial backend, same trainer): "
              f"{pct(best['serial'][0] / best['ray 1'][0])} wall with its default batches ({auto(1)} evaluations "

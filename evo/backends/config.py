@@ -47,7 +47,8 @@ class BackendConfig(BaseModel):
         "auto", description="Ray only: evaluations sent to a worker together as one Ray task, so Ray's per-task "
         "cost (a few ms) is paid once per batch; a lost worker reruns its batch, and a batch times out after "
         "timeout_s per evaluation in it. auto: a generation's evaluations // (4 × evaluation slots; 2 with a single "
-        "slot), at least 1 (1 when timeout_s is set). Raise it (e.g. 8) when evaluations take milliseconds (small control policies).")
+        "slot), at least 1 (1 when timeout_s is set). Raise it (e.g. 8) when evaluations take milliseconds "
+        "(small control policies).")
     ship_code: Literal["auto", "always", "never"] = Field(
         "auto", description="Send the evo package to the workers as a Ray runtime environment (py_modules), so "
         "cluster nodes need only the dependencies installed. auto: when joining a cluster.")

@@ -130,8 +130,8 @@ class RayBackend(Backend):
         max_in_flight: most jobs submitted at once; 0 = two batches per evaluation slot.
         evals_per_task: jobs sent to a worker together as one Ray task (1 = each on its own). A lost
             worker reruns its whole batch; a batch times out after ``timeout_s`` per job in it. ``auto``:
-            a map's jobs // (:data:`TASKS_PER_SLOT` × slots; 2 for one slot), at least 1; 1 when ``timeout_s`` is set, so
-            a hanging evaluation takes no batch-mates with it.
+            a map's jobs // (:data:`TASKS_PER_SLOT` × slots; 2 for one slot), at least 1; 1 when
+            ``timeout_s`` is set, so a hanging evaluation takes no batch-mates with it.
         ship_code: send the evo package to workers (``py_modules``): auto = when joining a cluster.
         runtime_env: extra Ray runtime_env entries (pip, env_vars, working_dir, ...).
         worker_logs: forward workers' output to the driver.
