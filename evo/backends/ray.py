@@ -98,11 +98,33 @@ def _failed(task: Task, jobs: Sequence[Job], error: str, used: Budget) -> list[E
     return [dataclasses.replace(task.failed(error, used=used), individual_id=job.individual_id) for job in jobs]
 
 
+class _TooBig(Exception):
+    """Raised by :class:`_SizeLimit` once more than :data:`INLINE_BYTES` were written."""
+
+
+class _SizeLimit:
+    """A file that counts what is pickled into it and gives up past the inline limit, so sizing a task with
+    gigabytes of data in memory costs one write, not a whole pickle."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def write(self, data: bytes) -> int:
+        self.written += len(data)
+        if self.written > INLINE_BYTES:
+            raise _TooBig
+        return len(data)
+
+
 def _shipped(task: Task) -> Task | ray.ObjectRef:
     """The task as every batch's argument: itself when it pickles under Ray's inline limit (then it travels
     inside each task's message), else a reference to one copy in the object store (fetched per batch, but
     never re-sent)."""
-    return task if len(cloudpickle.dumps(task)) <= INLINE_BYTES else ray.put(task)
+    try:
+        cloudpickle.dump(task, _SizeLimit())
+    except _TooBig:
+        return ray.put(task)
+    return task
 
 
 @dataclass
