@@ -69,7 +69,8 @@ class EvolutionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    generations: int = Field(10, ge=0, description="Generations after the initial population (stopping criterion).")
+    generations: int = Field(10, ge=0, description="Generations after the initial population (stopping "
+                             "criterion); 0 evaluates the initial population only.")
     population_size: int = Field(8, ge=2, description="Individuals kept alive.")
     children: int = Field(0, ge=0, description="Children per generation; 0 = population_size.")
     selection: Literal["auto", "aging", "tournament", "nsga2"] = Field(

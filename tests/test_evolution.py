@@ -35,6 +35,12 @@ def test_every_individual_is_evaluated_exactly_once() -> None:
     assert all(len(c.parents) == 1 and c.parents[0] < c.id and c.operators for c in children)
 
 
+def test_zero_generations_evaluate_the_initial_population_only() -> None:
+    result = evolution("evolution.generations=0").run()
+    assert sorted(result.individuals) == list(range(4))
+    assert [r.generation for r in result.history] == [0]
+
+
 def test_fitness_improves_under_selection() -> None:
     result = evolution("evolution.generations=8").run()
     first, last = result.history[0].best_objectives["fitness"], result.history[-1].best_objectives["fitness"]
