@@ -92,12 +92,6 @@ def _evaluate(task: Task, threads: int, *jobs: Job) -> tuple[str | Evaluation, .
 _remote_evaluate = ray.remote(_evaluate)
 
 
-def _failed(task: Task, jobs: Sequence[Job], error: str, used: Budget) -> list[Evaluation]:
-    """One failed evaluation per job, each stamped with its job's id and charged ``used`` (``Budget()``: the work
-    it did died with its worker, unknown)."""
-    return [dataclasses.replace(task.failed(error, used=used), individual_id=job.individual_id) for job in jobs]
-
-
 class _TooBig(Exception):
     """Raised by :class:`_SizeLimit` once more than :data:`INLINE_BYTES` were written."""
 
@@ -130,12 +124,25 @@ def _shipped(task: Task) -> Task | ray.ObjectRef:
 @dataclass
 class _Attempt:
     """One submission of a batch of jobs: its return values (node id, then one per job), how many earlier
-    submissions of the batch were lost, and when it (presumably) got a worker slot."""
+    submissions of the batch were lost and the seconds they held workers, and when this one (presumably) got
+    a worker slot."""
 
     jobs: tuple[Job, ...]
     refs: tuple[ray.ObjectRef, ...]
     tries: int = 0
+    spent: float = 0.0
     started: float | None = None
+
+    def held_s(self) -> float:
+        """Seconds this batch has held workers, over all its submissions so far."""
+        return self.spent + (time.monotonic() - self.started if self.started is not None else 0.0)
+
+
+def _failed(task: Task, attempt: _Attempt, error: str) -> list[Evaluation]:
+    """One failed evaluation per job of ``attempt``, each stamped with its job's id and charged its share of the
+    seconds the batch held workers (its steps died with them, unknown)."""
+    used = Budget(seconds=attempt.held_s() / len(attempt.jobs))
+    return [dataclasses.replace(task.failed(error, used=used), individual_id=job.individual_id) for job in attempt.jobs]
 
 
 class RayBackend(Backend):
@@ -264,13 +271,13 @@ class RayBackend(Backend):
             self._meter.end()
 
     def _submit(self, task_arg: Task | ray.ObjectRef, jobs: tuple[Job, ...], running: dict[ray.ObjectRef, _Attempt],
-                tries: int = 0) -> None:
+                tries: int = 0, spent: float = 0.0) -> None:
         """Submit one batch; ``running`` holds it under its first return value (the node id: all of a task's
         return values are ready together)."""
         options = _remote_evaluate.options(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=0,
                                            num_returns=1 + len(jobs))
         refs = tuple(options.remote(task_arg, max(1, int(self.num_cpus)), *jobs))
-        running[refs[0]] = _Attempt(jobs, refs, tries)
+        running[refs[0]] = _Attempt(jobs, refs, tries, spent)
 
     def _fill(self, task_arg: Task | ray.ObjectRef, queue: Iterator[Job], running: dict[ray.ObjectRef, _Attempt],
               limit: int, batch: int) -> bool:
@@ -313,15 +320,13 @@ class RayBackend(Backend):
         except LOST as err:
             if attempt.tries < self.max_retries:
                 self._meter.retries += 1
-                self._submit(task_arg, attempt.jobs, running, attempt.tries + 1)
+                self._submit(task_arg, attempt.jobs, running, attempt.tries + 1, attempt.held_s())
                 return []
             tries = attempt.tries + 1
-            evaluations = _failed(task, attempt.jobs,
-                                  f"worker lost ({type(err).__name__}) after {tries} attempt{'s' * (tries > 1)}",
-                                  Budget())
+            evaluations = _failed(task, attempt,
+                                  f"worker lost ({type(err).__name__}) after {tries} attempt{'s' * (tries > 1)}")
         except rex.RayError as err:
-            evaluations = _failed(task, attempt.jobs, f"{type(err).__name__}: {str(err).strip().splitlines()[0]}",
-                                  Budget())
+            evaluations = _failed(task, attempt, f"{type(err).__name__}: {str(err).strip().splitlines()[0]}")
         for evaluation in evaluations:
             self._meter.finished(evaluation.ok, node)
         return evaluations
@@ -344,10 +349,7 @@ class RayBackend(Backend):
         self._meter.timed_out += n
         for _ in attempt.jobs:
             self._meter.finished(False)
-        # Its steps died with the worker; the time it held the worker is known, and budgets count it.
-        assert attempt.started is not None  # only started attempts expire (_expired)
-        held = time.monotonic() - attempt.started
-        return _failed(task, attempt.jobs, error, Budget(seconds=held / n))
+        return _failed(task, attempt, error)
 
     # ------------------------------------------------------------ the rest
     def stats(self) -> BackendStats:

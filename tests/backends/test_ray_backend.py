@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import ray
 
 from evo.backends import RayBackend, SerialBackend
+from evo.backends.ray import _Attempt, _failed
 from evo.testing import BackendContract, CrashOnceTask, HangingTask, ToyTask, assert_same_evaluations, make_jobs
 
 pytestmark = pytest.mark.ray
@@ -99,8 +101,17 @@ def test_worker_lost_beyond_the_retries_is_a_failed_evaluation(ray_backend: RayB
     [lost] = RayBackend(max_retries=0).map(CrashOnceTask(tmp_path), jobs)
     assert lost.error == "worker lost (WorkerCrashedError) after 1 attempt"
     assert lost.individual_id == jobs[0].individual_id and lost.genome is None
+    assert lost.budget_used.seconds > 0  # the time it held a worker counts, though its steps are unknown
     [retried] = RayBackend(max_retries=0).map(CrashOnceTask(tmp_path), jobs)  # the marker says: not a first attempt
     assert retried.ok
+
+
+def test_a_batch_is_charged_the_time_all_its_attempts_held_workers() -> None:
+    jobs = tuple(make_jobs(2, seed=16))
+    attempt = _Attempt(jobs, refs=(), tries=1, spent=3.0, started=time.monotonic() - 1.0)  # lost once after 3 s
+    assert 4.0 <= attempt.held_s() < 4.5
+    assert [e.budget_used.seconds for e in _failed(ToyTask(), attempt, "lost")] == pytest.approx([2.0, 2.0], abs=0.2)
+    assert _Attempt(jobs, refs=()).held_s() == 0.0  # never got a worker
 
 
 def spy_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
