@@ -5,6 +5,7 @@ User mistakes (bad config, bad file, bad argument) end in one line on stderr and
 
 from __future__ import annotations
 
+import errno
 import importlib
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 import evo
+from evo.errors import EvoError
 from evo.records import Reporter
 
 if TYPE_CHECKING:
@@ -40,6 +42,16 @@ def fail(message: str) -> NoReturn:
 
 def _error_line(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+#: OS errors that the user's machine causes (full disk, no permission, read-only place), not evo.
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def _os_error_line(err: OSError) -> str:
+    """``PATH: No space left on device`` — the path first, as the user will look for it."""
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror or err}"
 
 
 def _version(value: bool) -> None:
@@ -354,4 +366,12 @@ def cli(args: list[str] | None = None) -> NoReturn:
     except typer.Abort:
         _error_line("aborted")
         code = 1
+    except EvoError as err:  # the user can fix it: one line
+        _error_line(str(err))
+        code = 2
+    except OSError as err:
+        if err.errno not in _ENVIRONMENT_ERRNOS:
+            raise  # anything else from the OS is a bug here: keep its traceback
+        _error_line(_os_error_line(err))
+        code = 2
     raise SystemExit(code if isinstance(code, int) else 0)  # a command's return value is not an exit code

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from evo.backends.config import BackendConfig
+from evo.errors import ConfigError
 from evo.plasticity import PlasticityConfig
 from evo.tasks.config import TaskConfig
 
@@ -35,10 +36,6 @@ __all__ = [
     "load_config",
     "parse_overrides",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration the user wrote is invalid; the message is one line naming the file and field."""
 
 
 class InitConfig(BaseModel):
