@@ -18,6 +18,7 @@ import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import optuna
@@ -197,7 +198,7 @@ def train_fixed(data: SplitData, hidden: Sequence[int], lr: float, batch_size: i
     return task.evaluate(genome, Budget(steps=max(1, samples // batch_size)), "cpu", seed)
 
 
-def fixed_mlp_trial(trial: optuna.Trial, n_train: int, remaining: int) -> dict[str, object]:
+def fixed_mlp_trial(trial: optuna.Trial, n_train: int, remaining: int) -> dict[str, Any]:
     """Sample a fixed architecture and its training: depth, widths, lr, batch size, epochs (≤ what is left)."""
     depth = trial.suggest_int("depth", 1, MAX_DEPTH)
     hidden = [trial.suggest_int(f"width_{i}", MIN_WIDTH, MAX_WIDTH, log=True) for i in range(depth)]
@@ -226,7 +227,7 @@ def run_fixed_search(data: SplitData, sampler: optuna.samplers.BaseSampler, budg
     while trace.used < budget:
         trial = study.ask()
         spec = fixed_mlp_trial(trial, len(data.x_train), budget - trace.used)
-        evaluation = train_fixed(data, seed=seed * 10_000 + trial.number, **spec)  # type: ignore[arg-type]
+        evaluation = train_fixed(data, seed=seed * 10_000 + trial.number, **spec)
         trace.add(evaluation)
         value = evaluation.metrics.get("val_accuracy", 0.0) if evaluation.ok else 0.0
         study.tell(trial, [value, float(evaluation.metrics.get("params", 0.0))] if multi_objective else value)

@@ -3,7 +3,8 @@
 On digits, wine, breast cancer and the synthetic 100-feature task, for several seeds: evo (``evo run``
 — the budget is too small for a whole search — with Lamarckian inheritance, and the Darwinian ablation
 that re-initialises every child) against fixed MLPs trained from scratch with evo's trainer and plain
-Adam, sampled by Optuna TPE (validation accuracy), Optuna NSGA-II (validation accuracy, parameters)
+Adam, sampled by Optuna TPE (validation accuracy; also with its Hyperband pruner, see
+benchmarks/peers/fidelity.py), Optuna NSGA-II (validation accuracy, parameters)
 and random search. Each dataset's budget is ``--epochs`` epochs of its training split, in sample-steps;
 the baselines and the ablation get exactly what Lamarckian evo used. Reported: best test accuracy
 (network chosen on validation), its parameters, the budget to first reach a target validation
@@ -40,11 +41,13 @@ from benchmarks.peers.common import (
     stat_cell,
     summarize,
 )
+from benchmarks.peers.fidelity import run_pruned_search
 
 #: validation accuracy whose first attainment is timed, per dataset (validation splits: 216/22/69/240 samples).
 TARGETS = {"digits": 0.97, "wine": 0.95, "breast_cancer": 0.97, "synthetic": 0.7}
 LAMARCK, DARWIN = "evo (Lamarckian)", "evo (Darwinian)"
-METHODS = (LAMARCK, DARWIN, "Optuna TPE", "Optuna NSGA-II", "random search")
+TPE_HB = "Optuna TPE + Hyperband"
+METHODS = (LAMARCK, DARWIN, "Optuna TPE", TPE_HB, "Optuna NSGA-II", "random search")
 FRACTIONS = (0.25, 0.5, 1.0)
 
 Cell = dict[str, tuple[Trace, Summary]]
@@ -71,6 +74,7 @@ def run_cell(dataset: str, seed: int, epochs: int) -> Cell:
     for name, sampler in samplers.items():
         multi = name == "Optuna NSGA-II"
         out[name] = timed(lambda s=sampler, m=multi: run_fixed_search(data, s(), budget, seed, multi_objective=m))
+    out[TPE_HB] = timed(lambda: run_pruned_search(data, optuna.samplers.TPESampler(seed=seed), budget, seed))
     return out
 
 
@@ -125,7 +129,9 @@ def report(results: dict[str, list[Cell]], args: argparse.Namespace) -> str:
         "(too little budget for a search): population 8, one epoch per evaluation, random initial MLPs "
         "(1–2 layers, widths 8–128), default operators, objectives (val accuracy, params) → NSGA-II selection. "
         "Baselines: fixed MLPs (depth 1–3, widths 8–256, lr, batch size, 2–40 epochs) from scratch, plain Adam, "
-        "same trainer; Optuna samplers at their defaults. Cells: median [mean ± 95% CI] over seeds."),
+        "same trainer; Optuna samplers at their defaults. Optuna TPE + Hyperband: the same space trained epoch by "
+        "epoch in a plain loop (one Adam for the whole trial), Optuna's HyperbandPruner (1–40 epochs, η = 3) "
+        "stopping trials early; each epoch's network is a point of its trace. Cells: median [mean ± 95% CI] over seeds."),
         (f"Targets (validation accuracy): {TARGETS}. Hypervolume: validation front, measured on test as "
         f"(test error, log10 params), reference {REFERENCE}; larger is better."),
         table(["dataset", "method", "best test acc", "its params", "epochs to target", "hypervolume",

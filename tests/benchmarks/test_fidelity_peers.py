@@ -1,0 +1,62 @@
+"""The multi-fidelity peer (Optuna TPE + Hyperband pruner over fixed MLPs trained epoch by epoch)."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from benchmarks.peers.common import split
+from benchmarks.peers.fidelity import EpochTrainer, run_pruned_search
+
+
+@pytest.fixture(scope="module")
+def iris():  # type: ignore[no-untyped-def]
+    return split("iris")
+
+
+def test_epoch_trainer_keeps_one_optimiser_and_learns(iris) -> None:  # type: ignore[no-untyped-def]
+    net = EpochTrainer(iris, [16], lr=0.01, batch_size=16, seed=0)
+    optimizer = net.optimizer
+    before = net.evaluation(0).metrics["val_accuracy"]
+    samples = sum(net.epoch(len(iris.x_train)) for _ in range(20))
+    assert net.optimizer is optimizer and samples == 20 * len(iris.x_train)
+    after = net.evaluation(samples)
+    assert after.metrics["val_accuracy"] > max(before, 0.8)
+    assert after.budget_used.samples == samples and after.genome is not None
+    assert after.genome.num_params() == net.genome.num_params()
+
+
+def test_epoch_trainer_stops_at_the_budget(iris) -> None:  # type: ignore[no-untyped-def]
+    assert EpochTrainer(iris, [8], lr=0.01, batch_size=32, seed=0).epoch(10) == 10
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return True
+
+
+def test_pruned_search_spends_the_budget(iris) -> None:  # type: ignore[no-untyped-def]
+    budget = 40 * len(iris.x_train)
+    trace = run_pruned_search(iris, optuna.samplers.RandomSampler(seed=0), budget, seed=0)
+    assert trace.used == budget  # the last trial is cut to what is left
+    assert trace.best().val_accuracy > 0.8
+
+
+def test_a_pruned_trial_trains_no_further(iris) -> None:  # type: ignore[no-untyped-def]
+    n = len(iris.x_train)
+    trace = run_pruned_search(iris, optuna.samplers.RandomSampler(seed=0), 5 * n, seed=0, pruner=AlwaysPrune())
+    steps = [b.samples - a.samples for a, b in zip(trace.points, trace.points[1:])]
+    assert len(trace.points) == 5 and steps == [n] * 4  # five trials of one epoch each
+
+
+def test_pruned_search_is_deterministic(iris) -> None:  # type: ignore[no-untyped-def]
+    def run() -> list[float]:
+        trace = run_pruned_search(iris, optuna.samplers.TPESampler(seed=1), 10 * len(iris.x_train), seed=1)
+        return [p.val_accuracy for p in trace.points]
+
+    assert run() == run()
+
+
+def test_pruned_search_rejects_an_empty_budget(iris) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="budget"):
+        run_pruned_search(iris, optuna.samplers.RandomSampler(seed=0), 0, seed=0)
