@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-all bench
+.PHONY: install run test test-all bench peers
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,3 +26,14 @@ test-all: install
 # Headless Chromium for tests/search/test_dashboard_browser.py (Debian; the test also installs it when missing).
 browser:
 	apt-get install -y -q chromium chromium-driver
+
+# The peers' own venv for benchmarks/peers/ (neat-python, EvoTorch, Ray Tune, DEHB): DEHB pins numpy < 2, so they
+# stay out of .venv. Run a peer benchmark as: PYTHONPATH=. .venv-peers/bin/python -m benchmarks.peers.optuna_alone
+peers: .venv-peers/.installed
+
+.venv-peers/.installed: pyproject.toml benchmarks/peers/requirements.txt
+	python3 -m venv .venv-peers
+	.venv-peers/bin/python -m pip install -q --upgrade pip
+	.venv-peers/bin/python -m pip install -q torch==2.13.0
+	.venv-peers/bin/python -m pip install -q -e '.[dev]' -r benchmarks/peers/requirements.txt
+	touch $@

@@ -1,4 +1,4 @@
-"""Multi-fidelity peers: Optuna TPE with its Hyperband pruner, as a careful Optuna user runs it.
+"""Multi-fidelity peers: Optuna TPE with its Hyperband pruner, as a careful Optuna user runs it, and DEHB.
 
 A trial samples a fixed MLP and its training (the same space as the other baselines,
 :func:`benchmarks.peers.common.fixed_mlp_trial`), then trains it one epoch at a time, reporting the
@@ -7,6 +7,9 @@ the budget goes to the promising ones (Li et al. 2017). Training is the plain lo
 one Adam optimiser kept for the whole trial (its moments are not reset between epochs), batches of the
 trial's size, shuffled by a seeded generator. Every epoch's network counts as a point of the trace,
 charged the sample-steps of that epoch, so the anytime curve and the front see a pruned trial's work.
+DEHB (Awad, Mallik & Hutter 2021: differential evolution inside Hyperband brackets, the ``dehb`` package,
+benchmarks/peers/requirements.txt) searches the same space with epochs as its fidelity, through its
+ask & tell interface; each of its evaluations trains from scratch for the fidelity it asks.
 
 Example:
     >>> import optuna
@@ -16,18 +19,19 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import optuna
 import torch
 import torch.nn.functional as F
 
-from benchmarks.peers.common import Trace, fixed_mlp_trial
+from benchmarks.peers.common import BATCH_SIZES, MAX_DEPTH, MAX_WIDTH, MIN_WIDTH, Trace, fixed_mlp_trial
 from evo.genome import Genome
 from evo.tasks import Budget, Evaluation
 from evo.tasks.data import SplitData
 
-__all__ = ["EpochTrainer", "run_pruned_search"]
+__all__ = ["EpochTrainer", "run_dehb", "run_pruned_search"]
 
 
 class EpochTrainer:
@@ -51,6 +55,26 @@ class EpochTrainer:
             F.cross_entropy(self.module(x[batch]), y[batch]).backward()
             self.optimizer.step()
         return len(order)
+
+    def train(self, trace: Trace, samples: int, stop: Callable[[float, int], bool] | None = None) -> tuple[float, bool]:
+        """Train for ``samples`` epoch by epoch, adding each epoch's network to ``trace``.
+
+        Args:
+            stop: called with (validation accuracy, epoch) after every epoch but the last; True ends training.
+
+        Returns:
+            The last validation accuracy, and whether ``stop`` ended training early.
+        """
+        n_train, epoch, value = len(self.data.x_train), 0, 0.0
+        while samples > 0:
+            done = self.epoch(min(samples, n_train))
+            samples, epoch = samples - done, epoch + 1
+            evaluation = self.evaluation(done)
+            trace.add(evaluation)
+            value = evaluation.metrics["val_accuracy"]
+            if samples > 0 and stop is not None and stop(value, epoch):
+                return value, True
+        return value, False
 
     def evaluation(self, samples: int) -> Evaluation:
         """The network as it is now, scored on validation and charged ``samples``."""
@@ -81,17 +105,53 @@ def run_pruned_search(data: SplitData, sampler: optuna.samplers.BaseSampler, bud
         trial = study.ask()
         spec = fixed_mlp_trial(trial, n_train, budget - trace.used)
         net = EpochTrainer(data, spec["hidden"], spec["lr"], spec["batch_size"], seed * 10_000 + trial.number)
-        epochs, left, value, state = 0, int(spec["samples"]), 0.0, optuna.trial.TrialState.COMPLETE
-        while left > 0:
-            done = net.epoch(min(left, n_train))
-            left -= done
-            epochs += 1
-            evaluation = net.evaluation(done)
-            trace.add(evaluation)
-            value = evaluation.metrics["val_accuracy"]
-            trial.report(value, epochs)
-            if left > 0 and trial.should_prune():
-                state = optuna.trial.TrialState.PRUNED
-                break
-        study.tell(trial, value if state is optuna.trial.TrialState.COMPLETE else None, state=state)
+
+        def prune(value: float, epoch: int, trial: optuna.Trial = trial) -> bool:
+            trial.report(value, epoch)
+            return trial.should_prune()
+
+        value, pruned = net.train(trace, spec["samples"], stop=prune)
+        state = optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.COMPLETE
+        study.tell(trial, None if pruned else value, state=state)
+    return trace
+
+
+def _dehb_space(seed: int) -> Any:
+    """The fixed-MLP space of :func:`~benchmarks.peers.common.fixed_mlp_trial` as a ConfigSpace (depth picks
+    how many of the three widths are used), without the epochs: those are DEHB's fidelity."""
+    from ConfigSpace import Categorical, ConfigurationSpace, Float, Integer
+
+    space = ConfigurationSpace(seed=seed)
+    space.add([Integer("depth", (1, MAX_DEPTH))])
+    space.add([Integer(f"width_{i}", (MIN_WIDTH, MAX_WIDTH), log=True) for i in range(MAX_DEPTH)])
+    space.add([Float("lr", (1e-4, 3e-2), log=True), Categorical("batch_size", list(BATCH_SIZES))])
+    return space
+
+
+def run_dehb(data: SplitData, budget: int, seed: int, max_epochs: int = 40, eta: int = 3) -> Trace:
+    """DEHB over fixed MLPs, fidelity = epochs in [1, ``max_epochs``], until ``budget`` sample-steps.
+
+    Every epoch's network is a point of the trace (as in :func:`run_pruned_search`); the evaluation that
+    crosses the budget is cut to what is left.
+    """
+    import tempfile
+
+    from dehb import DEHB
+
+    if budget < 1:
+        raise ValueError(f"run_dehb: budget must be >= 1 sample-step, got {budget}")
+    space = _dehb_space(seed)
+    n_train, trace = len(data.x_train), Trace()
+    with tempfile.TemporaryDirectory(prefix="dehb-") as logs:
+        optimizer = DEHB(cs=space, dimensions=len(list(space.values())), min_fidelity=1, max_fidelity=max_epochs,
+                         eta=eta, n_workers=1, seed=seed, output_path=logs)
+        number = 0
+        while trace.used < budget:
+            job = optimizer.ask()
+            config = job["config"]
+            hidden = [int(config[f"width_{i}"]) for i in range(int(config["depth"]))]
+            net = EpochTrainer(data, hidden, float(config["lr"]), int(config["batch_size"]), seed * 10_000 + number)
+            value, _ = net.train(trace, min(round(job["fidelity"]) * n_train, budget - trace.used))
+            optimizer.tell(job, {"fitness": 1.0 - value, "cost": float(trace.used)})
+            number += 1
     return trace

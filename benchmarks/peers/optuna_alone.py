@@ -12,7 +12,8 @@ accuracy, the hypervolume of the validation front measured on test as (test erro
 against the reference (1, 6), and for the ablation the anytime curve and the train–validation gap.
 Writes the "peers-optuna" section of docs/benchmarks.md.
 
-Run: ``.venv/bin/python -m benchmarks.peers.optuna_alone [--seeds 0 1 2 3 4] [--epochs 60] [--datasets ...]``.
+Run: ``make peers && PYTHONPATH=. .venv-peers/bin/python -m benchmarks.peers.optuna_alone [--seeds 0 1 2 3 4]
+[--epochs 60] [--datasets ...]`` (DEHB needs the peers' venv).
 """
 
 from __future__ import annotations
@@ -41,13 +42,13 @@ from benchmarks.peers.common import (
     stat_cell,
     summarize,
 )
-from benchmarks.peers.fidelity import run_pruned_search
+from benchmarks.peers.fidelity import run_dehb, run_pruned_search
 
 #: validation accuracy whose first attainment is timed, per dataset (validation splits: 216/22/69/240 samples).
 TARGETS = {"digits": 0.97, "wine": 0.95, "breast_cancer": 0.97, "synthetic": 0.7}
 LAMARCK, DARWIN = "evo (Lamarckian)", "evo (Darwinian)"
-TPE_HB = "Optuna TPE + Hyperband"
-METHODS = (LAMARCK, DARWIN, "Optuna TPE", TPE_HB, "Optuna NSGA-II", "random search")
+TPE_HB, DEHB = "Optuna TPE + Hyperband", "DEHB"
+METHODS = (LAMARCK, DARWIN, "Optuna TPE", TPE_HB, DEHB, "Optuna NSGA-II", "random search")
 FRACTIONS = (0.25, 0.5, 1.0)
 
 Cell = dict[str, tuple[Trace, Summary]]
@@ -75,6 +76,7 @@ def run_cell(dataset: str, seed: int, epochs: int) -> Cell:
         multi = name == "Optuna NSGA-II"
         out[name] = timed(lambda s=sampler, m=multi: run_fixed_search(data, s(), budget, seed, multi_objective=m))
     out[TPE_HB] = timed(lambda: run_pruned_search(data, optuna.samplers.TPESampler(seed=seed), budget, seed))
+    out[DEHB] = timed(lambda: run_dehb(data, budget, seed))
     return out
 
 
@@ -131,7 +133,8 @@ def report(results: dict[str, list[Cell]], args: argparse.Namespace) -> str:
         "Baselines: fixed MLPs (depth 1–3, widths 8–256, lr, batch size, 2–40 epochs) from scratch, plain Adam, "
         "same trainer; Optuna samplers at their defaults. Optuna TPE + Hyperband: the same space trained epoch by "
         "epoch in a plain loop (one Adam for the whole trial), Optuna's HyperbandPruner (1–40 epochs, η = 3) "
-        "stopping trials early; each epoch's network is a point of its trace. Cells: median [mean ± 95% CI] over seeds."),
+        "stopping trials early; each epoch's network is a point of its trace. DEHB (the `dehb` package at its "
+        "defaults, η = 3): the same space with epochs (1–40) as its fidelity, each evaluation from scratch. Cells: median [mean ± 95% CI] over seeds."),
         (f"Targets (validation accuracy): {TARGETS}. Hypervolume: validation front, measured on test as "
         f"(test error, log10 params), reference {REFERENCE}; larger is better."),
         table(["dataset", "method", "best test acc", "its params", "epochs to target", "hypervolume",

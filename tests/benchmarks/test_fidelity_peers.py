@@ -60,3 +60,13 @@ def test_pruned_search_is_deterministic(iris) -> None:  # type: ignore[no-untype
 def test_pruned_search_rejects_an_empty_budget(iris) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="budget"):
         run_pruned_search(iris, optuna.samplers.RandomSampler(seed=0), 0, seed=0)
+
+
+def test_dehb_spends_the_budget_repeatably(iris) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("dehb", reason="DEHB lives in the peers' venv (make peers), not in .venv")
+    from benchmarks.peers.fidelity import run_dehb
+
+    budget = 12 * len(iris.x_train)
+    first, second = run_dehb(iris, budget, seed=0, max_epochs=4), run_dehb(iris, budget, seed=0, max_epochs=4)
+    assert first.used == second.used == budget
+    assert [p.val_accuracy for p in first.points] == [p.val_accuracy for p in second.points]
