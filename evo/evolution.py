@@ -40,7 +40,7 @@ _INIT, _VARY, _SELECT = 1, 2, 3  # stream tags for derive_seed
 
 def derive_seed(*parts: int) -> int:
     """A 63-bit seed from integers (run seed, id, tag...), independent of any shared RNG state."""
-    return int(np.random.SeedSequence([p & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+    return int(np.random.SeedSequence([p & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0]) >> 1
 
 
 @dataclass
