@@ -19,8 +19,11 @@ Run: ``make peers && PYTHONPATH=. .venv-peers/bin/python -m benchmarks.peers.opt
 from __future__ import annotations
 
 import argparse
+import importlib
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import optuna
 import torch
@@ -29,6 +32,7 @@ from benchmarks._report import machine, table, update_section
 from benchmarks.peers.common import (
     DATASETS,
     REFERENCE,
+    SCRATCH,
     Summary,
     Trace,
     accuracy,
@@ -43,12 +47,15 @@ from benchmarks.peers.common import (
     summarize,
 )
 from benchmarks.peers.fidelity import run_dehb, run_pruned_search
+from benchmarks.peers.ray_pbt import asha_trace, pbt_trace
 
 #: validation accuracy whose first attainment is timed, per dataset (validation splits: 216/22/69/240 samples).
 TARGETS = {"digits": 0.97, "wine": 0.95, "breast_cancer": 0.97, "synthetic": 0.7}
 LAMARCK, DARWIN = "evo (Lamarckian)", "evo (Darwinian)"
-TPE_HB, DEHB = "Optuna TPE + Hyperband", "DEHB"
-METHODS = (LAMARCK, DARWIN, "Optuna TPE", TPE_HB, DEHB, "Optuna NSGA-II", "random search")
+TPE_HB, DEHB, PBT, ASHA = "Optuna TPE + Hyperband", "DEHB", "Ray Tune PBT", "Ray Tune ASHA"
+#: peers that need the peers' venv (make peers): left out, and said so, where their package is missing.
+OPTIONAL = {DEHB: "dehb", PBT: "ray.tune", ASHA: "ray.tune"}
+METHODS = (LAMARCK, DARWIN, "Optuna TPE", TPE_HB, "Optuna NSGA-II", "random search", *OPTIONAL)
 FRACTIONS = (0.25, 0.5, 1.0)
 
 Cell = dict[str, tuple[Trace, Summary]]
@@ -76,8 +83,30 @@ def run_cell(dataset: str, seed: int, epochs: int) -> Cell:
         multi = name == "Optuna NSGA-II"
         out[name] = timed(lambda s=sampler, m=multi: run_fixed_search(data, s(), budget, seed, multi_objective=m))
     out[TPE_HB] = timed(lambda: run_pruned_search(data, optuna.samplers.TPESampler(seed=seed), budget, seed))
-    out[DEHB] = timed(lambda: run_dehb(data, budget, seed))
+    if available(DEHB):
+        out[DEHB] = timed(lambda: run_dehb(data, budget, seed))
+    if available(PBT):
+        with tempfile.TemporaryDirectory(prefix="evo-bench-tune-", dir=SCRATCH) as tmp:
+            out[PBT] = timed(lambda: pbt_trace(dataset, seed, budget, Path(tmp)))
+            out[ASHA] = timed(lambda: asha_trace(dataset, seed, budget, Path(tmp)))
     return out
+
+
+def left_out() -> str:
+    """A sentence naming the optional peers this run cannot measure, or "" when all are there."""
+    missing = [m for m in OPTIONAL if not available(m)]
+    return f"Left out (their packages are not installed here; `make peers`): {', '.join(missing)}." if missing else ""
+
+
+def available(method: str) -> bool:
+    """Whether a peer can run here: an optional one needs its package (ray.tune raises ImportError without pandas)."""
+    if method not in OPTIONAL:
+        return True
+    try:
+        importlib.import_module(OPTIONAL[method])
+    except ImportError:
+        return False
+    return True
 
 
 def train_val_gap(trace: Trace, dataset: str) -> float:
@@ -95,7 +124,7 @@ def main_rows(dataset: str, cells: Sequence[Cell]) -> list[list[str]]:
 
     return [[dataset, m, over(m, lambda s: s.best_test), over(m, lambda s: s.params, 3),
              over(m, lambda s: s.to_target / n, 3), over(m, lambda s: s.hypervolume),
-             over(m, lambda s: s.evaluations, 3), over(m, lambda s: s.seconds, 3)] for m in METHODS]
+             over(m, lambda s: s.evaluations, 3), over(m, lambda s: s.seconds, 3)] for m in cells[0]]
 
 
 def ablation_rows(dataset: str, cells: Sequence[Cell]) -> list[list[str]]:
@@ -113,8 +142,8 @@ def verdicts(results: dict[str, list[Cell]]) -> list[str]:
     """Per dataset: does Lamarckian evo's median hypervolume beat every baseline's (the front target)?"""
     lines = []
     for dataset, cells in results.items():
-        hv = {m: median([cell[m][1].hypervolume for cell in cells]) for m in METHODS}
-        rival = max((m for m in METHODS if not m.startswith("evo")), key=lambda m: hv[m])
+        hv = {m: median([cell[m][1].hypervolume for cell in cells]) for m in cells[0]}
+        rival = max((m for m in cells[0] if not m.startswith("evo")), key=lambda m: hv[m])
         lines.append(f"- {dataset}: evo {hv[LAMARCK]:.4f} vs best baseline ({rival}) {hv[rival]:.4f} — "
                      f"{'evo ahead' if hv[LAMARCK] > hv[rival] else 'evo not ahead'}")
     return lines
@@ -134,9 +163,13 @@ def report(results: dict[str, list[Cell]], args: argparse.Namespace) -> str:
         "same trainer; Optuna samplers at their defaults. Optuna TPE + Hyperband: the same space trained epoch by "
         "epoch in a plain loop (one Adam for the whole trial), Optuna's HyperbandPruner (1–40 epochs, η = 3) "
         "stopping trials early; each epoch's network is a point of its trace. DEHB (the `dehb` package at its "
-        "defaults, η = 3): the same space with epochs (1–40) as its fidelity, each evaluation from scratch. Cells: median [mean ± 95% CI] over seeds."),
+        "defaults, η = 3): the same space with epochs (1–40) as its fidelity, each evaluation from scratch. Ray "
+        "Tune PBT: 8 members of a fixed 128-unit MLP, one epoch per iteration, exploit/explore every iteration "
+        "(lr, batch size); Ray Tune ASHA: the fixed-MLP space, 1–40 epochs, η = 3, one Adam per trial; both "
+        "2 trials at a time and not bit-reproducible (Tune's concurrency and PBT's global random). Cells: median [mean ± 95% CI] over seeds."),
         (f"Targets (validation accuracy): {TARGETS}. Hypervolume: validation front, measured on test as "
         f"(test error, log10 params), reference {REFERENCE}; larger is better."),
+        *filter(None, [left_out()]),
         table(["dataset", "method", "best test acc", "its params", "epochs to target", "hypervolume",
                "networks trained", "seconds"], main),
         "Front target — evo dominates the accuracy-vs-parameters front at equal budget (median hypervolume):",
@@ -157,13 +190,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(machine(), "| load", load_average())
+    if missing := left_out():
+        print(missing)
+    if available(PBT):
+        import ray
+
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     results: dict[str, list[Cell]] = {d: [] for d in args.datasets}
-    for dataset in args.datasets:
-        for seed in args.seeds:
-            results[dataset].append(run_cell(dataset, seed, args.epochs))
-            print(f"{dataset} seed {seed}: " + "; ".join(
-                f"{m} test {s.best_test:.3f} params {s.params} hv {s.hypervolume:.3f} ({s.seconds:.0f}s)"
-                for m, (_, s) in results[dataset][-1].items()), flush=True)
+    try:
+        for dataset in args.datasets:
+            for seed in args.seeds:
+                results[dataset].append(run_cell(dataset, seed, args.epochs))
+                print(f"{dataset} seed {seed}: " + "; ".join(
+                    f"{m} test {s.best_test:.3f} params {s.params} hv {s.hypervolume:.3f} ({s.seconds:.0f}s)"
+                    for m, (_, s) in results[dataset][-1].items()), flush=True)
+    finally:
+        if available(PBT):
+            ray.shutdown()
     body = report(results, args)
     print(body)
     update_section("peers-optuna", "Peers: Optuna alone and random search vs evo (equal budget)", body)
