@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -153,6 +154,9 @@ def _load_genome_file(path: Path) -> LoadedModel:
         if not isinstance(data, dict) or "genome" not in data or "weights" not in data:
             raise ValueError("no 'genome' and 'weights' entries")
         genome = Genome.from_dict(data["genome"], data["weights"])
+    except pickle.UnpicklingError:  # weights_only met something else than tensors and plain data
+        raise DataError(f"load path={str(path)!r}: not a TorchScript or evo genome file (it holds pickled objects "
+                        "other than tensors and plain data, which could run code: refused)") from None
     except (RuntimeError, OSError, EOFError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as err:
         raise DataError(f"load path={str(path)!r}: not a TorchScript or evo genome file ({err})") from err
     if "preprocessing" in data:
