@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -33,7 +33,7 @@ __all__ = ["PREPROCESSING_JSON", "Label", "Preprocessing", "RawInputs"]
 #: file name of a :class:`Preprocessing` as JSON: in a run directory, and inside TorchScript and .pt2 exports.
 PREPROCESSING_JSON = "preprocessing.json"
 #: a class label as the data has it: an integer, a number or a string (e.g. a CSV's ``"setosa"``).
-Label = Union[int, float, str]
+Label = int | float | str
 
 
 class RawInputs(nn.Module):
