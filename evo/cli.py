@@ -318,13 +318,16 @@ def dashboard(
 def export(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     fmt: str = typer.Option("torchscript", "--format", help="torchscript, onnx, state_dict or exported_program."),
-    out: Path | None = typer.Option(None, "--out", help="Output file, or an existing folder to write <id>.<suffix> "
-                                    "into; default: RUN_DIR/export/<id>.<suffix>."),
+    out: Path | None = typer.Option(None, "--out", help="Output file, or an existing folder to write <id><suffix> "
+                                    "into; default: RUN_DIR/export/<id><suffix>, the suffix naming the format "
+                                    "(.torchscript.pt, .onnx, .state_dict.pt, .pt2)."),
     rank: int = typer.Option(1, "--rank", min=1, help="Export the N-th best individual (1 = best)."),
     individual: int | None = typer.Option(None, "--individual", help="Export this individual id instead of a rank."),
+    force: bool = typer.Option(False, "--force", help="Replace the output file if it exists (else: an error)."),
 ) -> None:
-    """Export the best (or a chosen) individual as TorchScript, ONNX or genome JSON + weights."""
-    from evo.export import ExportFormat, export_genome
+    """Export the best (or a chosen) individual as TorchScript, ONNX, torch.export or genome JSON + weights,
+    taking raw inputs (the task's scaling and standardisation inside) and carrying the data's class labels."""
+    from evo.export import ExportFormat, export_genome, run_preprocessing
     from evo.inspect import load_run
 
     formats = [f.value for f in ExportFormat]
@@ -344,7 +347,8 @@ def export(
         out = out / name
     try:
         genome = run.store.load_genome(individual)
-        path = export_genome(genome, fmt, out or run_dir / "export" / name)
+        path = export_genome(genome, fmt, out or run_dir / "export" / name,
+                             preprocessing=run_preprocessing(run.store), overwrite=force)
     except ValueError as err:
         fail(str(err))
     console.print(f"exported individual #{individual} ({genome}) to {path}")

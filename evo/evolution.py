@@ -378,6 +378,7 @@ def run_evolution(
     root = Path(run_dir) if run_dir is not None else Path(runs_dir) / (config.name or time.strftime("run-%Y%m%d-%H%M%S"))
     task = _build_task(config)  # bad data fails here, before any run directory exists
     store = RunStore.create(root, dump_config(config))
+    store.save_preprocessing(task.preprocessing())
     store.log("run_start", name=root.name)
     return _execute(config, task, store, reporters, backend)
 

@@ -3,6 +3,7 @@
 Layout of ``runs/<name>/``::
 
     config.yaml                 the resolved config (every default spelled out)
+    preprocessing.json          what the task does to raw inputs and its class labels (exports carry it)
     events.jsonl                append-only log of what happened, one JSON object per line
     individuals.jsonl           append-only: every evaluated individual's record (architecture, parents,
                                 operators, evaluation), one line each, written once when its generation ends
@@ -32,7 +33,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from evo.errors import DamagedRunError
 from evo.genome import Genome
+from evo.preprocessing import PREPROCESSING_JSON, Preprocessing
 from evo.records import GenerationRecord, Individual
 from evo.tasks import Budget, Evaluation
 
@@ -235,6 +238,21 @@ class RunStore:
         folder = self.root / "checkpoints"
         files = sorted(folder.glob("gen_*.json")) if folder.exists() else []
         return json.loads(files[-1].read_text()) if files else None
+
+    # ------------------------------------------------------------- preprocessing
+    def save_preprocessing(self, preprocessing: Preprocessing) -> None:
+        """Record the task's input steps and labels, so exports work from the run directory alone."""
+        atomic_write_text(self.root / PREPROCESSING_JSON, preprocessing.to_json())
+
+    def load_preprocessing(self) -> Preprocessing | None:
+        """The recorded preprocessing; ``None`` for a run made before it was recorded."""
+        path = self.root / PREPROCESSING_JSON
+        if not path.is_file():
+            return None
+        try:
+            return Preprocessing.from_json(path.read_bytes(), str(path))
+        except ValueError as err:
+            raise DamagedRunError(str(err)) from None
 
     def save_best(self, summary: dict[str, Any], genome: Genome | None) -> None:
         atomic_write_text(self.root / "best.json", json.dumps(summary, indent=2, allow_nan=True, default=str))

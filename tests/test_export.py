@@ -1,18 +1,34 @@
-"""Export round-trips (TorchScript, ONNX, state_dict) and ``evo.load``."""
+"""Export round-trips (TorchScript, ONNX, state_dict, exported_program) and ``evo.load``: raw inputs, the data's
+labels, one file per format, and no code run from a file unless the caller trusts it."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+import shutil
 import subprocess
 import sys
+import warnings
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_digits, load_iris
+from torch import nn
 
 import evo
-from evo.export import ONNX_METADATA_KEY, ExportFormat, export_genome
+import evo.cli
+from evo.errors import DataError, UntrustedFileError
+from evo.export import ONNX_METADATA_KEY, ONNX_PREPROCESSING_KEY, ExportFormat, export_genome, run_preprocessing
 from evo.genome import Genome, LayerKind, LayerSpec
+from evo.load import GENOME_JSON
+from evo.preprocessing import PREPROCESSING_JSON, Preprocessing
+from evo.store import RunStore
+from evo.tasks.data import split_indices
 
 CONV, LINEAR = LayerKind.CONV, LayerKind.LINEAR
 
@@ -56,7 +72,7 @@ def batch(genome: Genome, n: int = 5) -> torch.Tensor:
 def test_torch_formats_reload_to_identical_outputs(tmp_path: Path, kind: str, fmt: str) -> None:
     genome = GENOMES[kind]()
     path = export_genome(genome, fmt, tmp_path / f"{kind}{ExportFormat(fmt).suffix}")
-    model = evo.load(path)
+    model = evo.load(path, trusted=True)
     assert model.format == fmt
     assert fmt == "exported_program" or not model.module.training  # an exported graph is fixed in eval mode
     for n in (1, 7):  # batch size is not baked in
@@ -146,9 +162,227 @@ def test_import_evo_and_load_stay_light(tmp_path: Path) -> None:
     code = (
         "import sys, torch, evo\n"
         f"for p in ({str(path)!r}, {str(genome_file)!r}):\n"
-        "    m = evo.load(p); m(torch.zeros(2, 10))\n"
+        "    m = evo.load(p, trusted=True); m(torch.zeros(2, 10))\n"
         "heavy = ('ray', 'optuna', 'evo.evolution', 'evo.tasks', 'evo.store', 'evo.export', 'evo.viz', 'onnx', 'matplotlib')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert result.stdout.strip() == "[]"
+
+
+# ----------------------------------------------------------------- raw inputs and the data's labels
+PREP = Preprocessing(scale=4.0, mean=tuple(0.1 * i for i in range(10)), std=tuple(1.0 + 0.2 * i for i in range(10)),
+                     classes=("no", "maybe", "yes"))
+
+
+def preprocessed_reference(genome: Genome, raw: torch.Tensor) -> torch.Tensor:
+    """The genome's network on the inputs the task would have given it."""
+    mean, std = torch.tensor(PREP.mean), torch.tensor(PREP.std)
+    return reference(genome, (raw / PREP.scale - mean) / std)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "state_dict", "exported_program"])
+def test_exports_take_raw_inputs_and_carry_the_labels(tmp_path: Path, fmt: str) -> None:
+    genome = mlp_genome()
+    model = evo.load(export_genome(genome, fmt, tmp_path / f"m{ExportFormat(fmt).suffix}", preprocessing=PREP),
+                     trusted=True)
+    raw = 10 * batch(genome, 7)
+    assert torch.allclose(model(raw), preprocessed_reference(genome, raw), atol=1e-6, rtol=0)
+    assert model.preprocessing == PREP and model.classes == ("no", "maybe", "yes")
+    assert model.predict(raw) == [PREP.classes[i] for i in model(raw).argmax(1).tolist()]
+    assert model.genome is not None and set(model.genome.weights) == set(genome.weights)  # not the buffers
+
+
+def test_onnx_takes_raw_inputs_and_carries_the_labels(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    genome = mlp_genome()
+    path = export_genome(genome, "onnx", tmp_path / "m.onnx", preprocessing=PREP)
+    metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert Preprocessing.from_json(metadata[ONNX_PREPROCESSING_KEY], "onnx") == PREP
+    raw = 10 * batch(genome, 7)
+    (out,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": raw.numpy()})
+    assert torch.allclose(torch.from_numpy(out), preprocessed_reference(genome, raw), atol=1e-5, rtol=0)
+
+
+def test_a_bare_genome_file_has_no_labels_to_predict(tmp_path: Path) -> None:
+    genome = tiny_genome()
+    genome.save(tmp_path / "g.pt")
+    model = evo.load(tmp_path / "g.pt")
+    assert model.classes is None and model.preprocessing == Preprocessing()
+    with pytest.raises(DataError, match="no class labels"):
+        model.predict(batch(genome))
+
+
+IRIS = load_iris()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two tiny runs whose tasks standardise their inputs: digits (standardize: true) and iris as a CSV file
+    with the species' names as labels."""
+    root = tmp_path_factory.mktemp("runs")
+    names = IRIS.target_names[IRIS.target]
+    rows = [",".join([*map(str, x), name]) for x, name in zip(IRIS.data, names)]
+    (root / "iris.csv").write_text("a,b,c,d,species\n" + "\n".join(rows) + "\n")
+    tasks = {"digits": {"dataset": "digits", "standardize": True}, "iris": {"dataset": "csv", "path": str(root / "iris.csv")}}
+    for name, task in tasks.items():
+        evo.run({"task": task, "evolution": {"generations": 0, "population_size": 2, "eval_steps": 60, "seed": 0},
+                 "backend": {"kind": "serial"}}, run_dir=root / name)
+    (root / "iris.csv").unlink()  # exports need the run directory alone
+    return {name: root / name for name in tasks}
+
+
+def raw_test_split(name: str) -> tuple[torch.Tensor, list[object]]:
+    """The run's test samples as the user has them: pixels 0..16 / the CSV's numbers, and their labels."""
+    source = load_digits() if name == "digits" else IRIS
+    labels = source.target if name == "digits" else IRIS.target_names[IRIS.target]
+    test = split_indices(source.target, 0.2, 0, stratify=True)[1]
+    return torch.as_tensor(source.data[test], dtype=torch.float32), list(labels[test])
+
+
+def run_test_accuracy(run_dir: Path) -> tuple[int, float]:
+    best = json.loads((run_dir / "best.json").read_text())
+    return best["id"], best["test"][str(best["id"])]["test_accuracy"]
+
+
+def accuracy(predicted: list[object], labels: list[object]) -> float:
+    return float(np.mean([p == y for p, y in zip(predicted, labels)]))
+
+
+@pytest.mark.parametrize("name", ["digits", "iris"])
+@pytest.mark.parametrize("fmt", [f.value for f in ExportFormat])
+def test_export_on_raw_test_data_scores_the_runs_test_accuracy(runs: dict[str, Path], tmp_path: Path,
+                                                                 name: str, fmt: str) -> None:
+    best, expected = run_test_accuracy(runs[name])
+    store = RunStore.open(runs[name])
+    path = export_genome(store.load_genome(best), fmt, tmp_path / f"{best}{ExportFormat(fmt).suffix}",
+                         preprocessing=run_preprocessing(store))
+    x, labels = raw_test_split(name)
+    if fmt == "onnx":
+        onnx = pytest.importorskip("onnx")
+        ort = pytest.importorskip("onnxruntime")
+        metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        prep = Preprocessing.from_json(metadata[ONNX_PREPROCESSING_KEY], str(path))
+        (out,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})
+        predicted = prep.labels(torch.from_numpy(out).argmax(1))
+    else:
+        predicted = evo.load(path, trusted=True).predict(x)
+    assert accuracy(predicted, labels) == expected
+    assert expected > 0.5  # a trained network, so that a wrong preprocessing shows
+
+
+def test_a_runs_genome_files_load_with_its_preprocessing(runs: dict[str, Path]) -> None:
+    best, expected = run_test_accuracy(runs["iris"])
+    x, labels = raw_test_split("iris")
+    for path in (runs["iris"] / "best.pt", runs["iris"] / "individuals" / f"{best}.pt"):
+        assert accuracy(evo.load(path).predict(x), labels) == expected
+
+
+def test_a_run_without_preprocessing_json_rebuilds_it_from_its_config(runs: dict[str, Path], tmp_path: Path) -> None:
+    copy = tmp_path / "old_run"
+    shutil.copytree(runs["digits"], copy)
+    (copy / PREPROCESSING_JSON).unlink()  # a run made before the file was written
+    assert run_preprocessing(RunStore.open(copy)) == run_preprocessing(RunStore.open(runs["digits"]))
+
+
+def test_cli_names_each_format_apart_and_never_overwrites_silently(runs: dict[str, Path], tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    def export(*args: str) -> int:
+        with pytest.raises(SystemExit) as exit_:
+            evo.cli.cli(["export", str(runs["iris"]), "--out", str(tmp_path), *args])
+        return int(exit_.value.code)
+
+    best, _ = run_test_accuracy(runs["iris"])
+    assert export("--format", "torchscript") == 0 and export("--format", "state_dict") == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{best}.state_dict.pt", f"{best}.torchscript.pt"]
+    before = (tmp_path / f"{best}.state_dict.pt").read_bytes()
+    capsys.readouterr()
+    assert export("--format", "state_dict") == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: export out={str(tmp_path / f'{best}.state_dict.pt')!r} exists; remove it, or replace it with "
+        "--force (overwrite=True)"
+    ]
+    assert (tmp_path / f"{best}.state_dict.pt").read_bytes() == before
+    assert export("--format", "state_dict", "--force") == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{best}.state_dict.pt", f"{best}.torchscript.pt"]
+
+
+# ----------------------------------------------------------------- untrusted files run no code
+class SetstateMarker(nn.Module):
+    """A crafted TorchScript module: its ``__setstate__`` (TorchScript code, run by ``torch.jit.load``)
+    creates the file ``marker``."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+        self.seen = torch.zeros(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :2] + self.seen
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[str, bool]:
+        return (self.marker, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[str, bool]) -> None:
+        self.marker, self.training = state[0], state[1]
+        self.seen = torch.from_file(self.marker, shared=True, size=1)  # creates the file
+
+
+class MkdirPayload:
+    """A pickle that creates the folder ``marker`` when unpickled."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.mkdir, (self.marker,)
+
+
+def crafted_torchscript(path: Path, marker: Path) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(SetstateMarker(str(marker))), str(path), _extra_files={GENOME_JSON: ""})
+    return path
+
+
+def crafted_exported_program(tmp_path: Path, path: Path, marker: Path) -> Path:
+    """A real .pt2 export whose pickled sample inputs are replaced by a payload (torch.export.load falls back
+    to ``torch.load(weights_only=False)`` for them)."""
+    genuine = export_genome(tiny_genome(), "exported_program", tmp_path / "genuine.pt2")
+    payload = io.BytesIO()
+    torch.save((MkdirPayload(str(marker)),), payload)
+    with zipfile.ZipFile(genuine) as source, zipfile.ZipFile(path, "w") as crafted:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            crafted.writestr(info, payload.getvalue() if info.filename.endswith("sample_inputs/model.pt") else data)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["torchscript", "exported_program"])
+def test_crafted_files_run_no_code_unless_trusted(tmp_path: Path, kind: str) -> None:
+    marker = tmp_path / "marker"
+    path = tmp_path / "best.pt"  # a name that promises a plain genome file
+    if kind == "torchscript":
+        crafted_torchscript(path, marker)
+    else:
+        crafted_exported_program(tmp_path, path, marker)
+    with pytest.raises(UntrustedFileError, match=r"runs code stored in it.*evo.load\(path, trusted=True\)"):
+        evo.load(path)
+    assert not marker.exists()
+    with contextlib.suppress(Exception), warnings.catch_warnings():  # the payload runs, whatever happens after
+        warnings.simplefilter("ignore")
+        evo.load(path, trusted=True)
+    assert marker.exists(), "the crafted file really does run code when trusted"
+
+
+def test_a_genome_file_with_a_pickled_payload_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    genome = tiny_genome()
+    torch.save({"genome": genome.to_dict(), "weights": dict(genome.weights), "x": MkdirPayload(str(marker))},
+               tmp_path / "g.pt")
+    with pytest.raises(DataError, match="pickled objects other than tensors and plain data"):
+        evo.load(tmp_path / "g.pt")
+    assert not marker.exists()

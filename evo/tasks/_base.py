@@ -16,6 +16,7 @@ from enum import Enum
 from torch import Tensor
 
 from evo.genome import Genome
+from evo.preprocessing import Preprocessing
 
 __all__ = ["Budget", "Direction", "Evaluation", "Job", "Objective", "Task"]
 
@@ -125,6 +126,14 @@ class Task(ABC):
     def calibration_batch(self, n: int, seed: int) -> tuple[Tensor, Tensor] | None:
         """A batch of training inputs and targets for data-dependent operators; None if the task has no data."""
         return None
+
+    def preprocessing(self) -> Preprocessing:
+        """What the task does to raw samples before the network sees them, and its class labels.
+
+        Recorded in the run directory when a run starts; exports put it in front of the network so
+        they take raw inputs. The default: inputs go to the network as they are, no labels.
+        """
+        return Preprocessing()
 
     def failed(self, error: str, genome: Genome | None = None, used: Budget = Budget()) -> Evaluation:
         """The evaluation of a genome that could not be evaluated: every objective at its worst, with the

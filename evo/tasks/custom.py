@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evo.genome import Genome
+from evo.preprocessing import Preprocessing
 from evo.tasks._base import Budget, Evaluation, Task
 
 if TYPE_CHECKING:
@@ -155,6 +156,9 @@ class CustomTask(Task):
 
     def calibration_batch(self, n: int, seed: int) -> Any:
         return self.task.calibration_batch(n, seed)
+
+    def preprocessing(self) -> Preprocessing:
+        return self.task.preprocessing()
 
     def __repr__(self) -> str:
         return f"CustomTask({self.path!r}, {self.name!r}, {self.options!r})"

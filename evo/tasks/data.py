@@ -25,6 +25,7 @@ from sklearn import datasets as skd
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 
+from evo.preprocessing import Preprocessing
 from evo.tasks.readers import Arrays, read_cifar10, read_csv, read_mnist, read_npz
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["SplitData", "clear_cache", "load_dataset", "shift_augment", "split_indices"]
 
 _TABULAR = frozenset({"iris", "wine", "breast_cancer", "synthetic", "csv"})
+#: the value range of a dataset's raw features, mapped to [0, 1] (``uint8`` pixels: 255).
+_SCALES = {"digits": 16.0}
 _CACHE_SIZE = 4
 _cache: OrderedDict[str, SplitData] = OrderedDict()
 
@@ -44,6 +47,8 @@ class SplitData:
     Attributes:
         input_shape: shape of one sample, ``(features,)`` or ``(C, H, W)``.
         num_classes: number of classes, or ``None`` for regression (targets are ``(n, k)``).
+        preprocessing: how the raw samples became these inputs and what the class indices stand for
+            (exports put it in front of the network).
     """
 
     x_train: Tensor
@@ -54,6 +59,7 @@ class SplitData:
     y_test: Tensor
     input_shape: tuple[int, ...]
     num_classes: int | None
+    preprocessing: Preprocessing = Preprocessing()
 
     @property
     def output_size(self) -> int:
@@ -93,10 +99,10 @@ def _cache_key(cfg: SupervisedTaskConfig) -> str:
 
 
 def _build(cfg: SupervisedTaskConfig) -> SplitData:
-    arrays = _read(cfg)
+    arrays, scale = _read(cfg)
     source = cfg.path or cfg.dataset
     classification = cfg.problem == "classification"
-    y_all, num_classes = _encode_targets(arrays, classification, source)
+    y_all, classes = _encode_targets(arrays, classification, source)
     if cfg.augment_shift and arrays.x.ndim < 3:
         raise ValueError(
             f"task.augment_shift: {source} has flat features {arrays.x.shape[1:]}; "
@@ -116,16 +122,26 @@ def _build(cfg: SupervisedTaskConfig) -> SplitData:
         x_fit = shift_augment(x_fit, cfg.augment_shift)
         y_fit = np.tile(y_fit, (len(x_fit) // len(y_fit),) + (1,) * (y_fit.ndim - 1))
     xs = [_as_samples(x, cfg.as_image) for x in (x_fit, x_train[val], x_test)]
+    mean = std = None
     if cfg.standardize if cfg.standardize is not None else cfg.dataset in _TABULAR:
         mean, std = xs[0].mean(axis=0), xs[0].std(axis=0)
-        xs = [(x - mean) / np.where(std > 0, std, 1.0) for x in xs]
+        std = np.where(std > 0, std, 1.0)
+        xs = [(x - mean) / std for x in xs]
     ys = [y_fit, y_train[val], y_test]
     tensors = [torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)) for x in xs]
     targets = [torch.as_tensor(y) for y in ys]
+    preprocessing = Preprocessing(
+        scale, _flat(mean), _flat(std), None if classes is None else tuple(classes.tolist())
+    )
     return SplitData(
         tensors[0], targets[0], tensors[1], targets[1], tensors[2], targets[2],
-        tuple(int(d) for d in tensors[0].shape[1:]), num_classes,
+        tuple(int(d) for d in tensors[0].shape[1:]), None if classes is None else len(classes), preprocessing,
     )
+
+
+def _flat(values: np.ndarray | None) -> tuple[float, ...] | None:
+    """Per-element statistics as float32 values, the precision of the inputs and of an exported graph."""
+    return None if values is None else tuple(np.asarray(values, dtype=np.float32).reshape(-1).tolist())
 
 
 def split_indices(y: np.ndarray, fraction: float, seed: int, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -144,9 +160,10 @@ def split_indices(y: np.ndarray, fraction: float, seed: int, stratify: bool) -> 
     return np.sort(kept), np.sort(out)
 
 
-def _read(cfg: SupervisedTaskConfig) -> Arrays:
+def _read(cfg: SupervisedTaskConfig) -> tuple[Arrays, float]:
+    """The dataset's arrays, features scaled to [0, 1] where their range is known, and that scale."""
     readers: dict[str, Callable[[], Arrays]] = {
-        "digits": lambda: _sklearn(skd.load_digits(), 16.0, (1, 8, 8)),
+        "digits": lambda: _sklearn(skd.load_digits(), (1, 8, 8)),
         "iris": lambda: _sklearn(skd.load_iris()),
         "wine": lambda: _sklearn(skd.load_wine()),
         "breast_cancer": lambda: _sklearn(skd.load_breast_cancer()),
@@ -158,10 +175,11 @@ def _read(cfg: SupervisedTaskConfig) -> Arrays:
         "csv": lambda: read_csv(Path(str(cfg.path)), cfg.target),
     }
     arrays = readers[cfg.dataset]()
-    if arrays.x.dtype == np.uint8:  # pixels
-        x_test = None if arrays.x_test is None else _unit_pixels(arrays.x_test)
-        arrays = arrays._replace(x=_unit_pixels(arrays.x), x_test=x_test)
-    return arrays
+    scale = 255.0 if arrays.x.dtype == np.uint8 else _SCALES.get(cfg.dataset, 1.0)  # uint8: pixels
+    if scale != 1.0:
+        x_test = None if arrays.x_test is None else _scaled(arrays.x_test, scale)
+        arrays = arrays._replace(x=_scaled(arrays.x, scale), x_test=x_test)
+    return arrays, scale
 
 
 def shift_augment(x: np.ndarray, radius: int) -> np.ndarray:
@@ -184,14 +202,14 @@ def shift_augment(x: np.ndarray, radius: int) -> np.ndarray:
     return np.concatenate(copies)
 
 
-def _unit_pixels(x: np.ndarray) -> np.ndarray:
-    """uint8 pixels scaled to [0, 1] in float32 (half the memory of numpy's float64 default)."""
-    return x.astype(np.float32) / np.float32(255.0)
+def _scaled(x: np.ndarray, scale: float) -> np.ndarray:
+    """Features divided by ``scale`` in float32 (half the memory of numpy's float64 default)."""
+    return x.astype(np.float32) / np.float32(scale)
 
 
-def _sklearn(bunch: skd._base.Bunch, scale: float = 1.0, image: tuple[int, ...] | None = None) -> Arrays:
+def _sklearn(bunch: skd._base.Bunch, image: tuple[int, ...] | None = None) -> Arrays:
     """A bundled scikit-learn set; ``image``: the per-sample image shape its rows flatten."""
-    x = np.asarray(bunch.data, dtype=np.float32) / scale
+    x = np.asarray(bunch.data, dtype=np.float32)
     return Arrays(x.reshape(-1, *image) if image else x, np.asarray(bunch.target))
 
 
@@ -219,8 +237,9 @@ def _as_samples(x: np.ndarray, as_image: bool) -> np.ndarray:
     return x
 
 
-def _encode_targets(arrays: Arrays, classification: bool, source: str) -> tuple[list[np.ndarray], int | None]:
-    """Class labels → ``0..K-1`` (``int64``) shared by all splits; regression targets → ``float32 (n, k)``."""
+def _encode_targets(arrays: Arrays, classification: bool, source: str) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Class labels → ``0..K-1`` (``int64``) shared by all splits, and the label of each index (sorted);
+    regression targets → ``float32 (n, k)`` and ``None``."""
     ys = [y for y in (arrays.y, arrays.y_test) if y is not None]
     if not classification:
         try:
@@ -237,7 +256,7 @@ def _encode_targets(arrays: Arrays, classification: bool, source: str) -> tuple[
     if len(classes) < 2:
         raise ValueError(f"{source}: classification needs at least 2 classes, found {len(classes)}")
     parts = np.split(encoded.astype(np.int64), [len(ys[0])])
-    return parts[: len(ys)], len(classes)
+    return parts[: len(ys)], classes
 
 
 def _numeric_strings(y: np.ndarray, source: str) -> np.ndarray:

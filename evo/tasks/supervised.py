@@ -28,6 +28,7 @@ from torch import Tensor
 
 from evo.genome import Genome
 from evo.plasticity import Diverged, PlasticityConfig, train
+from evo.preprocessing import Preprocessing
 from evo.tasks._base import Budget, Direction, Evaluation, Objective, Task
 from evo.tasks.config import SupervisedTaskConfig
 from evo.tasks.data import SplitData, load_dataset
@@ -147,6 +148,10 @@ class SupervisedTask(Task):
     def test(self, genome: Genome, device: str = "cpu") -> dict[str, float]:
         """Test-split metrics (``test_loss``, and ``test_accuracy`` for classification) of a trained genome."""
         return {f"test_{k}": v for k, v in self._measure(genome, self.data.x_test, self.data.y_test, device).items()}
+
+    def preprocessing(self) -> Preprocessing:
+        """Scaling, standardisation (training-split statistics) and the data's class labels."""
+        return self.data.preprocessing
 
     def calibration_batch(self, n: int, seed: int) -> tuple[Tensor, Tensor] | None:
         """``n`` training samples (all of them if fewer), drawn without replacement with ``seed``."""
