@@ -145,3 +145,19 @@ def test_genes_survive_a_resume(tmp_path: Path) -> None:
     result = resumed.run()
     assert {i: dict(ind.genome.hparams) for i, ind in result.individuals.items()} == {
         i: dict(ind.genome.hparams) for i, ind in straight.individuals.items()}
+
+
+def test_a_run_records_and_shows_each_individuals_genes(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from evo.cli import app
+    from evo.evolution import run_evolution
+    from evo.inspect import load_run
+
+    cfg = load_config(None, ["task.dataset=iris", "evolution.population_size=2", "evolution.generations=1",
+                             "evolution.eval_steps=5", "evolution.init.hidden=[4]", "backend.kind=serial", *GENES_ON])
+    run_evolution(cfg, run_dir=tmp_path / "run")
+    stored = load_run(tmp_path / "run").individuals
+    assert all(set(ind.genome.hparams) == {"lr", "batch_size", "lr_schedule"} for ind in stored.values())
+    out = CliRunner().invoke(app, ["show", str(tmp_path / "run")], env={"COLUMNS": "300"}).stdout
+    assert "hparams" in out and "lr_schedule=" in out
