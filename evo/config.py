@@ -89,10 +89,12 @@ class EvolutionConfig(BaseModel):
                              "criterion); 0 evaluates the initial population only.")
     population_size: int = Field(8, ge=2, description="Individuals kept alive.")
     children: int = Field(0, ge=0, description="Children per generation; 0 = population_size.")
-    selection: Literal["auto", "aging", "tournament", "nsga2"] = Field(
+    selection: Literal["auto", "aging", "tournament", "nsga2", "lemonade"] = Field(
         "auto",
         description="aging: regularized evolution (Real et al. 2019) — the oldest dies; tournament: with elitism; "
-        "nsga2: Pareto ranking + crowding (Deb et al. 2002); auto: aging for one objective, nsga2 for several.",
+        "nsga2: Pareto ranking + crowding (Deb et al. 2002); lemonade: nsga2 survivors, parents from the Pareto "
+        "front sampled inversely to the density of their log(parameters) (Elsken et al. 2019); auto: aging for "
+        "one objective, nsga2 for several.",
     )
     tournament_size: int = Field(3, ge=1, description="Individuals sampled per parent choice (aging's S, tournament's k).")
     elitism: int = Field(1, ge=0, description="tournament: best individuals always kept.")
