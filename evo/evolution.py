@@ -217,7 +217,8 @@ class Evolution:
         if not self.evo.lamarckian:
             genome = Genome.random(genome.input_shape, genome.layers, genome.skips, seed=int(rng.integers(2**62)))
         if self.evo.hyper.genes:  # operators build new genomes: the child's genes are set here, perturbed
-            genome = genome.replace(hparams=perturb(parent.genome.hparams, self._hyper_rng(self.next_id), self.evo.hyper))
+            hparams = perturb(parent.genome.hparams, self._hyper_rng(self.next_id), self.evo.hyper)
+            genome = genome.replace(hparams=hparams)
         return self._newborn(genome, (parent.id,), tuple(applied), generation)
 
     def _apply_one(self, genome: Genome, rng: np.random.Generator) -> tuple[Genome, str]:
@@ -257,8 +258,10 @@ class Evolution:
         return [by_id[ind.id] for ind in individuals]
 
     def _job_seed(self, individual_id: int, rung: int) -> int:
-        return derive_seed(self.evo.seed, individual_id) if rung == 0 else derive_seed(self.evo.seed, individual_id,
-                                                                                           _RUNG, rung)
+        """Rung 0 keeps the seed an evaluation always had; each later rung has its own stream."""
+        if rung == 0:
+            return derive_seed(self.evo.seed, individual_id)
+        return derive_seed(self.evo.seed, individual_id, _RUNG, rung)
 
     def _run_rung(self, jobs: list[Job], by_id: dict[int, Individual], rung: int, final: bool) -> list[int]:
         """Run ``jobs`` and update ``by_id``; the ids that came back (a job the backend lost is recorded as
@@ -272,10 +275,9 @@ class Evolution:
             by_id[i] = self._trained(by_id[i], evaluation, rung)
             if final:
                 self._finish(by_id[i])
-        for job in jobs:
-            if job.individual_id not in returned:
-                failed = dataclasses.replace(self.task.failed("no result from the backend"), individual_id=job.individual_id)
-                by_id[job.individual_id] = self._trained(by_id[job.individual_id], failed, rung)
+        for i in (job.individual_id for job in jobs if job.individual_id not in returned):
+            failed = dataclasses.replace(self.task.failed("no result from the backend"), individual_id=i)
+            by_id[i] = self._trained(by_id[i], failed, rung)
         return sorted(returned)
 
     def _trained(self, ind: Individual, evaluation: Evaluation, rung: int) -> Individual:
