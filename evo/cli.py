@@ -207,11 +207,14 @@ def show(
                       _fmt(r.best_objectives), str(r.budget_used.samples), f"{r.seconds:.1f}")
     console.print(table)
     best = Table(title="best individuals")
-    for col in ("id", "gen", "architecture", "params", "objectives", "parents", "made by"):
+    ranked = run.ranked()[:top]
+    genes = any(ind.genome.hparams for ind in ranked)  # evolution.hyper: each individual's own hyperparameters
+    for col in ("id", "gen", "architecture", "params", "objectives", "parents", "made by", *(["hparams"] * genes)):
         best.add_column(col)
-    for ind in run.ranked()[:top]:
+    for ind in ranked:
         best.add_row(str(ind.id), str(ind.generation), str(ind.genome), str(ind.genome.num_params()),
-                     _fmt(ind.objectives), ",".join(map(str, ind.parents)), "; ".join(ind.operators))
+                     _fmt(ind.objectives), ",".join(map(str, ind.parents)), "; ".join(ind.operators),
+                     *([_fmt(dict(ind.genome.hparams))] * genes))
     console.print(best)
     if run.test:
         console.print("test: " + "  ".join(f"#{k}: {_fmt(v)}" for k, v in run.test.items()))

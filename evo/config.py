@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from evo.backends.config import BackendConfig
 from evo.errors import ConfigError
+from evo.hyper import HyperConfig
 from evo.plasticity import PlasticityConfig
 from evo.tasks.config import TaskConfig
 
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "EvoConfig",
     "EvolutionConfig",
+    "HalvingConfig",
     "InitConfig",
     "apply_overrides",
     "config_diff",
@@ -61,6 +63,23 @@ class InitConfig(BaseModel):
     max_width: int = Field(128, ge=1, description="random: widest hidden layer.")
 
 
+class HalvingConfig(BaseModel):
+    """Successive halving inside a generation (Jamieson & Talwalkar 2016; Li et al. 2017, Hyperband)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rungs: int = Field(
+        1, ge=1, description="Training rounds per generation; 1 = off (every child trains eval_steps steps). With r "
+        "rungs, a child stopped at rung k has trained round(eval_steps / eta^(r-1-k)) steps in all.",
+    )
+    eta: int = Field(3, ge=2, description="After each rung the best 1/eta of the children (at least one) train on, "
+                     "from their trained weights; the rest stop.")
+
+    def steps(self, eval_steps: int) -> list[int]:
+        """Cumulative training steps at the end of each rung; the last is ``eval_steps``."""
+        return [max(1, round(eval_steps / self.eta ** (self.rungs - 1 - k))) for k in range(self.rungs)]
+
+
 class EvolutionConfig(BaseModel):
     """The generational loop: population, selection, inheritance, stopping."""
 
@@ -70,10 +89,12 @@ class EvolutionConfig(BaseModel):
                              "criterion); 0 evaluates the initial population only.")
     population_size: int = Field(8, ge=2, description="Individuals kept alive.")
     children: int = Field(0, ge=0, description="Children per generation; 0 = population_size.")
-    selection: Literal["auto", "aging", "tournament", "nsga2"] = Field(
+    selection: Literal["auto", "aging", "tournament", "nsga2", "lemonade"] = Field(
         "auto",
         description="aging: regularized evolution (Real et al. 2019) — the oldest dies; tournament: with elitism; "
-        "nsga2: Pareto ranking + crowding (Deb et al. 2002); auto: aging for one objective, nsga2 for several.",
+        "nsga2: Pareto ranking + crowding (Deb et al. 2002); lemonade: nsga2 survivors, parents from the Pareto "
+        "front sampled inversely to the density of their log(parameters) (Elsken et al. 2019); auto: aging for "
+        "one objective, nsga2 for several.",
     )
     tournament_size: int = Field(3, ge=1, description="Individuals sampled per parent choice (aging's S, tournament's k).")
     elitism: int = Field(1, ge=0, description="tournament: best individuals always kept.")
@@ -91,6 +112,16 @@ class EvolutionConfig(BaseModel):
     target_fitness: float | None = Field(None, description="Stop once the best primary objective reaches this value.")
     test_top_k: int = Field(3, ge=0, description="Best individuals whose test metrics are measured at the end.")
     init: InitConfig = Field(default_factory=InitConfig, description="The initial population.")
+    hyper: HyperConfig = Field(default_factory=HyperConfig, description="Training hyperparameters as genes (PBT).")
+    halving: HalvingConfig = Field(default_factory=HalvingConfig, description="Successive halving of each generation.")
+
+    @model_validator(mode="after")
+    def _halving_has_steps(self) -> EvolutionConfig:
+        first = self.eval_steps / self.halving.eta ** (self.halving.rungs - 1)
+        if self.halving.rungs > 1 and first < 1:
+            raise ValueError(f"halving: {self.halving.rungs} rungs with eta {self.halving.eta} need eval_steps >= "
+                             f"{self.halving.eta ** (self.halving.rungs - 1)} (got {self.eval_steps})")
+        return self
 
 
 OperatorSpec = dict[str, Any]
@@ -123,6 +154,16 @@ class EvoConfig(BaseModel):
         "null = defaults for the task kind (see `evo ops`).",
     )
     backend: BackendConfig = Field(default_factory=BackendConfig, description="Where evaluations run.")
+
+    @model_validator(mode="after")
+    def _trained_task(self) -> EvoConfig:
+        """Hyperparameter genes and halving need a task that trains with the plasticity section and continues
+        from the genome it gets (a custom task is trusted to)."""
+        evo = self.evolution
+        if (evo.hyper.genes or evo.halving.rungs > 1) and self.task.kind not in ("supervised", "custom"):
+            field = "hyper.genes" if evo.hyper.genes else "halving.rungs"
+            raise ValueError(f"evolution.{field}: needs a supervised or custom task, not {self.task.kind!r}")
+        return self
 
     @field_validator("name")
     @classmethod

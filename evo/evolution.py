@@ -27,15 +27,16 @@ from torch import Tensor
 from evo.backends import Backend
 from evo.config import EvoConfig
 from evo.genome import Genome, LayerKind, LayerSpec
+from evo.hyper import initial_hparams, perturb
 from evo.operators import Operator
 from evo.records import GenerationRecord, Individual, Reporter
 from evo.selection import Selector, make_selector, pareto_front
 from evo.store import RunStore, individual_from_record, individual_to_record, record_from_dict, record_to_dict
-from evo.tasks import Budget, Direction, Job, Task
+from evo.tasks import Budget, Direction, Evaluation, Job, Task
 
 __all__ = ["DEFAULT_OPERATORS", "Evolution", "RunResult", "build_operators", "derive_seed", "operator_specs", "resume_evolution", "run_evolution"]
 
-_INIT, _VARY, _SELECT = 1, 2, 3  # stream tags for derive_seed
+_INIT, _VARY, _SELECT, _HYPER, _RUNG = 1, 2, 3, 4, 5  # stream tags for derive_seed
 
 
 def derive_seed(*parts: int) -> int:
@@ -69,6 +70,7 @@ class RunResult:
                 "error": ind.evaluation.error if ind.evaluation else None,
             }
             row.update(ind.objectives)
+            row.update({f"hparams.{name}": value for name, value in ind.genome.hparams.items()})
             rows.append(row)
         return rows
 
@@ -165,8 +167,19 @@ class Evolution:
 
     # ------------------------------------------------------------- variation
     def _initial_population(self) -> list[Individual]:
-        return [self._newborn(self._initial_genome(derive_seed(self.evo.seed, i, _INIT)), (), ("init",), 0)
-                for i in range(self.evo.population_size)]
+        population = []
+        for i in range(self.evo.population_size):
+            genome = self._initial_genome(derive_seed(self.evo.seed, i, _INIT))
+            if self.evo.hyper.genes:
+                defaults = self.config.plasticity.model_dump()
+                genome = genome.replace(hparams=initial_hparams(self.evo.hyper, defaults, self._hyper_rng(i)))
+            population.append(self._newborn(genome, (), ("init",), 0))
+        return population
+
+    def _hyper_rng(self, individual_id: int) -> np.random.Generator:
+        """The stream of an individual's hyperparameter genes (its own: switching genes on changes no other
+        random choice)."""
+        return np.random.default_rng(derive_seed(self.evo.seed, individual_id, _HYPER))
 
     def _initial_genome(self, seed: int) -> Genome:
         init = self.evo.init
@@ -203,6 +216,9 @@ class Evolution:
             applied.append(name)
         if not self.evo.lamarckian:
             genome = Genome.random(genome.input_shape, genome.layers, genome.skips, seed=int(rng.integers(2**62)))
+        if self.evo.hyper.genes:  # operators build new genomes: the child's genes are set here, perturbed
+            hparams = perturb(parent.genome.hparams, self._hyper_rng(self.next_id), self.evo.hyper)
+            genome = genome.replace(hparams=hparams)
         return self._newborn(genome, (parent.id,), tuple(applied), generation)
 
     def _apply_one(self, genome: Genome, rng: np.random.Generator) -> tuple[Genome, str]:
@@ -220,26 +236,77 @@ class Evolution:
 
     # ------------------------------------------------------------- evaluation
     def _evaluate(self, individuals: list[Individual]) -> list[Individual]:
-        budget = Budget(steps=self.evo.eval_steps)
-        jobs = [Job(ind.id, ind.genome, budget, derive_seed(self.evo.seed, ind.id)) for ind in individuals]
+        """Train and score ``individuals``: one job each, or with successive halving one job per rung for
+        the best 1/eta of the previous rung, each continuing from the genome its previous rung returned."""
         by_id = {ind.id: ind for ind in individuals}
-        for evaluation in self.backend.map(self.task, jobs):
-            ind = by_id[evaluation.individual_id]
-            if ind.evaluation is not None:
-                continue  # a duplicate delivery (e.g. after a retry): keep the first
-            genome = evaluation.genome if evaluation.ok and evaluation.genome is not None else ind.genome
-            ind = dataclasses.replace(ind, genome=genome, evaluation=evaluation)
-            by_id[ind.id] = ind
-            self.individuals[ind.id] = ind
-            if self.store is not None:
-                self.store.save_genome(ind.id, genome)
-            for reporter in self.reporters:
-                reporter.on_evaluated(ind)
-        for i, ind in by_id.items():  # a backend that lost a job: record it as failed rather than stop the run
-            if ind.evaluation is None:
-                failed = dataclasses.replace(self.task.failed("no result from the backend"), individual_id=i)
-                by_id[i] = self.individuals[i] = dataclasses.replace(ind, evaluation=failed)
+        halving = self.evo.halving
+        cumulative = halving.steps(self.evo.eval_steps) if halving.rungs > 1 else [self.evo.eval_steps]
+        active = list(by_id)
+        for rung, steps in enumerate(cumulative):
+            final = rung == len(cumulative) - 1
+            budget = Budget(steps=steps - (cumulative[rung - 1] if rung else 0))
+            returned = self._run_rung([Job(i, by_id[i].genome, budget, self._job_seed(i, rung)) for i in active],
+                                      by_id, rung, final)
+            if final:
+                break
+            active = self._promote(returned, by_id)
+            for i in returned:
+                if i not in active:
+                    self._finish(by_id[i])
+            if not active:  # every child failed
+                break
         return [by_id[ind.id] for ind in individuals]
+
+    def _job_seed(self, individual_id: int, rung: int) -> int:
+        """Rung 0 keeps the seed an evaluation always had; each later rung has its own stream."""
+        if rung == 0:
+            return derive_seed(self.evo.seed, individual_id)
+        return derive_seed(self.evo.seed, individual_id, _RUNG, rung)
+
+    def _run_rung(self, jobs: list[Job], by_id: dict[int, Individual], rung: int, final: bool) -> list[int]:
+        """Run ``jobs`` and update ``by_id``; the ids that came back (a job the backend lost is recorded as
+        failed, rather than stop the run). Individuals are finished as they come back from the ``final`` rung."""
+        returned: list[int] = []
+        for evaluation in self.backend.map(self.task, jobs):
+            i = evaluation.individual_id
+            if i in returned:
+                continue  # a duplicate delivery (e.g. after a retry): keep the first
+            returned.append(i)
+            by_id[i] = self._trained(by_id[i], evaluation, rung)
+            if final:
+                self._finish(by_id[i])
+        for i in (job.individual_id for job in jobs if job.individual_id not in returned):
+            failed = dataclasses.replace(self.task.failed("no result from the backend"), individual_id=i)
+            by_id[i] = self._trained(by_id[i], failed, rung)
+        return sorted(returned)
+
+    def _trained(self, ind: Individual, evaluation: Evaluation, rung: int) -> Individual:
+        """``ind`` after ``evaluation``: its trained genome (keeping its hyperparameter genes) and, under
+        halving, the budget of every rung so far and the rung it reached."""
+        genome = evaluation.genome if evaluation.ok and evaluation.genome is not None else ind.genome
+        if genome.hparams != ind.genome.hparams:  # a task need not carry the genes on
+            genome = genome.replace(hparams=ind.genome.hparams)
+        if self.evo.halving.rungs > 1:
+            used = evaluation.budget_used + (ind.evaluation.budget_used if ind.evaluation else Budget())
+            evaluation = dataclasses.replace(evaluation, budget_used=used,
+                                             metrics={**evaluation.metrics, "rung": float(rung)})
+        ind = dataclasses.replace(ind, genome=genome, evaluation=evaluation)
+        self.individuals[ind.id] = ind
+        return ind
+
+    def _promote(self, ids: list[int], by_id: dict[int, Individual]) -> list[int]:
+        """The best 1/eta (at least one) of the successfully evaluated ``ids``, by the selector's key."""
+        ok = [i for i in ids if by_id[i].evaluation is not None and by_id[i].evaluation.ok]
+        ranked = sorted(ok, key=lambda i: self.selector.key(by_id[i]), reverse=True)
+        best = set(ranked[: max(1, len(ids) // self.evo.halving.eta)])
+        return [i for i in ids if i in best]
+
+    def _finish(self, ind: Individual) -> None:
+        """``ind`` is fully evaluated: save its genome and tell the reporters."""
+        if self.store is not None:
+            self.store.save_genome(ind.id, ind.genome)
+        for reporter in self.reporters:
+            reporter.on_evaluated(ind)
 
     # ------------------------------------------------------------- results
     def ranked(self) -> list[Individual]:

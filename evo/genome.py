@@ -118,12 +118,15 @@ class Genome:
         skips: additive skip edges ``(src, dst)``: ``h_src`` projected by a
             bias-free Linear (or 1×1 Conv) and added to ``z_dst``.
         weights: ``state_dict`` of :meth:`to_module` (read-only mapping).
+        hparams: this individual's training hyperparameters (``plasticity`` field → value, see
+            :mod:`evo.hyper`), which the trainer uses in place of the config's; empty: the config's.
     """
 
     input_shape: tuple[int, ...]
     layers: tuple[LayerSpec, ...]
     skips: tuple[tuple[int, int], ...] = ()
     weights: Mapping[str, Tensor] = field(default_factory=dict, repr=False)
+    hparams: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
@@ -132,6 +135,7 @@ class Genome:
         self._check_structure()
         weights = {k: v.detach().to("cpu", torch.float32) for k, v in self.weights.items()}
         object.__setattr__(self, "weights", MappingProxyType(weights))
+        object.__setattr__(self, "hparams", MappingProxyType(dict(self.hparams)))
         self._check_weights()
 
     # ---------------------------------------------------------------- builders
@@ -307,7 +311,7 @@ class Genome:
         way, ~10× an array; Ray ships a genome to a worker and back for every evaluation.
         """
         arrays = {k: v.numpy() for k, v in self.weights.items()}
-        return (_unpickle, (self.input_shape, self.layers, self.skips, arrays))
+        return (_unpickle, (self.input_shape, self.layers, self.skips, arrays, dict(self.hparams)))
 
     # ------------------------------------------------------------- modules
     def to_module(self, device: str | torch.device = "cpu") -> GenomeNet:
@@ -351,13 +355,16 @@ class Genome:
 
     # ------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
-        """The architecture as JSON-ready data (weights are saved separately)."""
-        return {
+        """The architecture (and hyperparameters, if any) as JSON-ready data (weights are saved separately)."""
+        data: dict[str, Any] = {
             "format": FORMAT_VERSION,
             "input_shape": list(self.input_shape),
             "layers": [layer.to_dict() for layer in self.layers],
             "skips": [list(edge) for edge in self.skips],
         }
+        if self.hparams:
+            data["hparams"] = dict(self.hparams)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], weights: Mapping[str, Tensor] | None = None, seed: int = 0) -> Genome:
@@ -368,11 +375,13 @@ class Genome:
             layers = tuple(LayerSpec(**layer) for layer in data["layers"])
             shape = tuple(data["input_shape"])
             skips = tuple((int(s), int(d)) for s, d in data.get("skips", ()))
+            hparams = dict(data.get("hparams", {}))
         except (KeyError, TypeError) as err:
             raise ValueError(f"malformed genome data: {err}") from err
         if weights is None:
-            return cls.random(shape, layers, skips, seed=seed)
-        return cls(shape, layers, skips, weights)
+            genome = cls.random(shape, layers, skips, seed=seed)
+            return genome.replace(hparams=hparams) if hparams else genome
+        return cls(shape, layers, skips, weights, hparams)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -405,9 +414,9 @@ def skip_name(src: int, dst: int) -> str:
 
 
 def _unpickle(input_shape: tuple[int, ...], layers: tuple[LayerSpec, ...], skips: tuple[tuple[int, int], ...],
-              arrays: Mapping[str, np.ndarray]) -> Genome:
+              arrays: Mapping[str, np.ndarray], hparams: Mapping[str, Any]) -> Genome:
     """The genome :meth:`Genome.__reduce__` pickled; copies the arrays (unpicklers may hand out read-only ones)."""
-    return Genome(input_shape, layers, skips, {k: torch.tensor(a) for k, a in arrays.items()})
+    return Genome(input_shape, layers, skips, {k: torch.tensor(a) for k, a in arrays.items()}, hparams)
 
 
 def _linear(weight: Tensor, bias: Tensor | None) -> nn.Linear:

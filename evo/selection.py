@@ -10,6 +10,9 @@ Three strategies behind one small interface:
 * :class:`NSGA2Selector` — non-dominated sorting and crowding distance
   (Deb et al. 2002) for several objectives; the population approximates the
   Pareto front.
+* :class:`LemonadeSelector` — NSGA-II survivors, but parents drawn from the
+  Pareto front with probability inversely proportional to the density of
+  their network sizes (Elsken et al. 2019), so sparse regions get explored.
 
 Scores are oriented so that larger is always better (minimised objectives are
 negated); failed individuals score −inf everywhere.
@@ -28,10 +31,12 @@ from evo.tasks import Direction, Objective
 
 __all__ = [
     "AgingSelector",
+    "LemonadeSelector",
     "NSGA2Selector",
     "Selector",
     "TournamentSelector",
     "crowding_distance",
+    "inverse_density",
     "make_selector",
     "non_dominated_fronts",
     "pareto_front",
@@ -185,6 +190,31 @@ class NSGA2Selector(Selector):
         return sorted(ordered[:size], key=lambda ind: ind.id)
 
 
+def inverse_density(values: Sequence[float]) -> np.ndarray:
+    """Probabilities proportional to 1 / a Gaussian kernel density estimate at each value (Scott's bandwidth);
+    uniform when the values do not spread."""
+    x = np.asarray(values, dtype=float)
+    spread = float(x.std())
+    if spread == 0:
+        return np.full(len(x), 1.0 / len(x))
+    bandwidth = 1.06 * spread * len(x) ** -0.2
+    density = np.exp(-0.5 * ((x[:, None] - x[None, :]) / bandwidth) ** 2).mean(axis=1)
+    weights = 1.0 / density
+    return weights / weights.sum()
+
+
+class LemonadeSelector(NSGA2Selector):
+    """LEMONADE's parent sampling (Elsken et al. 2019): parents come from the Pareto front, each drawn with
+    probability inversely proportional to a kernel density estimate of log(parameters) over the front, so a
+    lone network in a sparse region of sizes (often a small one) is explored as often as a whole crowd.
+    Survivors as NSGA-II."""
+
+    def parents(self, population: Sequence[Individual], k: int, rng: np.random.Generator) -> list[Individual]:
+        front = [population[i] for i in non_dominated_fronts([scores(p, self.objectives) for p in population])[0]]
+        probs = inverse_density([math.log(ind.genome.num_params()) for ind in front])
+        return [front[i] for i in rng.choice(len(front), size=k, p=probs)]
+
+
 def make_selector(name: str, objectives: Sequence[Objective], tournament_size: int = 3, elitism: int = 1) -> Selector:
     """The selector a config names; ``auto`` is aging for one objective and NSGA-II for several."""
     if name == "auto":
@@ -195,4 +225,7 @@ def make_selector(name: str, objectives: Sequence[Objective], tournament_size: i
         return TournamentSelector(objectives, tournament_size, elitism)
     if name == "nsga2":
         return NSGA2Selector(objectives, tournament_size)
-    raise ValueError(f"evolution.selection: unknown selector {name!r} (allowed: auto, aging, tournament, nsga2)")
+    if name == "lemonade":
+        return LemonadeSelector(objectives, tournament_size)
+    raise ValueError(f"evolution.selection: unknown selector {name!r} (allowed: auto, aging, tournament, nsga2, "
+                     "lemonade)")

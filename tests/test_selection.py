@@ -96,3 +96,36 @@ def test_pareto_front_sweep_matches_the_first_non_dominated_front(points: list[t
     individuals = [ind(i, acc=float(a), b=float(b), c=float(c)) for i, (a, b, c) in enumerate(points)]
     expected = non_dominated_fronts([tuple(map(float, p)) for p in points])[0]
     assert [x.id for x in pareto_front(individuals, objectives)] == expected
+
+
+def test_lemonade_prefers_a_lone_small_network_over_a_crowded_region() -> None:
+    widths = [1, 50, 51, 52, 53, 54]  # one small network, five of nearly the same size: all on the Pareto front
+    front = []
+    for i, w in enumerate(widths):
+        genome = Genome.mlp((2,), (w,), 1)
+        objectives = {"acc": 0.5 + i / 100, "params": float(genome.num_params())}
+        front.append(Individual(i, genome, evaluation=Evaluation(i, objectives, genome)))
+    dominated = Individual(6, GENOME, evaluation=Evaluation(6, {"acc": 0.1, "params": 1e6}, GENOME))
+    population = [*front, dominated]
+    rng = np.random.default_rng(0)
+    picks = [p.id for p in make_selector("lemonade", [ACC, PARAMS]).parents(population, 3000, rng)]
+    counts = np.bincount(picks, minlength=7)
+    assert counts[6] == 0  # only the front is sampled
+    assert counts[0] > 0.4 * len(picks) and all(counts[0] > 4 * counts[i] for i in range(1, 6))  # uniform: 1/6
+
+
+def test_inverse_density_is_uniform_without_spread_and_lemonade_runs_an_evolution() -> None:
+    from evo.backends import SerialBackend
+    from evo.config import load_config
+    from evo.evolution import Evolution
+    from evo.operators.registry import make_operator
+    from evo.selection import inverse_density
+    from evo.testing import ToyTask
+
+    assert inverse_density([2.0]).tolist() == [1.0] and inverse_density([1.0, 1.0]).tolist() == [0.5, 0.5]
+    ops = [(make_operator({"op": "widen", "k": 1, "init": "zero"}), 0.5),
+           (make_operator({"op": "prune_neurons", "amount": 1}), 0.5)]
+    cfg = load_config(None, ["evolution.selection=lemonade", "evolution.population_size=4", "evolution.generations=3",
+                             "evolution.init.hidden=[4]"])
+    result = Evolution(cfg, ToyTask(), SerialBackend(), ops).run()
+    assert len(result.individuals) == 16 and result.pareto

@@ -81,6 +81,9 @@ def train(
 ) -> TrainResult:
     """Train ``genome`` on ``(x, y)`` with the plasticity strategies of ``config``.
 
+    The genome's own hyperparameters (``genome.hparams``, evolved by :mod:`evo.hyper`) take the place of
+    the same fields of ``config``, and the trained genome carries them on.
+
     Args:
         steps: optimiser steps; ``None``: ``config.epochs`` passes over the data.
         device: ``"cpu"`` or ``"cuda:N"``; data and module move there, the result comes back to the CPU.
@@ -91,6 +94,8 @@ def train(
         Diverged: (a FloatingPointError) when the loss becomes NaN or infinite.
     """
     _check_inputs(genome, x, y, steps, loss)
+    if genome.hparams:
+        config = config.model_validate({**config.model_dump(), **genome.hparams})
     y = y.long().reshape(len(y)) if loss == "cross_entropy" else y.float()  # task_loss picks the loss by dtype
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
     total = config.epochs * steps_per_epoch if steps is None else steps
@@ -126,7 +131,7 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
             raise Diverged(str(err), steps=done, samples=_samples(done, len(x), config.batch_size)) from None
         losses.append(value)
         schedule.after_step(step, value)
-    trained = _restore_dropout(state.effective(), genome)
+    trained = _restore(state.effective(), genome)
     window = losses[-steps_per_epoch:]
     final = float(np.mean(window)) if window else math.nan
     samples = _samples(total, len(x), config.batch_size)
@@ -199,9 +204,10 @@ def _override_dropout(genome: Genome, dropout: float | None) -> Genome:
     return genome
 
 
-def _restore_dropout(trained: Genome, original: Genome) -> Genome:
-    """The trained genome with the original genome's dropout rates (the override is for training only)."""
+def _restore(trained: Genome, original: Genome) -> Genome:
+    """The trained genome with the original genome's dropout rates (the override is for training only) and
+    hyperparameters."""
     for i, layer in enumerate(original.layers):
         if trained.layers[i].dropout != layer.dropout:  # each copy re-validates the genome
             trained = trained.with_layer(i, dropout=layer.dropout)
-    return trained
+    return trained.replace(hparams=original.hparams) if trained.hparams != original.hparams else trained

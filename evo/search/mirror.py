@@ -4,7 +4,8 @@ One study per run (``run:<run name>``), one trial per evaluated individual, adde
 ``study.add_trial``-style storage calls in the driver process (workers never touch the storage):
 
 - params: the architecture summary (``depth``, ``width.<layer>``, ``num_params``, ``skips``), how many
-  times each operator made it (``op.<name>``), and the plasticity settings that differ from the defaults (``plasticity.*``);
+  times each operator made it (``op.<name>``), its hyperparameter genes (``hparams.<name>``, see
+  :mod:`evo.hyper`), and the plasticity settings that differ from the defaults (``plasticity.*``);
 - values: the task's objectives (a failed individual is a FAIL trial);
 - user attributes: generation, individual id, parents, lineage, operators, architecture, run dir, metrics;
 - an artifact: the architecture diagram (SVG, changes against its parent highlighted).
@@ -31,6 +32,7 @@ from optuna.trial import TrialState
 from pydantic import BaseModel
 
 from evo.genome import Genome
+from evo.hyper import GENES
 from evo.records import Individual, Reporter
 from evo.tasks import Objective
 
@@ -54,6 +56,12 @@ def _param(value: Any) -> tuple[Any, BaseDistribution]:
     if isinstance(value, float) and math.isfinite(value):
         return value, FloatDistribution(min(value, 0.0), max(value, 1.0))
     return str(value), CategoricalDistribution([str(value)])
+
+
+def _hparam(name: str, value: Any) -> tuple[Any, BaseDistribution]:
+    """A hyperparameter gene's value; a choice gene with all its choices (a study's trials must agree on them)."""
+    gene = GENES.get(name)
+    return (value, CategoricalDistribution(gene.choices)) if gene is not None and gene.choices else _param(value)
 
 
 def architecture_params(genome: Genome, operators: Sequence[str]) -> dict[str, Any]:
@@ -151,6 +159,7 @@ class OptunaMirror(Reporter):
     def _open_trial(self, individual: Individual) -> int:
         params = {**architecture_params(individual.genome, individual.operators), **self.settings}
         pairs = {name: _param(value) for name, value in params.items()}
+        pairs.update({f"hparams.{name}": _hparam(name, value) for name, value in individual.genome.hparams.items()})
         frozen = optuna.trial.create_trial(
             state=TrialState.RUNNING,
             params={name: value for name, (value, _) in pairs.items()},

@@ -74,3 +74,14 @@ def test_mirror_of_a_real_run(tmp_path, xor_config: EvoConfig) -> None:
     best = max(trials, key=lambda t: t.value)
     assert best.value == result.best.objectives["fitness"]
     assert {t.user_attrs["generation"] for t in trials} == {0, 1}
+
+
+def test_hyperparameter_genes_become_params(tmp_path) -> None:
+    mirror = OptunaMirror(f"sqlite:///{tmp_path}/evo.db", "r", OBJECTIVES, artifacts=None)
+    for i, schedule in enumerate(("constant", "cosine")):  # a choice gene keeps one distribution across trials
+        ind = _individual(i, (8,))
+        genome = ind.genome.replace(hparams={"lr": 0.01 * (i + 1), "batch_size": 16, "lr_schedule": schedule})
+        mirror.on_evaluated(Individual(i, genome, (), ("init",), 0, ind.evaluation))
+    first, second = mirror.study.trials
+    assert first.params["hparams.lr"] == 0.01 and second.params["hparams.lr"] == 0.02
+    assert first.params["hparams.batch_size"] == 16 and second.params["hparams.lr_schedule"] == "cosine"

@@ -1,0 +1,123 @@
+"""Successive halving inside a generation: rung budgets, promotion of the best, continued training, resume."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from evo.backends import SerialBackend
+from evo.config import ConfigError, HalvingConfig, load_config
+from evo.evolution import Evolution
+from evo.operators.registry import make_operator
+from evo.records import Individual, Reporter
+from evo.store import RunStore
+from evo.tasks import Evaluation, Job, Task
+from evo.tasks.config import build_task
+from evo.testing import ToyTask
+
+MUTATE = [(make_operator({"op": "mutate_weights", "sigma": 0.05}), 1.0)]
+HALVING = ["evolution.halving.rungs=2", "evolution.halving.eta=2", "evolution.eval_steps=4"]
+
+
+class RecordingBackend(SerialBackend):
+    """Serial, remembering each map call's jobs and evaluations; raises in map call ``crash_at`` (a kill)."""
+
+    def __init__(self, crash_at: int | None = None) -> None:
+        super().__init__()
+        self.calls: list[tuple[list[Job], list[Evaluation]]] = []
+        self.crash_at = crash_at
+
+    def map(self, task: Task, jobs: Iterable[Job]) -> Iterator[Evaluation]:
+        if len(self.calls) == self.crash_at:
+            raise KeyboardInterrupt
+        call: tuple[list[Job], list[Evaluation]] = (list(jobs), [])
+        self.calls.append(call)
+        for evaluation in super().map(task, call[0]):
+            call[1].append(evaluation)
+            yield evaluation
+
+
+class Told(Reporter):
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+
+    def on_evaluated(self, individual: Individual) -> None:
+        self.ids.append(individual.id)
+
+
+def evolution(*overrides: str, backend: SerialBackend | None = None, store: RunStore | None = None,
+              reporters: tuple[Reporter, ...] = ()) -> Evolution:
+    cfg = load_config(None, ["evolution.population_size=8", "evolution.generations=1", "evolution.seed=3",
+                             "evolution.init.hidden=[4]", *overrides])
+    return Evolution(cfg, ToyTask(), backend or SerialBackend(), MUTATE, store, reporters)
+
+
+def test_rung_steps_end_at_eval_steps() -> None:
+    assert HalvingConfig(rungs=3, eta=3).steps(90) == [10, 30, 90]
+    assert HalvingConfig(rungs=2, eta=2).steps(4) == [2, 4]
+    assert HalvingConfig().steps(7) == [7]
+
+
+def test_halving_needs_enough_steps_and_a_trained_task() -> None:
+    with pytest.raises(ConfigError, match="need eval_steps >= 9"):
+        load_config(None, ["evolution.halving.rungs=3", "evolution.eval_steps=8"])
+    with pytest.raises(ConfigError, match="needs a supervised or custom task, not 'xor'"):
+        load_config(None, [*HALVING, "task.kind=xor"])
+
+
+def test_the_best_half_trains_on_and_every_child_records_its_rung_and_budget() -> None:
+    backend, told = RecordingBackend(), Told()
+    result = evolution(*HALVING, backend=backend, reporters=(told,)).run()
+    assert len(backend.calls) == 4  # two rungs per generation, each one map
+    (first, first_results), (second, _) = backend.calls[2], backend.calls[3]
+    children = [ind for ind in result.individuals.values() if ind.generation == 1]
+    assert len(children) == len(first) == 8 and len(second) == 4
+    assert all(job.budget.steps == 2 for job in first) and all(job.budget.steps == 2 for job in second)
+    by_fitness = sorted(first_results, key=lambda e: e.objectives["fitness"], reverse=True)
+    promoted = {e.individual_id for e in by_fitness[:4]}
+    assert {job.individual_id for job in second} == promoted
+    trained = {e.individual_id: e.genome for e in first_results}
+    for job in second:  # Lamarckian: rung 1 continues from the genome rung 0 returned
+        assert all(torch.equal(job.genome.weights[k], trained[job.individual_id].weights[k]) for k in job.genome.weights)
+    for child in children:
+        assert child.evaluation is not None
+        rung = 1 if child.id in promoted else 0
+        assert child.evaluation.metrics["rung"] == rung
+        assert child.evaluation.budget_used.steps == (4 if rung else 2)
+    assert sorted(told.ids) == sorted(result.individuals)  # each individual reported once, when final
+    assert result.history[1].budget_used.steps - result.history[0].budget_used.steps == 4 * 2 + 4 * 4
+
+
+def test_halving_off_by_default_runs_one_job_per_child() -> None:
+    backend = RecordingBackend()
+    result = evolution("evolution.eval_steps=4", backend=backend).run()
+    assert [len(jobs) for jobs, _ in backend.calls] == [8, 8]
+    assert all("rung" not in ind.evaluation.metrics for ind in result.individuals.values() if ind.evaluation)
+
+
+def test_a_run_killed_between_rungs_resumes_identically(tmp_path: Path) -> None:
+    straight = evolution(*HALVING, "evolution.generations=3").run()
+    store = RunStore.create(tmp_path / "run", "")
+    with pytest.raises(KeyboardInterrupt):  # killed after generation 1's first rung
+        evolution(*HALVING, "evolution.generations=3", backend=RecordingBackend(crash_at=3), store=store).run()
+    resumed = evolution(*HALVING, "evolution.generations=3", store=store)
+    resumed.restore(store.latest_checkpoint(), store)
+    result = resumed.run()
+
+    def outcome(ind: Individual) -> tuple[object, ...]:
+        assert ind.evaluation is not None
+        return ind.objectives, ind.evaluation.budget_used.steps, ind.evaluation.metrics["rung"]
+
+    assert {i: outcome(ind) for i, ind in result.individuals.items()} == {
+        i: outcome(ind) for i, ind in straight.individuals.items()}
+
+
+def test_supervised_children_stop_with_their_rungs_samples() -> None:
+    cfg = load_config(None, ["task.dataset=iris", "evolution.population_size=4", "evolution.generations=0",
+                             "evolution.init.hidden=[8]", "plasticity.batch_size=16", *HALVING])
+    result = Evolution(cfg, build_task(cfg.task, cfg.plasticity), SerialBackend(), MUTATE).run()
+    samples = sorted(ind.evaluation.budget_used.samples for ind in result.individuals.values() if ind.evaluation)
+    assert samples == [32, 32, 64, 64]
