@@ -163,11 +163,12 @@ class RecordingBackend(Backend):
 
 
 def evo_config(dataset: str, budget: int, seed: int, *, lamarckian: bool = True,
-               objectives: Sequence[str] = ("val_accuracy", "params")) -> EvoConfig:
+               objectives: Sequence[str] = ("val_accuracy", "params"), extra: Sequence[str] = ()) -> EvoConfig:
     """The evo run the peers face: population 8, one epoch per evaluation, stopped after ``budget`` sample-steps.
 
     Starts from random MLPs (1–2 hidden layers, widths 8–128) like the baselines' space, with the default
-    operators; two objectives select by NSGA-II (a LEMONADE-style Pareto population).
+    operators; two objectives select by NSGA-II (a LEMONADE-style Pareto population). ``extra``: dotted
+    overrides on top (an ablation's mechanism switched on).
     """
     return load_config(None, [
         f"task.dataset={dataset}", f"task.objectives=[{','.join(objectives)}]", "backend.kind=serial",
@@ -175,6 +176,7 @@ def evo_config(dataset: str, budget: int, seed: int, *, lamarckian: bool = True,
         f"evolution.max_samples={budget}", f"evolution.seed={seed}", f"evolution.lamarckian={str(lamarckian).lower()}",
         "evolution.test_top_k=0", "evolution.init.strategy=random", "evolution.init.min_layers=1",
         "evolution.init.max_layers=2", f"evolution.init.min_width={MIN_WIDTH}", "evolution.init.max_width=128",
+        *extra,
     ])
 
 

@@ -52,10 +52,12 @@ from benchmarks.peers.ray_pbt import asha_trace, pbt_trace
 #: validation accuracy whose first attainment is timed, per dataset (validation splits: 216/22/69/240 samples).
 TARGETS = {"digits": 0.97, "wine": 0.95, "breast_cancer": 0.97, "synthetic": 0.7}
 LAMARCK, DARWIN = "evo (Lamarckian)", "evo (Darwinian)"
+#: evo with one of issue 19's mechanisms switched on (each an ablation row; see docs/concepts.md).
+HYPER, HALVING, LEMONADE = "evo + hyperparameter genes", "evo + successive halving", "evo + LEMONADE parents"
 TPE_HB, DEHB, PBT, ASHA = "Optuna TPE + Hyperband", "DEHB", "Ray Tune PBT", "Ray Tune ASHA"
 #: peers that need the peers' venv (make peers): left out, and said so, where their package is missing.
 OPTIONAL = {DEHB: "dehb", PBT: "ray.tune", ASHA: "ray.tune"}
-METHODS = (LAMARCK, DARWIN, "Optuna TPE", TPE_HB, "Optuna NSGA-II", "random search", *OPTIONAL)
+METHODS = (LAMARCK, DARWIN, HYPER, HALVING, LEMONADE, "Optuna TPE", TPE_HB, "Optuna NSGA-II", "random search", *OPTIONAL)
 FRACTIONS = (0.25, 0.5, 1.0)
 
 Cell = dict[str, tuple[Trace, Summary]]
@@ -79,6 +81,8 @@ def run_cell(dataset: str, seed: int, epochs: int) -> Cell:
         "random search": lambda: optuna.samplers.RandomSampler(seed=seed + 2000),
     }
     out[DARWIN] = timed(lambda: run_evolution_traced(evo_config(dataset, budget, seed, lamarckian=False)))
+    for name, extra in mechanisms(len(data.x_train)).items():
+        out[name] = timed(lambda e=extra: run_evolution_traced(evo_config(dataset, budget, seed, extra=e)))
     for name, sampler in samplers.items():
         multi = name == "Optuna NSGA-II"
         out[name] = timed(lambda s=sampler, m=multi: run_fixed_search(data, s(), budget, seed, multi_objective=m))
@@ -96,6 +100,20 @@ def left_out() -> str:
     """A sentence naming the optional peers this run cannot measure, or "" when all are there."""
     missing = [m for m in OPTIONAL if not available(m)]
     return f"Left out (their packages are not installed here; `make peers`): {', '.join(missing)}." if missing else ""
+
+
+def mechanisms(n_train: int) -> dict[str, list[str]]:
+    """The overrides that switch each mechanism on in the peers' evo run (one epoch per evaluation).
+
+    Halving spreads an epoch's steps (batch 32) over three rungs, η = 2: a child stopped at the first rung
+    trains a quarter epoch, the best half of those half an epoch more, the best quarter a whole epoch in all.
+    """
+    return {
+        HYPER: ["evolution.hyper.genes=[lr,weight_decay,dropout,batch_size]"],
+        HALVING: [f"evolution.eval_steps={max(4, round(n_train / 32))}", "evolution.halving.rungs=3",
+                  "evolution.halving.eta=2"],
+        LEMONADE: ["evolution.selection=lemonade"],
+    }
 
 
 def available(method: str) -> bool:
@@ -130,7 +148,7 @@ def main_rows(dataset: str, cells: Sequence[Cell]) -> list[list[str]]:
 def ablation_rows(dataset: str, cells: Sequence[Cell]) -> list[list[str]]:
     n = len(split(dataset).x_train)
     rows = []
-    for m in (LAMARCK, DARWIN):
+    for m in (m for m in cells[0] if m.startswith("evo")):
         traces = [cell[m][0] for cell in cells]
         used = median([t.used / n for t in traces])
         curve = [fmt(median([t.best_at(f * t.used) for t in traces])) for f in FRACTIONS]
@@ -159,6 +177,9 @@ def report(results: dict[str, list[Cell]], args: argparse.Namespace) -> str:
         "Lamarckian evo used (it stops at the end of the generation that crosses the budget). evo = `evo run` "
         "(too little budget for a search): population 8, one epoch per evaluation, random initial MLPs "
         "(1–2 layers, widths 8–128), default operators, objectives (val accuracy, params) → NSGA-II selection. "
+        "Ablations, each one mechanism on: hyperparameter genes (lr, weight decay, dropout, batch size, PBT-style "
+        "×0.8/×1.25 or resampled), successive halving in each generation (3 rungs, η = 2, an epoch's steps in "
+        "all), LEMONADE parent sampling (inverse density of log parameters over the Pareto front). "
         "Baselines: fixed MLPs (depth 1–3, widths 8–256, lr, batch size, 2–40 epochs) from scratch, plain Adam, "
         "same trainer; Optuna samplers at their defaults. Optuna TPE + Hyperband: the same space trained epoch by "
         "epoch in a plain loop (one Adam for the whole trial), Optuna's HyperbandPruner (1–40 epochs, η = 3) "
@@ -174,7 +195,7 @@ def report(results: dict[str, list[Cell]], args: argparse.Namespace) -> str:
                "networks trained", "seconds"], main),
         "Front target — evo dominates the accuracy-vs-parameters front at equal budget (median hypervolume):",
         "\n".join(verdicts(results)),
-        ("Lamarckian vs Darwinian evo: anytime best validation accuracy (median) after a share of the cumulative "
+        ("Lamarckian vs Darwinian evo, and the mechanism ablations: anytime best validation accuracy (median) after a share of the cumulative "
         "epochs, and the best network's train − validation accuracy gap:"),
         table(["dataset", "method", "epochs", *[f"best val @ {f:.0%}" for f in FRACTIONS], "train − val gap"],
               ablation),
