@@ -25,6 +25,7 @@ import dataclasses
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
@@ -61,6 +62,10 @@ INLINE_BYTES = 100 * 1024
 #: (a slot waits at most one batch for the others); fewer pay Ray's per-task cost less often. A lone slot has
 #: no load to balance and gets two: one running while the next waits, so the worker never idles on the driver.
 TASKS_PER_SLOT = 4
+
+#: Serialises starting and stopping Ray: the trials of a parallel search share one backend from several threads,
+#: and ``ray.init`` from two of them at once fails ("Perhaps you called ray.init twice by accident?").
+_CONNECT_LOCK = threading.Lock()
 
 
 def worker_device(gpu_ids: Sequence[object], visible: str | None) -> str:
@@ -224,9 +229,10 @@ class RayBackend(Backend):
         return env
 
     def _connect(self) -> None:
-        if not ray.is_initialized():
-            ray.init(**self.init_kwargs())
-            self._owns_ray = True
+        with _CONNECT_LOCK:
+            if not ray.is_initialized():
+                ray.init(**self.init_kwargs())
+                self._owns_ray = True
 
     def _slots(self) -> int:
         """Evaluations the cluster can run at once given the per-evaluation resources."""
@@ -357,6 +363,7 @@ class RayBackend(Backend):
 
     def close(self) -> None:
         """Shut Ray down if this backend started it; a user's or a cluster connection made elsewhere stays."""
-        if self._owns_ray and ray.is_initialized():
-            ray.shutdown()
-        self._owns_ray = False
+        with _CONNECT_LOCK:
+            if self._owns_ray and ray.is_initialized():
+                ray.shutdown()
+            self._owns_ray = False

@@ -17,17 +17,21 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.study import MaxTrialsCallback
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
+from evo.errors import ConfigError
 from evo.records import GenerationRecord, Reporter
+from evo.search.loop import TrialLoop, trial_seed
 from evo.search.mirror import DEFAULT_ARTIFACTS, OptunaMirror, changed_settings
 from evo.search.overrides import apply_params, check_space
 from evo.search.space import SearchSpace
@@ -40,10 +44,8 @@ if TYPE_CHECKING:
     from evo.config import EvoConfig
     from evo.evolution import RunResult
 
-__all__ = ["PruningReporter", "SearchResult", "best_trial", "export_best", "search", "summarize", "task_objectives"]
-
-#: trial states that count towards the number of trials asked for (failed ones are redone).
-_DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+__all__ = ["PruningReporter", "SearchResult", "best_trial", "export_best", "search", "search_fingerprint", "summarize",
+           "task_objectives"]
 
 
 class PruningReporter(Reporter):
@@ -159,43 +161,48 @@ def search(
     mirror: bool = True,
     artifacts: str | Path = DEFAULT_ARTIFACTS,
     backend: Backend | None = None,
+    heartbeat: int = 30,
 ) -> SearchResult:
     """Search plasticity hyperparameters with Optuna; each trial is one evolution run.
 
     Args:
         config: the base config every trial starts from.
         space: what to vary (see :func:`evo.search.load_space`).
-        trials: finished trials wanted in the study (earlier runs of the same search count).
+        trials: finished trials wanted in the study, counting earlier runs of the same search and other
+            processes running it on the same storage at the same time (see :mod:`evo.search.loop`).
         jobs: trials run in parallel (threads; evaluations go through each trial's backend).
         storage: Optuna storage URL; default ``sqlite:///runs/evo.db``.
-        study_name: default ``search:<config name or 'evo'>``.
+        study_name: default ``search:<config name or 'evo'>``; a plain folder name (it names the folder of the
+            trials' run directories under ``runs_dir``). A study keeps to one config and space.
         sampler: tpe, cmaes, nsga2 or random (or a sampler); default tpe (one objective) or nsga2 (several).
         pruner: median, hyperband or none (or a pruner); several objectives always mean none.
         timeout: stop starting trials after this many seconds.
-        seed: the sampler's seed (each run keeps ``evolution.seed`` so trials differ only in their values).
+        seed: the sampler's seed, combined with each trial's number (each run keeps ``evolution.seed`` so
+            trials differ only in their values).
         mirror: also mirror each trial's run (every individual) into the storage for the dashboard.
         backend: one backend shared by all trials; default: a Ray backend shared by all trials when the
             config asks for Ray, else each trial makes its own (serial).
+        heartbeat: seconds between a running trial's heartbeats (database storages); a trial silent for
+            twice as long (its process or machine died) is failed and re-queued.
 
     Raises:
-        ValueError: bad arguments, or a space naming config fields that do not exist.
+        ConfigError: bad arguments, or a space naming config fields that do not exist.
+        StorageError: an unusable storage, or a study of that name made by another search.
     """
-    for name, value, low in (("trials", trials, 1), ("jobs", jobs, 1)):
+    for name, value, low in (("trials", trials, 1), ("jobs", jobs, 1), ("heartbeat", heartbeat, 1)):
         if value < low:
-            raise ValueError(f"search: {name} must be >= {low}, got {value}")
-    from evo.config import ConfigError
-
+            raise ConfigError(f"search: {name} must be >= {low}, got {value}")
     check_space(space, config)
     objectives = task_objectives(config)
     multi = len(objectives) > 1
-    name = study_name or f"search:{config.name or 'evo'}"
-    optuna_storage = open_storage(storage)
-    if not isinstance(sampler, optuna.samplers.BaseSampler):
-        sampler = make_sampler(sampler or ("nsga2" if multi else "tpe"), seed, multi)
+    name = _check_study_name(study_name or f"search:{config.name or 'evo'}")
+    optuna_storage = open_storage(storage, heartbeat_interval=heartbeat)
+    sampler, sampler_for = _samplers(sampler, seed, multi)
     if multi or not isinstance(pruner, optuna.pruners.BasePruner):
         pruner = make_pruner("none" if multi else pruner, config.evolution.generations)  # type: ignore[arg-type]
     prune = not isinstance(pruner, optuna.pruners.NopPruner)
-    study = open_study(optuna_storage, name, [o.direction.value for o in objectives], sampler, pruner)
+    study = open_study(optuna_storage, name, [o.direction.value for o in objectives], sampler, pruner,
+                       fingerprint=search_fingerprint(config, space))
     recover_orphans(study)
     own_backend = backend is None and config.backend.kind == "ray"
     if own_backend:
@@ -204,15 +211,45 @@ def search(
         backend = make_backend(config.backend)
     objective = _Trial(config, space, objectives, name, Path(runs_dir), prune,
                        optuna_storage, mirror, Path(artifacts), backend)
-    remaining = trials - len(study.get_trials(deepcopy=False, states=_DONE))
     try:
-        if remaining > 0:
-            study.optimize(objective, n_trials=remaining, n_jobs=jobs, timeout=timeout, catch=(ConfigError,),
-                           gc_after_trial=False, callbacks=[MaxTrialsCallback(trials, states=_DONE)])
+        TrialLoop(study, objective, trials, sampler_for=sampler_for, timeout=timeout, catch=(ConfigError,)).run(jobs)
     finally:
         if own_backend and backend is not None:
             backend.close()
     return summarize(study, config)
+
+
+def _samplers(sampler: SamplerName | optuna.samplers.BaseSampler | None, seed: int | None, multi: bool,
+              ) -> tuple[optuna.samplers.BaseSampler, Callable[[int], optuna.samplers.BaseSampler] | None]:
+    """The study's sampler and, for a named one, the sampler of trial number ``n`` (seeded from ``seed`` and
+    ``n``); a sampler object given is used as it is."""
+    if isinstance(sampler, optuna.samplers.BaseSampler):
+        return sampler, None
+    name: SamplerName = sampler or ("nsga2" if multi else "tpe")
+
+    def for_trial(number: int) -> optuna.samplers.BaseSampler:
+        return make_sampler(name, trial_seed(seed, number), multi)
+
+    return make_sampler(name, seed, multi), for_trial
+
+
+def search_fingerprint(config: EvoConfig, space: SearchSpace) -> str:
+    """What makes two searches' trials comparable, hashed: the config less its name and backend (where and
+    how fast evaluations run changes no result, so each machine of a search may set its own) and the space."""
+    data = {"config": config.model_dump(mode="json", exclude={"name", "backend"}), "space": space.identity()}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _check_study_name(name: str) -> str:
+    """``name`` if the folder of its trials' run directories (``runs_dir/<slug>``) stays inside ``runs_dir``."""
+    from evo.config import check_run_name
+
+    try:
+        check_run_name(name)
+        check_run_name(_slug(name))
+    except ValueError as err:
+        raise ConfigError(f"study name: {err}") from None
+    return name
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:

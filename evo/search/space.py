@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import re
 from abc import ABC, abstractmethod
@@ -178,6 +179,11 @@ class SearchSpace(ABC):
         """Per parameter, values spanning its range (empty when the space cannot tell before sampling)."""
         return {}
 
+    def identity(self) -> Any:
+        """JSON-able data that differs between spaces that sample differently (a study keeps to one space);
+        by default the class, so a space of your own is told apart from others only by its type."""
+        return f"{type(self).__module__}.{type(self).__qualname__}"
+
 
 class YamlSpace(SearchSpace):
     """A declarative space: parameters in order, each present when its ``when`` condition holds."""
@@ -197,6 +203,9 @@ class YamlSpace(SearchSpace):
     def extremes(self) -> dict[str, list[Any]]:
         return {path: param.extremes() for path, param in self.parameters.items()}
 
+    def identity(self) -> Any:
+        return [[path, param.model_dump(mode="json")] for path, param in self.parameters.items()]  # order: conditions
+
 
 class FunctionSpace(SearchSpace):
     """A define-by-run space: ``fn(trial) -> {"a.b": value}``."""
@@ -210,6 +219,12 @@ class FunctionSpace(SearchSpace):
         if not isinstance(values, Mapping) or not all(isinstance(k, str) and _PATH.match(k) for k in values):
             raise ValueError(f"{self.source}: must return a mapping of dotted config paths to values, got {values!r}")
         return dict(values)
+
+    def identity(self) -> Any:
+        try:
+            return inspect.getsource(self.fn)
+        except (OSError, TypeError):  # defined where its source cannot be read (an interactive session)
+            return f"{getattr(self.fn, '__module__', '')}.{getattr(self.fn, '__qualname__', repr(self.fn))}"
 
 
 def parse_space(data: Any, source: str = "space") -> YamlSpace:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,7 +34,9 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from evo.errors import StorageError
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -56,6 +59,10 @@ SQLITE_TIMEOUT_S = 60
 MAX_RETRY = 2
 #: user attribute naming the process that runs a trial ("host:pid").
 WORKER_ATTR = "worker"
+#: study user attribute identifying the search (config, overrides, space) whose trials the study holds.
+FINGERPRINT_ATTR = "search_fingerprint"
+#: attempts at opening a database another process is creating the tables of at the same moment.
+CREATE_TRIES = 5
 
 
 @contextmanager
@@ -98,12 +105,26 @@ def open_storage(url: str | None = None, *, heartbeat_interval: int = 30, grace_
         if url.startswith("sqlite:///") and database not in ("", ":memory:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
-    try:
-        with _experimental():
-            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                              grace_period=grace_period, heartbeat_stale_trial_callback=_retry())
-    except (ImportError, ValueError, SQLAlchemyError) as err:  # bad URL or missing database driver
-        raise ValueError(f"storage {url!r}: {err}") from None
+    attempt = 1
+    while True:
+        try:
+            with _experimental():
+                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                                  grace_period=grace_period, heartbeat_stale_trial_callback=_retry())
+        except SQLAlchemyError as err:
+            if attempt == CREATE_TRIES or not _creation_race(err):
+                raise StorageError(f"storage {url!r}: {str(err).splitlines()[0]}") from None
+        except (ImportError, ValueError) as err:  # bad URL or missing database driver
+            raise StorageError(f"storage {url!r}: {err}") from None
+        time.sleep(0.2 * attempt)
+        attempt += 1
+
+
+def _creation_race(err: SQLAlchemyError) -> bool:
+    """Whether ``err`` says another process created the same tables (or their version row) first: a fresh
+    database opened by two searches at once (SQLite: "table ... already exists"; PostgreSQL: a duplicate
+    key or relation). Opening again then finds the tables made."""
+    return isinstance(err, IntegrityError) or "already exists" in str(err)
 
 
 def make_sampler(name: SamplerName, seed: int | None, multi_objective: bool = False) -> optuna.samplers.BaseSampler:
@@ -139,13 +160,29 @@ def open_study(
     directions: Sequence[str],
     sampler: optuna.samplers.BaseSampler,
     pruner: optuna.pruners.BasePruner | None = None,
+    fingerprint: str | None = None,
 ) -> optuna.Study:
-    """Create the study ``name`` or load it to resume; refuses one created with other objectives."""
+    """Create the study ``name`` or load it to resume; refuses one created with other objectives or, given a
+    ``fingerprint`` (see :func:`evo.search.driver.search_fingerprint`), by another search.
+
+    A study that has no fingerprint yet (new, or made before fingerprints were kept) takes this one.
+
+    Raises:
+        StorageError: the study exists with other directions or another fingerprint.
+    """
     study = optuna.create_study(storage=storage, study_name=name, directions=list(directions),
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     existing = [d.name.lower() for d in study.directions]
     if existing != list(directions):
-        raise ValueError(f"study {name!r} exists with directions {existing}, not {list(directions)}; use another --study-name")
+        raise StorageError(f"study {name!r} exists with directions {existing}, not {list(directions)}; "
+                           "use another --study-name")
+    if fingerprint is not None:
+        stored = study.user_attrs.get(FINGERPRINT_ATTR)
+        if stored is None:
+            study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
+        elif stored != fingerprint:
+            raise StorageError(f"study {name!r} holds the trials of another search (its config, --set overrides or "
+                               "space differ, and their trials would not compare); use another --study-name")
     return study
 
 
