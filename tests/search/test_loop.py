@@ -1,0 +1,152 @@
+"""Exactly the asked trials across threads and processes sharing a storage; resume draws new values; a study
+keeps to one search; study names stay inside the runs directory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from evo.config import EvoConfig, apply_overrides
+from evo.errors import ConfigError, StorageError
+from evo.search import open_storage, open_study, parse_space, search
+from evo.search import loop
+from evo.search.loop import SURPLUS_ATTR, TrialLoop
+from evo.search.study import WORKER_ATTR, make_sampler
+
+SPACE = {"parameters": {
+    "operators.mutate_weights.sigma": {"type": "float", "low": 0.05, "high": 1.0, "log": True},
+    "evolution.lamarckian": {"type": "categorical", "choices": [True, False]},
+}}
+
+
+def _states(study: optuna.Study) -> list[TrialState]:
+    return [t.state for t in study.get_trials(deepcopy=False)]
+
+
+@pytest.fixture
+def quick_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loop, "POLL_S", 0.1)
+
+
+def test_loops_sharing_a_storage_run_exactly_the_asked_trials(tmp_path, quick_poll: None) -> None:
+    """Three 'processes' (loops with their own claim locks) of two threads each, asked for 10 trials in all."""
+    url = f"sqlite:///{tmp_path}/evo.db"
+
+    def objective(trial: optuna.Trial) -> float:
+        time.sleep(0.02)
+        return trial.suggest_float("x", 0, 1)
+
+    def process() -> None:
+        study = open_study(open_storage(url), "s", ["maximize"], make_sampler("random", None))
+        TrialLoop(study, objective, trials=10).run(jobs=2)
+
+    threads = [threading.Thread(target=process) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    study = optuna.load_study(study_name="s", storage=url)
+    assert _states(study).count(TrialState.COMPLETE) == 10
+    # a process that raced another for the last place fails its trial unrun, and says so
+    assert all(t.user_attrs.get(SURPLUS_ATTR) for t in study.trials if t.state != TrialState.COMPLETE)
+
+
+def test_a_worker_waits_for_a_running_trial_and_redoes_it_when_its_machine_dies(tmp_path, xor_config: EvoConfig,
+                                                                              quick_poll: None) -> None:
+    """A trial RUNNING on another host that stops beating is failed by the heartbeat and redone here."""
+    url, space = f"sqlite:///{tmp_path}/evo.db", parse_space(SPACE)
+    storage = open_storage(url, heartbeat_interval=1)
+    study = open_study(storage, "search:xor", ["maximize"], make_sampler("random", 0))
+    with pytest.warns(UserWarning, match="Heartbeat"):
+        elsewhere = study.ask()
+    space.sample(elsewhere)
+    elsewhere.set_user_attr(WORKER_ATTR, "another-host:4242")
+    storage.record_heartbeat(elsewhere._trial_id)  # then that machine died
+
+    result = search(xor_config, space, trials=1, storage=url, runs_dir=tmp_path / "runs", mirror=False,
+                    pruner="none", heartbeat=1)
+    trials = result.study.trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].system_attrs["failed_trial"] == elsewhere.number and trials[1].params == elsewhere.params
+
+
+def test_a_resumed_search_draws_new_values(tmp_path, xor_config: EvoConfig) -> None:
+    kwargs = {"storage": f"sqlite:///{tmp_path}/evo.db", "runs_dir": tmp_path / "runs", "mirror": False,
+              "pruner": "none"}
+    search(xor_config, parse_space(SPACE), trials=2, **kwargs)
+    result = search(xor_config, parse_space(SPACE), trials=3, **kwargs)  # the same command, one trial more
+    sigmas = [t.params["operators.mutate_weights.sigma"] for t in result.study.trials]
+    assert len(sigmas) == 3 and len(set(sigmas)) == 3
+    again = search(xor_config, parse_space(SPACE), trials=2, storage=f"sqlite:///{tmp_path}/again.db",
+                   runs_dir=tmp_path / "runs2", mirror=False, pruner="none")
+    assert [t.params for t in again.study.trials] == [t.params for t in result.study.trials[:2]]  # seeded
+
+
+def test_a_study_keeps_to_one_search(tmp_path, xor_config: EvoConfig) -> None:
+    kwargs = {"storage": f"sqlite:///{tmp_path}/evo.db", "runs_dir": tmp_path / "runs", "mirror": False,
+              "study_name": "s"}
+    search(xor_config, parse_space(SPACE), trials=1, **kwargs)
+    other_config = apply_overrides(xor_config, {"evolution.population_size": 4})
+    with pytest.raises(StorageError, match="study 's' holds the trials of another search .* use another --study-name"):
+        search(other_config, parse_space(SPACE), trials=2, **kwargs)
+    other_space = parse_space({"parameters": {**SPACE["parameters"],
+                                              "evolution.lamarckian": {"type": "categorical", "choices": [True]}}})
+    with pytest.raises(StorageError, match="holds the trials of another search"):
+        search(xor_config, other_space, trials=2, **kwargs)
+    # another machine may evaluate differently (its backend) and name its runs otherwise: the same search
+    elsewhere = apply_overrides(xor_config, {"backend.kind": "serial", "name": "other", "backend.workers": 3})
+    assert len(search(elsewhere, parse_space(SPACE), trials=2, **kwargs).study.trials) == 2
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "../../elsewhere", "..:"])
+def test_study_names_stay_inside_the_runs_directory(tmp_path, xor_config: EvoConfig, name: str) -> None:
+    with pytest.raises(ConfigError, match="study name: must be a plain folder name"):
+        search(xor_config, parse_space(SPACE), trials=1, storage=f"sqlite:///{tmp_path}/evo.db", study_name=name,
+               runs_dir=tmp_path / "runs")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, not even the storage
+
+
+def test_processes_opening_a_fresh_storage_at_once(tmp_path) -> None:
+    """The first to create the tables wins; the others find them made instead of failing (alembic_version)."""
+    url = f"sqlite:///{tmp_path}/evo.db"
+    barrier, errors = threading.Barrier(4), []
+
+    def open_it() -> None:
+        barrier.wait()
+        try:
+            open_study(open_storage(url), "s", ["maximize"], make_sampler("random", 0))
+        except Exception as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+@pytest.mark.slow
+def test_two_searches_started_at_once_on_a_fresh_storage(tmp_path) -> None:
+    config = tmp_path / "xor.yaml"
+    config.write_text("task: {kind: xor}\nevolution: {generations: 1, population_size: 2}\nbackend: {kind: serial}\n")
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    url = f"sqlite:///{tmp_path}/evo.db"
+    cmd = [sys.executable, "-m", "evo", "search", str(config), "--space", str(space), "--trials", "6",
+           "--storage", url, "--runs-dir", str(tmp_path / "runs"), "--no-mirror", "--pruner", "none"]
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    study = optuna.load_study(study_name="search:xor:space", storage=url)
+    assert _states(study).count(TrialState.COMPLETE) == 6
+    assert len({t.user_attrs[WORKER_ATTR] for t in study.trials}) == 2  # both did their share
