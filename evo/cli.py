@@ -257,7 +257,8 @@ def ops() -> None:
 def search(
     config: Path = typer.Argument(..., help="YAML config every trial starts from, e.g. configs/digits_mlp.yaml."),
     space: str = typer.Option(..., "--space", help="Search space: a YAML file (search_spaces/plasticity.yaml) or file.py:function."),
-    trials: int = typer.Option(20, help="Finished trials wanted; running the same command again resumes the search."),
+    trials: int = typer.Option(20, help="Finished trials wanted in the study, all processes on its storage together; "
+                               "running the same command again resumes the search."),
     jobs: int = typer.Option(1, help="Trials run in parallel (threads)."),
     storage: str | None = typer.Option(None, help="Optuna storage: an SQLAlchemy URL or journal:///path.log; default sqlite:///runs/evo.db."),
     study_name: str | None = typer.Option(None, help="Study name; default search:<config>:<space>."),
@@ -269,8 +270,14 @@ def search(
     seed: int = typer.Option(0, help="Sampler seed."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where each trial's run directory is created."),
     mirror: bool = typer.Option(True, "--mirror/--no-mirror", help="Mirror every individual of every trial into the storage."),
+    heartbeat: int = typer.Option(30, min=1, help="Seconds between a running trial's heartbeats (database storages); "
+                                  "a trial silent for twice as long, its machine gone, is run again elsewhere."),
 ) -> None:
-    """Search plasticity hyperparameters with Optuna; each trial is one evolution run."""
+    """Search plasticity hyperparameters with Optuna; each trial is one evolution run.
+
+    Several processes, on one machine or several, may run the same command on one storage: together they run
+    --trials trials.
+    """
     from evo.search import export_best as write_best
     from evo.search import load_space
     from evo.search import search as run_search
@@ -280,7 +287,7 @@ def search(
     try:
         result = run_search(cfg, load_space(space), trials=trials, jobs=jobs, storage=storage, study_name=name,
                             sampler=sampler, pruner=pruner, timeout=timeout, seed=seed, runs_dir=runs_dir,
-                            mirror=mirror)  # type: ignore[arg-type]
+                            mirror=mirror, heartbeat=heartbeat)  # type: ignore[arg-type]
         written = write_best(result, export_best) if export_best is not None else None
     except ValueError as err:
         fail(str(err))

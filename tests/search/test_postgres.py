@@ -1,0 +1,116 @@
+"""Search across machines: several ``evo search`` processes sharing one PostgreSQL storage.
+
+A throwaway PostgreSQL cluster is started on a temporary folder and a free localhost port (as the
+``postgres`` user when the tests run as root: PostgreSQL refuses root). Skipped, with the reason, where
+the server binaries or the Python driver are missing (CI installs Debian's ``postgresql``).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from evo.search.study import WORKER_ATTR
+
+SPACE = {"parameters": {"operators.mutate_weights.sigma": {"type": "float", "low": 0.05, "high": 1.0, "log": True}}}
+
+
+def _pg_bin(name: str) -> str | None:
+    """A PostgreSQL server program: on the PATH, or where Debian puts it (newest version first)."""
+    candidates = [shutil.which(name), *sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)]
+    return next((c for c in candidates if c), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """``postgresql://`` URL of a fresh cluster, stopped and deleted after the module."""
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver psycopg is not installed (pip install 'psycopg[binary]')")
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql")
+    as_user: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="evo-pg-"))
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL as")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port, data = _free_port(), folder / "data"
+    try:
+        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "evo", "--auth=trust", "-E", "UTF8"],
+                       check=True, capture_output=True, timeout=120)
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "60", "-o",
+                        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
+                       check=True, capture_output=True, timeout=90)
+    except (subprocess.SubprocessError, OSError) as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"cannot start a PostgreSQL cluster: {err}")
+    try:
+        yield f"postgresql://evo@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running_trial_of(url: str, study_name: str, pid: int, deadline: float) -> optuna.trial.FrozenTrial:
+    """Wait until process ``pid`` runs a trial of the study; that trial."""
+    while time.monotonic() < deadline:
+        try:
+            study = optuna.load_study(study_name=study_name, storage=url)
+        except KeyError:  # not created yet
+            study = None
+        for trial in study.get_trials(states=(TrialState.RUNNING,)) if study else []:
+            if trial.user_attrs.get(WORKER_ATTR, "").endswith(f":{pid}"):
+                return trial
+        time.sleep(0.1)
+    raise AssertionError(f"process {pid} started no trial in time")
+
+
+def test_searches_on_several_machines_share_one_study(tmp_path, postgres_url: str) -> None:
+    """Three processes asked for 6 trials on one PostgreSQL study; one is killed mid-trial: 6 in all."""
+    config = tmp_path / "xor.yaml"
+    config.write_text("task: {kind: xor}\nevolution: {generations: 25, population_size: 4}\nbackend: {kind: serial}\n")
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    cmd = [sys.executable, "-m", "evo", "search", str(config), "--space", str(space), "--trials", "6",
+           "--storage", postgres_url, "--study-name", "across", "--runs-dir", str(tmp_path / "runs"),
+           "--no-mirror", "--pruner", "none", "--heartbeat", "1"]
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(3)]
+    victim, *others = procs
+    killed = _running_trial_of(postgres_url, "across", victim.pid, time.monotonic() + 120)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    outputs = [proc.communicate(timeout=240)[0] for proc in others]
+    assert [proc.returncode for proc in others] == [0, 0], outputs
+
+    study = optuna.load_study(study_name="across", storage=postgres_url)
+    states = {t.number: t.state for t in study.trials}
+    assert list(states.values()).count(TrialState.COMPLETE) == 6
+    assert states[killed.number] == TrialState.FAIL  # the dead process's trial was failed...
+    [redone] = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert redone.state == TrialState.COMPLETE and redone.params == killed.params  # ...and run again by another
+    assert redone.user_attrs["run_dir"] == killed.user_attrs["run_dir"]  # resuming its run directory
