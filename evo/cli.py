@@ -261,7 +261,9 @@ def search(
                                "running the same command again resumes the search."),
     jobs: int = typer.Option(1, help="Trials run in parallel (threads)."),
     storage: str | None = typer.Option(None, help="Optuna storage: an SQLAlchemy URL or journal:///path.log; default sqlite:///runs/evo.db."),
-    study_name: str | None = typer.Option(None, help="Study name; default search:<config>:<space>."),
+    study_name: str | None = typer.Option(None, help="Study name, a plain folder name (the trials' run directories go "
+                                          "in --runs-dir/<name>); default search:<config>:<space>. A study keeps "
+                                          "to one config, --set and space."),
     sampler: str | None = typer.Option(None, help="tpe, cmaes, nsga2 or random; default tpe (nsga2 for several objectives)."),
     pruner: str = typer.Option("median", help="median, hyperband or none (fed the best fitness each generation)."),
     timeout: float | None = typer.Option(None, help="Stop starting trials after this many seconds."),

@@ -6,6 +6,8 @@ a hopeless run early, and records the run directory and best architecture on the
 objectives in the task make a multi-objective study (no pruning then) whose Pareto front
 :attr:`SearchResult.pareto` holds. Running the same search again resumes it: finished trials count
 towards ``trials``, and a trial whose process was killed is re-queued and resumes its run directory.
+Several processes (machines) running the same search on one storage run ``trials`` between them
+(:mod:`evo.search.loop`).
 
 Example:
     >>> from evo.config import load_config
@@ -36,7 +38,7 @@ from evo.search.mirror import DEFAULT_ARTIFACTS, OptunaMirror, changed_settings
 from evo.search.overrides import apply_params, check_space
 from evo.search.space import SearchSpace
 from evo.search.study import (WORKER_ATTR, PrunerName, SamplerName, make_pruner, make_sampler, open_storage,
-                              open_study, recover_orphans, worker_tag)
+                              open_study, worker_tag)
 from evo.tasks import Objective
 
 if TYPE_CHECKING:
@@ -203,7 +205,6 @@ def search(
     prune = not isinstance(pruner, optuna.pruners.NopPruner)
     study = open_study(optuna_storage, name, [o.direction.value for o in objectives], sampler, pruner,
                        fingerprint=search_fingerprint(config, space))
-    recover_orphans(study)
     own_backend = backend is None and config.backend.kind == "ray"
     if own_backend:
         from evo.backends.config import make_backend

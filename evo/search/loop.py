@@ -127,6 +127,7 @@ class TrialLoop:
     def _may_start(self, study: optuna.Study) -> bool:
         """Wait until this worker may start a trial (True, holding the claim lock) or the search is over."""
         while not self._stop.is_set() and self._failures < self.trials and not self._expired():
+            recover_orphans(study)  # trials of dead processes come back as waiting ones, taken first
             self._claim.acquire()
             taken = Counter(t.state for t in study.get_trials(deepcopy=False, states=_TAKEN))
             done = taken[TrialState.COMPLETE] + taken[TrialState.PRUNED]
@@ -136,7 +137,6 @@ class TrialLoop:
             if done >= self.trials:
                 return False
             self._stop.wait(POLL_S)  # the others' running trials may still fail and come back
-            recover_orphans(study)
         return False
 
     def _expired(self) -> bool:
