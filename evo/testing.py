@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ __all__ = [
     "RaisingTask",
     "ToyTask",
     "assert_same_evaluations",
+    "at_once",
     "make_jobs",
 ]
 
@@ -138,6 +140,25 @@ def make_jobs(n: int, seed: int = 0, first_id: int = 0, hidden: tuple[int, ...] 
         Job(first_id + i, Genome.mlp((4,), hidden, 2, seed=int(s)), Budget(steps=1), int(s))
         for i, s in enumerate(seeds)
     ]
+
+
+def at_once(fn: Callable[[], object], threads: int = 4) -> list[BaseException]:
+    """Call ``fn`` from ``threads`` threads released together (a race, if ``fn`` has one); what they raised."""
+    barrier, errors = threading.Barrier(threads), []
+
+    def call() -> None:
+        barrier.wait()
+        try:
+            fn()
+        except BaseException as err:
+            errors.append(err)
+
+    started = [threading.Thread(target=call) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join()
+    return errors
 
 
 def assert_same_evaluations(got: Mapping[int, Evaluation], expected: Mapping[int, Evaluation]) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 import ray
 
 from evo.backends import RayBackend
+from evo.testing import at_once
 
 
 def test_threads_start_ray_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -23,21 +23,7 @@ def test_threads_start_ray_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ray, "init", fake_init)
     monkeypatch.setattr(ray, "shutdown", started.clear)
     backend = RayBackend(workers=1)
-    barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
-
-    def connect() -> None:
-        barrier.wait()
-        try:
-            backend._connect()
-        except BaseException as err:
-            errors.append(err)
-
-    threads = [threading.Thread(target=connect) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = at_once(backend._connect)
     assert errors == [] and len(started) == 1
     backend.close()
     assert started == []  # it started Ray, so it stops it

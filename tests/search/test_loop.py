@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from evo.search import open_storage, open_study, parse_space, search
 from evo.search import loop
 from evo.search.loop import SURPLUS_ATTR, TrialLoop
 from evo.search.study import WORKER_ATTR, make_sampler
+from evo.testing import at_once
 
 SPACE = {"parameters": {
     "operators.mutate_weights.sigma": {"type": "float", "low": 0.05, "high": 1.0, "log": True},
@@ -48,11 +48,7 @@ def test_loops_sharing_a_storage_run_exactly_the_asked_trials(tmp_path, quick_po
         study = open_study(open_storage(url), "s", ["maximize"], make_sampler("random", None))
         TrialLoop(study, objective, trials=10).run(jobs=2)
 
-    threads = [threading.Thread(target=process) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert at_once(process, threads=3) == []
     study = optuna.load_study(study_name="s", storage=url)
     assert _states(study).count(TrialState.COMPLETE) == 10
     # a process that raced another for the last place fails its trial unrun, and says so
@@ -117,20 +113,7 @@ def test_study_names_stay_inside_the_runs_directory(tmp_path, xor_config: EvoCon
 def test_processes_opening_a_fresh_storage_at_once(tmp_path) -> None:
     """The first to create the tables wins; the others find them made instead of failing (alembic_version)."""
     url = f"sqlite:///{tmp_path}/evo.db"
-    barrier, errors = threading.Barrier(4), []
-
-    def open_it() -> None:
-        barrier.wait()
-        try:
-            open_study(open_storage(url), "s", ["maximize"], make_sampler("random", 0))
-        except Exception as err:
-            errors.append(err)
-
-    threads = [threading.Thread(target=open_it) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = at_once(lambda: open_study(open_storage(url), "s", ["maximize"], make_sampler("random", 0)))
     assert errors == []
 
 
