@@ -133,3 +133,22 @@ def test_two_searches_started_at_once_on_a_fresh_storage(tmp_path) -> None:
     study = optuna.load_study(study_name="search:xor:space", storage=url)
     assert _states(study).count(TrialState.COMPLETE) == 6
     assert len({t.user_attrs[WORKER_ATTR] for t in study.trials}) == 2  # both did their share
+
+
+def test_cli_refuses_another_search_and_a_study_name_outside_runs(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from evo.cli import app
+
+    config = tmp_path / "xor.yaml"
+    config.write_text("task: {kind: xor}\nevolution: {generations: 1, population_size: 2}\nbackend: {kind: serial}\n")
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    base = ["search", str(config), "--space", str(space), "--trials", "1", "--storage", f"sqlite:///{tmp_path}/evo.db",
+            "--runs-dir", str(tmp_path / "runs"), "--no-mirror"]
+    assert CliRunner().invoke(app, base).exit_code == 0
+    other = CliRunner().invoke(app, [*base, "--set", "evolution.population_size=3"])
+    assert other.exit_code == 2 and other.output.count("\n") == 1 and "use another --study-name" in other.output
+    outside = CliRunner().invoke(app, [*base, "--study-name", ".."])
+    assert outside.exit_code == 2 and "study name: must be a plain folder name" in outside.output
+    assert not (tmp_path / "trial_0000").exists()
