@@ -3,15 +3,17 @@
 Storage URLs:
 
 - nothing: ``sqlite:///runs/evo.db`` (created on demand, nothing to start);
-- any SQLAlchemy URL (``postgresql://...``, ``mysql://...``);
+- any SQLAlchemy URL (``postgresql://...``, with the ``postgres`` extra's driver psycopg; ``mysql://...``);
+  several searches may open a fresh database at once;
 - ``journal:///path/file.log`` or any path ending in ``.log``: an Optuna journal file, for clusters
   that share a file system but no database.
 
 A database storage records a heartbeat per running trial; a trial whose heartbeat stops (its process
 was killed) is failed and re-queued with the same parameters
-(:class:`~optuna.storages.RetryHeartbeatStaleTrialCallback`). At start-up, :func:`recover_orphans`
-also fails and re-queues at once the RUNNING trials whose process on this host no longer exists —
-the journal storage has no heartbeat, and waiting out a grace period would be needless there.
+(:class:`~optuna.storages.RetryHeartbeatStaleTrialCallback`). Before each trial it starts, a search
+also fails and re-queues at once (:func:`recover_orphans`) the RUNNING trials whose process on this
+host no longer exists — the journal storage has no heartbeat, and waiting out a grace period would be
+needless there.
 
 Example:
     >>> study = open_study(open_storage("sqlite:///:memory:"), "demo", ["maximize"], make_sampler("random", 0))
