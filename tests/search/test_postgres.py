@@ -98,10 +98,13 @@ def test_searches_on_several_machines_share_one_study(tmp_path, postgres_url: st
     cmd = [sys.executable, "-m", "evo", "search", str(config), "--space", str(space), "--trials", "6",
            "--storage", postgres_url, "--study-name", "across", "--runs-dir", str(tmp_path / "runs"),
            "--no-mirror", "--pruner", "none", "--heartbeat", "1"]
-    procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for _ in range(3)]
-    victim, *others = procs
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    victim = start()  # first, so that it surely runs a trial to be killed in
     killed = _running_trial_of(postgres_url, "across", victim.pid, time.monotonic() + 120)
+    others = [start(), start()]
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     outputs = [proc.communicate(timeout=240)[0] for proc in others]
