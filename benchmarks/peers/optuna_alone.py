@@ -105,13 +105,14 @@ def left_out() -> str:
 def mechanisms(n_train: int) -> dict[str, list[str]]:
     """The overrides that switch each mechanism on in the peers' evo run (one epoch per evaluation).
 
-    Halving spreads an epoch's steps (batch 32) over three rungs, η = 2: a child stopped at the first rung
-    trains a quarter epoch, the best half of those half an epoch more, the best quarter a whole epoch in all.
+    Halving spreads an epoch's steps (batch 32) over three rungs, η = 3: every child trains a ninth of an
+    epoch, the best third of them a third of an epoch in all, the best ninth a whole epoch — so a generation
+    tries many more children (shrunk ones included) for the same budget.
     """
     return {
         HYPER: ["evolution.hyper.genes=[lr,weight_decay,dropout,batch_size]"],
-        HALVING: [f"evolution.eval_steps={max(4, round(n_train / 32))}", "evolution.halving.rungs=3",
-                  "evolution.halving.eta=2"],
+        HALVING: [f"evolution.eval_steps={max(9, round(n_train / 32))}", "evolution.halving.rungs=3",
+                  "evolution.halving.eta=3"],
         LEMONADE: ["evolution.selection=lemonade"],
     }
 
@@ -178,8 +179,8 @@ def report(results: dict[str, list[Cell]], args: argparse.Namespace) -> str:
         "(too little budget for a search): population 8, one epoch per evaluation, random initial MLPs "
         "(1–2 layers, widths 8–128), default operators, objectives (val accuracy, params) → NSGA-II selection. "
         "Ablations, each one mechanism on: hyperparameter genes (lr, weight decay, dropout, batch size, PBT-style "
-        "×0.8/×1.25 or resampled), successive halving in each generation (3 rungs, η = 2, an epoch's steps in "
-        "all), LEMONADE parent sampling (inverse density of log parameters over the Pareto front). "
+        "×0.8/×1.25 or resampled), successive halving in each generation (3 rungs, η = 3, an epoch's steps in "
+        "all for the best ninth), LEMONADE parent sampling (inverse density of log parameters over the Pareto front). "
         "Baselines: fixed MLPs (depth 1–3, widths 8–256, lr, batch size, 2–40 epochs) from scratch, plain Adam, "
         "same trainer; Optuna samplers at their defaults. Optuna TPE + Hyperband: the same space trained epoch by "
         "epoch in a plain loop (one Adam for the whole trial), Optuna's HyperbandPruner (1–40 epochs, η = 3) "
