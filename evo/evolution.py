@@ -215,7 +215,7 @@ class Evolution:
             genome, name = self._apply_one(genome, rng)
             applied.append(name)
         if not self.evo.lamarckian:
-            genome = Genome.random(genome.input_shape, genome.layers, genome.skips, seed=int(rng.integers(2**62)))
+            genome = genome.reinitialised(seed=int(rng.integers(2**62)))
         if self.evo.hyper.genes:  # operators build new genomes: the child's genes are set here, perturbed
             hparams = perturb(parent.genome.hparams, self._hyper_rng(self.next_id), self.evo.hyper)
             genome = genome.replace(hparams=hparams)

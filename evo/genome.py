@@ -1,10 +1,14 @@
 """Genome: an immutable description of a network plus its weights.
 
 Everything in evo stands on this: operators return new genomes, tasks train
-them, the store saves them. A genome is a chain of layers (Conv2d blocks, then
+them, the store saves them. A genome is a chain of layers (conv blocks, then
 Linear layers; the last layer is the output layer) with optional additive skip
-connections and per-layer dropout. Its weights are a plain ``state_dict`` of
-the module :meth:`Genome.to_module` builds, so they round-trip exactly.
+connections, per-layer normalisation and dropout. The convs are Conv1d for a
+signal input ``(C, L)`` (or a flat ``(L,)`` read as one channel) and Conv2d
+for an image ``(C, H, W)``: one code path, the rank taken from the input
+shape. Its weights are a plain ``state_dict`` of the module
+:meth:`Genome.to_module` builds (BatchNorm's running statistics included), so
+they round-trip exactly.
 
 Example:
     >>> g = Genome.mlp((64,), hidden=(32,), output_size=10, seed=0)
@@ -35,11 +39,16 @@ from torch import Tensor, nn
 __all__ = [
     "ACTIVATIONS",
     "IDEMPOTENT_ACTIVATIONS",
+    "NORMS",
+    "NORM_EPS",
     "Genome",
     "GenomeNet",
     "LayerKind",
     "LayerSpec",
     "init_uniform",
+    "is_norm_stat",
+    "norm_init",
+    "norm_tensors",
 ]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -54,6 +63,13 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 #: σ(σ(x)) = σ(x): an identity-initialised layer after such an activation is exact.
 IDEMPOTENT_ACTIVATIONS = frozenset({"relu", "identity"})
 FORMAT_VERSION = 1
+#: Normalisations a layer may have (``LayerSpec.norm``): ``batch`` — BatchNorm (Ioffe & Szegedy 2015);
+#: ``layer`` — GroupNorm with one group (Wu & He 2018), i.e. LayerNorm over channels and positions
+#: with a per-channel affine (Ba et al. 2016): per-sample statistics, for small or shifting batches.
+NORMS = ("batch", "layer")
+#: ε of every norm module (PyTorch's default), also used where operators fold or insert norms.
+NORM_EPS = 1e-5
+_NORM_STATS = ("running_mean", "running_var")
 
 
 class LayerKind(str, Enum):
@@ -74,6 +90,8 @@ class LayerSpec:
         dropout: dropout rate applied to this layer's output, in [0, 1).
         kernel_size: odd conv kernel size (conv only; stride 1, 'same' padding).
         pool: max-pool factor after the activation (conv only; 1 = none).
+        norm: normalisation of ``z`` before the activation, one of :data:`NORMS`; None = none
+            (hidden layers only).
     """
 
     kind: LayerKind
@@ -82,6 +100,7 @@ class LayerSpec:
     dropout: float = 0.0
     kernel_size: int = 3
     pool: int = 1
+    norm: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", LayerKind(self.kind))
@@ -95,6 +114,8 @@ class LayerSpec:
             raise ValueError(f"kernel_size must be odd and >= 1, got {self.kernel_size}")
         if self.pool < 1:
             raise ValueError(f"pool must be >= 1, got {self.pool}")
+        if self.norm is not None and self.norm not in NORMS:
+            raise ValueError(f"unknown norm {self.norm!r}; allowed: {list(NORMS)} or null")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -106,6 +127,22 @@ def init_uniform(shape: Sequence[int], fan_in: int, generator: torch.Generator) 
     """PyTorch's default Linear/Conv init, U(-1/√fan_in, 1/√fan_in), from an explicit generator."""
     bound = 1.0 / math.sqrt(max(fan_in, 1))
     return (torch.rand(tuple(shape), generator=generator) * 2.0 - 1.0) * bound
+
+
+def norm_tensors(norm: str) -> tuple[str, ...]:
+    """The per-unit tensors a norm module of kind ``norm`` keeps (``norms.{i}.<name>``)."""
+    return ("weight", "bias", *_NORM_STATS) if norm == "batch" else ("weight", "bias")
+
+
+def norm_init(name: str, width: int) -> Tensor:
+    """A fresh norm tensor, as PyTorch initialises it: weight and running_var 1, bias and running_mean 0."""
+    fill = 1.0 if name.endswith(("weight", "running_var")) else 0.0
+    return torch.full((width,), fill)
+
+
+def is_norm_stat(name: str) -> bool:
+    """Whether weight ``name`` is a running statistic (state, not a parameter: not counted, trained or mutated)."""
+    return name.endswith(_NORM_STATS)
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,6 +157,9 @@ class Genome:
         weights: ``state_dict`` of :meth:`to_module` (read-only mapping).
         hparams: this individual's training hyperparameters (``plasticity`` field → value, see
             :mod:`evo.hyper`), which the trainer uses in place of the config's; empty: the config's.
+        gap: the dense head reads the channel means of the last conv layer's output (global average
+            pooling, Lin, Chen & Yan 2014, "Network in Network") instead of all its positions flattened:
+            the first Linear layer's size no longer grows with the signal or image.
     """
 
     input_shape: tuple[int, ...]
@@ -127,11 +167,13 @@ class Genome:
     skips: tuple[tuple[int, int], ...] = ()
     weights: Mapping[str, Tensor] = field(default_factory=dict, repr=False)
     hparams: Mapping[str, Any] = field(default_factory=dict)
+    gap: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         object.__setattr__(self, "layers", tuple(self.layers))
         object.__setattr__(self, "skips", tuple(sorted((int(s), int(d)) for s, d in self.skips)))
+        object.__setattr__(self, "gap", bool(self.gap))
         self._check_structure()
         weights = {k: v.detach().to("cpu", torch.float32) for k, v in self.weights.items()}
         object.__setattr__(self, "weights", MappingProxyType(weights))
@@ -181,15 +223,20 @@ class Genome:
         layers: Sequence[LayerSpec],
         skips: Sequence[tuple[int, int]] = (),
         seed: int = 0,
+        gap: bool = False,
     ) -> Genome:
-        """A genome with the given structure and PyTorch-default random weights."""
-        skeleton = cls(tuple(input_shape), tuple(layers), tuple(skips))
+        """A genome with the given structure and PyTorch-default random weights (norms at their identity init)."""
+        skeleton = cls(tuple(input_shape), tuple(layers), tuple(skips), gap=gap)
+        return skeleton.reinitialised(seed)
+
+    def reinitialised(self, seed: int) -> Genome:
+        """This architecture with fresh PyTorch-default random weights drawn from ``seed`` (a restart)."""
         gen = torch.Generator().manual_seed(seed)
         weights = {
-            name: init_uniform(shape, skeleton.fan_in(name), gen)
-            for name, shape in skeleton.param_shapes().items()
+            name: norm_init(name, shape[0]) if name.startswith("norms.") else init_uniform(shape, self.fan_in(name), gen)
+            for name, shape in self.param_shapes().items()
         }
-        return skeleton.with_weights(weights)
+        return self.with_weights(weights)
 
     # ------------------------------------------------------------- structure
     @property
@@ -210,23 +257,31 @@ class Genome:
         """Index of the first Linear layer: its input is flattened."""
         return next(i for i, layer in enumerate(self.layers) if layer.kind is LayerKind.LINEAR)
 
-    def spatial(self, i: int) -> tuple[int, int]:
-        """(H, W) of layer ``i``'s output after pooling; (1, 1) for Linear layers; ``i=-1``: the input."""
-        if i < 0 or self.layers[i].kind is LayerKind.LINEAR:
-            return (self.input_shape[1], self.input_shape[2]) if i < 0 and len(self.input_shape) == 3 else (1, 1)
-        h, w = self.spatial(i - 1)
+    @property
+    def rank(self) -> int:
+        """Spatial dimensions of the conv layers: 1 (Conv1d) for a ``(C, L)`` or flat input, 2 for ``(C, H, W)``."""
+        return max(len(self.input_shape) - 1, 1)
+
+    def spatial(self, i: int) -> tuple[int, ...]:
+        """(L,) or (H, W) of layer ``i``'s output after pooling; all 1 for Linear layers; ``i=-1``: the input."""
+        if i < 0:
+            return self.input_shape[1:] if len(self.input_shape) > 1 else self.input_shape
+        if self.layers[i].kind is LayerKind.LINEAR:
+            return (1,) * self.rank
         p = self.layers[i].pool
-        return (h // p, w // p)
+        return tuple(d // p for d in self.spatial(i - 1))
 
     def in_width(self, i: int) -> int:
         """Units (or channels) feeding layer ``i``: the previous layer's width, or the input's."""
         if i > 0:
             return self.layers[i - 1].width
-        return self.input_shape[0] if self.layers[0].kind is LayerKind.CONV else math.prod(self.input_shape)
+        if self.layers[0].kind is LayerKind.CONV:
+            return self.input_shape[0] if len(self.input_shape) > 1 else 1
+        return math.prod(self.input_shape)
 
     def flatten_block(self, i: int) -> int:
-        """Input columns per unit of layer ``i-1`` in layer ``i``'s weight (H·W where it flattens a conv)."""
-        if i > 0 and i == self.flatten_at and self.layers[i - 1].kind is LayerKind.CONV:
+        """Input columns per unit of layer ``i-1`` in layer ``i``'s weight (H·W where it flattens a conv, 1 with gap)."""
+        if i > 0 and i == self.flatten_at and self.layers[i - 1].kind is LayerKind.CONV and not self.gap:
             return math.prod(self.spatial(i - 1))
         return 1
 
@@ -235,14 +290,14 @@ class Genome:
         shapes: dict[str, tuple[int, ...]] = {}
         for i, layer in enumerate(self.layers):
             fan = self.in_width(i) * self.flatten_block(i)
-            if layer.kind is LayerKind.CONV:
-                k = layer.kernel_size
-                shapes[f"layers.{i}.weight"] = (layer.width, fan, k, k)
-            else:
-                shapes[f"layers.{i}.weight"] = (layer.width, fan)
+            kernel = (layer.kernel_size,) * self.rank if layer.kind is LayerKind.CONV else ()
+            shapes[f"layers.{i}.weight"] = (layer.width, fan, *kernel)
             shapes[f"layers.{i}.bias"] = (layer.width,)
+        for i, layer in enumerate(self.layers):
+            if layer.norm is not None:
+                shapes.update({f"norms.{i}.{name}": (layer.width,) for name in norm_tensors(layer.norm)})
         for s, d in self.skips:
-            tail = (1, 1) if self.layers[d].kind is LayerKind.CONV else ()
+            tail = (1,) * self.rank if self.layers[d].kind is LayerKind.CONV else ()
             shapes[skip_name(s, d)] = (self.layers[d].width, self.layers[s].width, *tail)
         return shapes
 
@@ -254,15 +309,19 @@ class Genome:
     def _check_structure(self) -> None:
         if not self.layers:
             raise ValueError("a genome needs at least one (output) layer")
-        if len(self.input_shape) not in (1, 3) or min(self.input_shape) < 1:
-            raise ValueError(f"input_shape must be (features,) or (C, H, W) with positive sizes, got {self.input_shape}")
+        if len(self.input_shape) not in (1, 2, 3) or min(self.input_shape) < 1:
+            raise ValueError(
+                f"input_shape must be (features,), (C, L) or (C, H, W) with positive sizes, got {self.input_shape}"
+            )
         kinds = [layer.kind for layer in self.layers]
         if LayerKind.LINEAR not in kinds or kinds[-1] is not LayerKind.LINEAR:
             raise ValueError("the output layer must be linear")
         if LayerKind.CONV in kinds[self.flatten_at :]:
             raise ValueError("conv layers must come before all linear layers")
-        if LayerKind.CONV in kinds and len(self.input_shape) != 3:
-            raise ValueError(f"conv layers need a (C, H, W) input, got {self.input_shape}")
+        if self.layers[-1].norm is not None:
+            raise ValueError("the output layer cannot have a norm")
+        if self.gap and self.flatten_at == 0:
+            raise ValueError("gap (global average pooling) needs a conv layer before the first linear one")
         for i in range(len(self.layers)):
             if min(self.spatial(i)) < 1:
                 raise ValueError(f"pooling shrinks layer {i}'s output below 1×1")
@@ -311,7 +370,7 @@ class Genome:
         way, ~10× an array; Ray ships a genome to a worker and back for every evaluation.
         """
         arrays = {k: v.numpy() for k, v in self.weights.items()}
-        return (_unpickle, (self.input_shape, self.layers, self.skips, arrays, dict(self.hparams)))
+        return (_unpickle, (self.input_shape, self.layers, self.skips, arrays, dict(self.hparams), self.gap))
 
     # ------------------------------------------------------------- modules
     def to_module(self, device: str | torch.device = "cpu") -> GenomeNet:
@@ -324,13 +383,14 @@ class Genome:
 
     # ------------------------------------------------------------- metrics
     def num_params(self) -> int:
-        return sum(math.prod(shape) for shape in self.param_shapes().values())
+        """Trainable parameters (BatchNorm's running statistics are state, not counted)."""
+        return sum(math.prod(shape) for name, shape in self.param_shapes().items() if not is_norm_stat(name))
 
     def flops(self) -> int:
-        """Forward FLOPs for one sample (2 per multiply-add; activations ignored)."""
+        """Forward FLOPs for one sample (2 per multiply-add; activations, norms and pooling ignored)."""
         total = 0
         for name, shape in self.param_shapes().items():
-            if name.endswith(".bias"):
+            if name.endswith(".bias") or name.startswith("norms."):
                 continue
             i = int(name.split(".")[1].split("_")[-1])  # the consuming layer (dst for skips)
             pixels = math.prod(self.spatial(i - 1)) if self.layers[i].kind is LayerKind.CONV else 1
@@ -338,13 +398,14 @@ class Genome:
         return total
 
     def __str__(self) -> str:
-        """One line, e.g. ``1×8×8→conv3:16→relu→pool2→flatten→64→relu→10 skip(0→2)``."""
+        """One line, e.g. ``1×8×8→conv3:16→bn→relu→pool2→flatten→64→relu→10 skip(0→2)`` (``gap`` for gap)."""
         tokens = ["×".join(map(str, self.input_shape))]
         for i, layer in enumerate(self.layers):
             if i == self.flatten_at and (i > 0 or len(self.input_shape) > 1):
-                tokens.append("flatten")
+                tokens.append("gap" if self.gap else "flatten")
             conv = layer.kind is LayerKind.CONV
             tokens.append(f"conv{layer.kernel_size}:{layer.width}" if conv else str(layer.width))
+            tokens += [{"batch": "bn", "layer": "ln"}[layer.norm]] if layer.norm else []
             tokens += [layer.activation] if layer.activation != "identity" else []
             tokens += [f"pool{layer.pool}"] if layer.pool > 1 else []
             tokens += [f"drop{layer.dropout:g}"] if layer.dropout > 0 else []
@@ -364,6 +425,8 @@ class Genome:
         }
         if self.hparams:
             data["hparams"] = dict(self.hparams)
+        if self.gap:
+            data["gap"] = True
         return data
 
     @classmethod
@@ -376,12 +439,13 @@ class Genome:
             shape = tuple(data["input_shape"])
             skips = tuple((int(s), int(d)) for s, d in data.get("skips", ()))
             hparams = dict(data.get("hparams", {}))
+            gap = bool(data.get("gap", False))
         except (KeyError, TypeError) as err:
             raise ValueError(f"malformed genome data: {err}") from err
         if weights is None:
-            genome = cls.random(shape, layers, skips, seed=seed)
+            genome = cls.random(shape, layers, skips, seed=seed, gap=gap)
             return genome.replace(hparams=hparams) if hparams else genome
-        return cls(shape, layers, skips, weights, hparams)
+        return cls(shape, layers, skips, weights, hparams, gap)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -414,9 +478,9 @@ def skip_name(src: int, dst: int) -> str:
 
 
 def _unpickle(input_shape: tuple[int, ...], layers: tuple[LayerSpec, ...], skips: tuple[tuple[int, int], ...],
-              arrays: Mapping[str, np.ndarray], hparams: Mapping[str, Any]) -> Genome:
+              arrays: Mapping[str, np.ndarray], hparams: Mapping[str, Any], gap: bool) -> Genome:
     """The genome :meth:`Genome.__reduce__` pickled; copies the arrays (unpicklers may hand out read-only ones)."""
-    return Genome(input_shape, layers, skips, {k: torch.tensor(a) for k, a in arrays.items()}, hparams)
+    return Genome(input_shape, layers, skips, {k: torch.tensor(a) for k, a in arrays.items()}, hparams, gap)
 
 
 def _linear(weight: Tensor, bias: Tensor | None) -> nn.Linear:
@@ -431,14 +495,34 @@ def _linear(weight: Tensor, bias: Tensor | None) -> nn.Linear:
     return layer
 
 
-def _conv(weight: Tensor, bias: Tensor | None, padding: int = 0) -> nn.Conv2d:
-    """An ``nn.Conv2d`` holding ``weight`` and ``bias`` (built on the meta device: nothing is initialised twice)."""
-    out_channels, in_channels, k, _ = weight.shape
-    conv = nn.Conv2d(in_channels, out_channels, k, padding=padding, bias=bias is not None, device="meta")
+def _conv(weight: Tensor, bias: Tensor | None, padding: int = 0) -> nn.Conv1d | nn.Conv2d:
+    """An ``nn.Conv1d`` or ``nn.Conv2d`` (by the weight's rank) holding ``weight`` and ``bias`` (built on the meta
+    device: nothing is initialised twice)."""
+    out_channels, in_channels, k = weight.shape[:3]
+    kind = nn.Conv1d if weight.dim() == 3 else nn.Conv2d
+    conv = kind(in_channels, out_channels, k, padding=padding, bias=bias is not None, device="meta")
     conv.weight = nn.Parameter(weight)
     if bias is not None:
         conv.bias = nn.Parameter(bias)
     return conv
+
+
+def _norm(kind: str, tensors: Mapping[str, Tensor], image: bool) -> nn.Module:
+    """The norm module of a layer holding ``tensors`` (:func:`norm_tensors`); ``image``: after a Conv2d.
+
+    BatchNorm keeps no ``num_batches_tracked`` counter: its momentum is fixed, so the counter would
+    be unused state in every genome file.
+    """
+    width = len(tensors["weight"])
+    module: nn.Module
+    if kind == "layer":
+        module = nn.GroupNorm(1, width, eps=NORM_EPS, device="meta")
+    else:
+        module = (nn.BatchNorm2d if image else nn.BatchNorm1d)(width, eps=NORM_EPS, device="meta")
+        module.running_mean, module.running_var = tensors["running_mean"], tensors["running_var"]
+        module.num_batches_tracked = None
+    module.weight, module.bias = nn.Parameter(tensors["weight"]), nn.Parameter(tensors["bias"])
+    return module
 
 
 class GenomeNet(nn.Module):
@@ -449,46 +533,55 @@ class GenomeNet(nn.Module):
         super().__init__()
         weights = {k: v.to(device, copy=True) for k, v in genome.weights.items()}
         self.flatten_at = genome.flatten_at
+        self.gap = genome.gap
         self.layers = nn.ModuleList()
+        self.norms = nn.ModuleDict()  # by layer index, for the layers that have one
         self.post = nn.ModuleList()  # activation → pool → dropout, per layer
+        pool = nn.MaxPool1d if genome.rank == 1 else nn.MaxPool2d
         for i, spec in enumerate(genome.layers):
             weight, bias = weights[f"layers.{i}.weight"], weights[f"layers.{i}.bias"]
             if spec.kind is LayerKind.CONV:
                 self.layers.append(_conv(weight, bias, padding=spec.kernel_size // 2))
             else:
                 self.layers.append(_linear(weight, bias))
+            if spec.norm is not None:
+                tensors = {name: weights[f"norms.{i}.{name}"] for name in norm_tensors(spec.norm)}
+                self.norms[str(i)] = _norm(spec.norm, tensors, spec.kind is LayerKind.CONV and genome.rank == 2)
             post: list[nn.Module] = [ACTIVATIONS[spec.activation]()]
             if spec.pool > 1:
-                post.append(nn.MaxPool2d(spec.pool))
+                post.append(pool(spec.pool))
             if spec.dropout > 0:
                 post.append(nn.Dropout(spec.dropout))
             self.post.append(post[0] if len(post) == 1 else nn.Sequential(*post))  # one module: no wrapper call
         self.skips = nn.ModuleDict()
         for s, d in genome.skips:
             weight = weights[skip_name(s, d)]
-            self.skips[f"{s}_{d}"] = _conv(weight, None) if weight.dim() == 4 else _linear(weight, None)
+            self.skips[f"{s}_{d}"] = _conv(weight, None) if weight.dim() > 2 else _linear(weight, None)
         # The forward pass walks plain tuples of the modules registered above: indexing a ModuleList or
         # ModuleDict is a Python call per layer and step, which small networks notice. For the same reason
         # the output layer's Identity (most networks' last activation) is not called: hooks go on hidden
         # layers' post modules (capture_outputs, PlasticNet), never on the output's; and flat inputs are
-        # not flattened.
+        # not flattened (a conv reads them as one channel).
         last, flat_input = len(genome.layers) - 1, len(genome.input_shape) == 1
+        self.unsqueeze = flat_input and genome.layers[0].kind is LayerKind.CONV
         self._plan = tuple(
-            (i == self.flatten_at and not (i == 0 and flat_input), layer,
+            (i == self.flatten_at and not (i == 0 and flat_input), layer, self.norms[str(i)] if spec.norm else None,
              None if i == last and isinstance(post, nn.Identity) else post,
              tuple((s, self.skips[f"{s}_{i}"]) for s, d in genome.skips if d == i))
-            for i, (layer, post) in enumerate(zip(self.layers, self.post, strict=True))
+            for i, (spec, layer, post) in enumerate(zip(genome.layers, self.layers, self.post, strict=True))
         )
 
     def forward(self, x: Tensor) -> Tensor:
         outputs: list[Tensor] = []
-        h = x
-        for flatten, layer, post, skips in self._plan:
+        h = x.unsqueeze(1) if self.unsqueeze else x
+        for flatten, layer, norm, post, skips in self._plan:
             if flatten:
-                h = h.flatten(1)
+                h = h.flatten(2).mean(2) if self.gap else h.flatten(1)
             z = layer(h)
             for s, skip in skips:
                 z = z + skip(outputs[s])
+            if norm is not None:
+                z = norm(z)
             h = z if post is None else post(z)
             outputs.append(h)
         return h

@@ -2,7 +2,9 @@
 
 A unit (neuron or channel) of a hidden layer owns slices of several tensors:
 its *fan-in* (a row of its layer's weight, its bias entry, rows of skip
-projections into the layer) and its *fan-out* (columns of the next layer's
+projections into the layer), its *norm* entries (the layer's norm's affine
+weight and bias and BatchNorm's running statistics: they follow the unit and
+are never drawn at random) and its *fan-out* (columns of the next layer's
 weight — H·W columns each where the next layer flattens a conv — and columns
 of skip projections out of the layer). Growing, pruning, splitting and
 re-initialising units are all "edit the rows of these slices", so operators
@@ -26,7 +28,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from evo.genome import Genome, skip_name
+from evo.genome import Genome, norm_tensors, skip_name
 
 __all__ = ["UnitParam", "edit_units", "from_rows", "gather_units", "to_rows", "unit_params"]
 
@@ -37,7 +39,7 @@ class UnitParam:
 
     name: str
     dim: int
-    fan: Literal["in", "out"]
+    fan: Literal["in", "norm", "out"]
 
 
 def unit_params(genome: Genome, layer: int) -> tuple[UnitParam, ...]:
@@ -46,6 +48,8 @@ def unit_params(genome: Genome, layer: int) -> tuple[UnitParam, ...]:
         raise ValueError(f"layer {layer} is not a hidden layer (allowed 0..{genome.num_layers - 2})")
     params = [UnitParam(f"layers.{layer}.weight", 0, "in"), UnitParam(f"layers.{layer}.bias", 0, "in")]
     params += [UnitParam(skip_name(s, d), 0, "in") for s, d in genome.skips if d == layer]
+    norm = genome.layers[layer].norm
+    params += [UnitParam(f"norms.{layer}.{name}", 0, "norm") for name in norm_tensors(norm)] if norm else []
     params.append(UnitParam(f"layers.{layer + 1}.weight", 1, "out"))
     params += [UnitParam(skip_name(s, d), 1, "out") for s, d in genome.skips if s == layer]
     return tuple(params)

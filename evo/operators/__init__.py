@@ -1,8 +1,10 @@
 """Operators: pure ``op(genome, rng, **params) -> Genome`` transformations, by name in a registry.
 
 ``dropin`` grows (widen, deepen, add_skip), ``apoptosis`` shrinks
-(prune_neurons, remove_layer, set_dropout), ``weights`` perturbs, and
-``importance`` scores units for pruning.
+(prune_neurons, remove_layer, set_dropout), ``norms`` inserts and folds
+normalisation (add_norm, remove_norm), ``pooling`` changes spatial reduction
+(add_gap, remove_gap, set_pool), ``weights`` perturbs, and ``importance``
+scores units for pruning.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from evo.operators._base import Operator, Preservation
 from evo.operators.apoptosis import compensate_bias, prune_neurons, remove_layer, set_dropout
 from evo.operators.dropin import add_skip, deepen, remove_skip, widen
 from evo.operators.importance import capture_outputs, layer_outputs, unit_importance
+from evo.operators.norms import add_norm, remove_norm
+from evo.operators.pooling import add_gap, remove_gap, set_pool
 from evo.operators.registry import OPERATORS, OperatorInfo, describe_operators, make_operator
 from evo.operators.weights import mutate_weights, reset_weights
 
@@ -19,6 +23,8 @@ __all__ = [
     "Operator",
     "OperatorInfo",
     "Preservation",
+    "add_gap",
+    "add_norm",
     "add_skip",
     "capture_outputs",
     "compensate_bias",
@@ -28,10 +34,13 @@ __all__ = [
     "make_operator",
     "mutate_weights",
     "prune_neurons",
+    "remove_gap",
     "remove_layer",
+    "remove_norm",
     "remove_skip",
     "reset_weights",
     "set_dropout",
+    "set_pool",
     "unit_importance",
     "widen",
 ]

@@ -33,7 +33,7 @@ def pick_layer(
     return layer
 
 
-_INDEXED = re.compile(r"^(layers\.)(\d+)(\..*)$|^(skips\.)(\d+)_(\d+)(\..*)$")
+_INDEXED = re.compile(r"^((?:layers|norms)\.)(\d+)(\..*)$|^(skips\.)(\d+)_(\d+)(\..*)$")
 
 
 def reindex(
@@ -61,8 +61,8 @@ def reindex(
         if m.group(1):
             i = new_index(int(m.group(2)))
             if i is not None:
-                renamed[f"layers.{i}{m.group(3)}"] = value
+                renamed[f"{m.group(1)}{i}{m.group(3)}"] = value
         elif (edge := (int(m.group(5)), int(m.group(6)))) in skips:
             ns, nd = skips[edge]
             renamed[f"skips.{ns}_{nd}{m.group(7)}"] = value
-    return Genome(genome.input_shape, tuple(layers), tuple(skips.values()), {**renamed, **overrides})
+    return genome.replace(layers=tuple(layers), skips=tuple(skips.values()), weights={**renamed, **overrides})

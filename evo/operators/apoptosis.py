@@ -28,6 +28,7 @@ from torch import Tensor
 from evo.genome import Genome, LayerKind, skip_name
 from evo.operators._common import pick_layer, reindex
 from evo.operators.importance import check_data, layer_outputs, unit_importance
+from evo.operators.norms import fold_norm
 from evo.surgery import gather_units, unit_params
 
 __all__ = ["compensate_bias", "prunable_layers", "prune_count", "prune_neurons", "removable_layers", "remove_layer", "set_dropout"]
@@ -106,8 +107,11 @@ def compensate_bias(genome: Genome, layer: int, removed: Tensor, data: tuple[Ten
             continue
         w = genome.weights[param.name]
         consumer = int(param.name.split(".")[1].split("_")[-1])  # layers.{i}.weight or skips.{s}_{d}.weight
-        if w.dim() == 4:
-            delta = F.conv2d(lost[None], w, padding=w.shape[-1] // 2).mean(dim=(0, 2, 3))
+        if genome.gap and consumer == genome.flatten_at:  # the head reads the channel means
+            delta = w @ lost.flatten(1).mean(dim=1)
+        elif w.dim() > 2:
+            conv = F.conv1d if w.dim() == 3 else F.conv2d
+            delta = conv(lost[None], w, padding=w.shape[-1] // 2).flatten(2).mean(dim=(0, 2))
         else:
             delta = w @ lost.flatten()
         weights[f"layers.{consumer}.bias"] = weights[f"layers.{consumer}.bias"] + delta
@@ -115,14 +119,16 @@ def compensate_bias(genome: Genome, layer: int, removed: Tensor, data: tuple[Ten
 
 
 def removable_layers(genome: Genome) -> list[int]:
-    """Hidden layers :func:`remove_layer` can drop: never the last hidden one; conv only if shape-neutral."""
+    """Hidden layers :func:`remove_layer` can drop: never the last hidden one; conv only if shape-neutral
+    (and not the last conv of a genome with gap, whose head pools the convs' output)."""
     if len(genome.hidden_layers) < 2:
         return []
+    last_conv = genome.gap and genome.flatten_at == 1
     return [
         i
         for i in genome.hidden_layers
         if genome.layers[i].kind is LayerKind.LINEAR
-        or (genome.layers[i].pool == 1 and genome.in_width(i) == genome.layers[i].width)
+        or (genome.layers[i].pool == 1 and genome.in_width(i) == genome.layers[i].width and not last_conv)
     ]
 
 
@@ -131,8 +137,9 @@ def remove_layer(genome: Genome, rng: np.random.Generator, layer: int | None = N
 
     Linear: the next layer gets ``W₍ₗ₊₁₎·Wₗ`` and bias ``W₍ₗ₊₁₎·bₗ + b₍ₗ₊₁₎`` —
     exact when the removed layer's activation is the identity (and its dropout
-    is off), approximate otherwise; a skip ``l-1 → l+1`` is folded in as
-    well. Conv: only when its input has as many
+    is off, and its norm, if any, is a batch norm: it is folded in first with
+    :func:`evo.operators.norms.fold_norm`), approximate otherwise; a skip
+    ``l-1 → l+1`` is folded in as well. Conv: only when its input has as many
     channels as its output and it does not pool; the next layer then reads the
     removed layer's input unchanged (not preserving). The last remaining
     hidden layer is never removed, so growth operators stay applicable.
@@ -140,6 +147,7 @@ def remove_layer(genome: Genome, rng: np.random.Generator, layer: int | None = N
     layer = pick_layer(genome, rng, layer, "remove_layer", allowed=removable_layers(genome))
     overrides: dict[str, Tensor] = {}
     if genome.layers[layer].kind is LayerKind.LINEAR:
+        genome = fold_norm(genome, layer)
         w, b = genome.weights[f"layers.{layer}.weight"], genome.weights[f"layers.{layer}.bias"]
         w_next, b_next = genome.weights[f"layers.{layer + 1}.weight"], genome.weights[f"layers.{layer + 1}.bias"]
         folded = w_next @ w

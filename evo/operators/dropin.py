@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import torch
@@ -51,6 +52,9 @@ def widen(
             of a random unit g(j), and every copy of a unit (the original too)
             gets its fan-out divided by the number of copies (exactly
             preserving); ``random`` — random fan-in and fan-out (not preserving).
+            A new unit copies its source's norm entries (affine and running
+            statistics). A ``layer`` norm normalises over all channels, so
+            there no growth is exact.
         noise: std of Gaussian noise added to the new units' fan-in weights
             (breaks the symmetry of split copies; exactness is then lost).
     """
@@ -66,6 +70,8 @@ def widen(
     copies = torch.bincount(index, minlength=width).to(torch.float32)
 
     def edit(param: UnitParam, rows: Tensor) -> Tensor:
+        if param.fan == "norm":  # a new unit normalises as its source does (for split: the same statistics)
+            return rows[index]
         if init == "split":
             new = rows[source] if param.fan == "in" else rows[source] / copies[source, None]
             old = rows if param.fan == "in" else rows / copies[:, None]
@@ -91,6 +97,7 @@ def deepen(
 
     ``identity`` init (Net2DeeperNet): Linear — identity weight, zero bias; Conv
     — identity kernel (centre 1), the preceding layer's kernel size, no pooling.
+    The new layer has no norm (:func:`evo.operators.norms.add_norm` can add one).
     Exactly preserving when the new activation is idempotent and equals the
     preceding one (relu, identity: σ(σ(x)) = σ(x)); approximate otherwise.
 
@@ -105,18 +112,18 @@ def deepen(
     position = before + 1
     prev = genome.layers[before]
     spec = dataclasses.replace(
-        prev, dropout=0.0, pool=1, activation=prev.activation if activation == "same" else activation
+        prev, dropout=0.0, pool=1, norm=None, activation=prev.activation if activation == "same" else activation
     )
-    k = spec.kernel_size
-    shape = (spec.width, spec.width, k, k) if spec.kind is LayerKind.CONV else (spec.width, spec.width)
+    kernel = (spec.kernel_size,) * genome.rank if spec.kind is LayerKind.CONV else ()
+    shape = (spec.width, spec.width, *kernel)
     if init == "identity":
         weight = torch.zeros(shape)
-        centre = (k // 2, k // 2) if spec.kind is LayerKind.CONV else ()
+        centre = tuple(k // 2 for k in kernel)
         for c in range(spec.width):
             weight[(c, c, *centre)] = 1.0
         bias = torch.zeros(spec.width)
     else:
-        gen, fan = torch_generator(rng), spec.width * (k * k if spec.kind is LayerKind.CONV else 1)
+        gen, fan = torch_generator(rng), spec.width * math.prod(kernel)
         weight, bias = init_uniform(shape, fan, gen), init_uniform((spec.width,), fan, gen)
     layers = [*genome.layers[:position], spec, *genome.layers[position:]]
     new = {f"layers.{position}.weight": weight, f"layers.{position}.bias": bias}
@@ -131,7 +138,7 @@ def candidate_skips(genome: Genome) -> list[tuple[int, int]]:
             if (s, d) in genome.skips:
                 continue
             try:
-                Genome(genome.input_shape, genome.layers, (*genome.skips, (s, d)))
+                genome.replace(skips=(*genome.skips, (s, d)), weights={})
             except ValueError:
                 continue
             edges.append((s, d))
@@ -147,7 +154,7 @@ def add_skip(genome: Genome, rng: np.random.Generator, src: int | None = None, d
     if not edges:
         raise ValueError(f"add_skip: no valid new skip edge with src={src}, dst={dst} in genome {genome}")
     s, d = edges[int(rng.integers(len(edges)))]
-    grown = Genome(genome.input_shape, genome.layers, (*genome.skips, (s, d)))
+    grown = genome.replace(skips=(*genome.skips, (s, d)), weights={})
     weights = {**genome.weights, skip_name(s, d): torch.zeros(grown.param_shapes()[skip_name(s, d)])}
     return grown.with_weights(weights)
 
@@ -159,4 +166,4 @@ def remove_skip(genome: Genome, rng: np.random.Generator, src: int | None = None
         raise ValueError(f"remove_skip: no skip edge with src={src}, dst={dst} in genome {genome}")
     edge = edges[int(rng.integers(len(edges)))]
     weights = {k: v for k, v in genome.weights.items() if k != skip_name(*edge)}
-    return Genome(genome.input_shape, genome.layers, tuple(e for e in genome.skips if e != edge), weights)
+    return genome.replace(skips=tuple(e for e in genome.skips if e != edge), weights=weights)

@@ -124,7 +124,7 @@ def _weight_norm(genome: Genome, layer: int, p: int) -> Tensor:
     width = genome.layers[layer].width
     total = torch.zeros(width)
     for param in unit_params(genome, layer):
-        if param.name.endswith(".weight"):
+        if param.fan != "norm" and param.name.endswith(".weight"):
             rows = to_rows(genome.weights[param.name], param.dim, width)
             total += rows.abs().pow(p).sum(dim=1)
     return total.pow(1.0 / p)

@@ -24,8 +24,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from torch import Tensor
 
-from evo.genome import ACTIVATIONS, Genome
-from evo.operators import apoptosis, dropin, weights
+from evo.genome import ACTIVATIONS, NORMS, Genome
+from evo.operators import apoptosis, dropin, norms, pooling, weights
 from evo.operators._base import Operator, Preservation
 from evo.operators.importance import CRITERIA
 
@@ -135,6 +135,31 @@ OPERATORS: dict[str, OperatorDef] = {
             "set_dropout", apoptosis.set_dropout, (_LAYER, _num("p", 0.1, 0.0, 1.0, "[)")),
             Preservation.YES, "at inference (dropout is off in eval mode)",
             lambda g, p: _layer_ok(g.hidden_layers, p["layer"]),
+        ),
+        OperatorDef(
+            "add_norm", norms.add_norm, (_LAYER, _choice("kind", "batch", NORMS)),
+            Preservation.CONDITIONAL, "batch: exact in eval mode (statistics of the calibration batch, "
+            "γ = √(σ²+ε), β = μ); layer: least-squares fit, approximate",
+            lambda g, p: _layer_ok([i for i in g.hidden_layers if g.layers[i].norm is None], p["layer"]),
+            lambda p: p["kind"] == "batch", uses_data=True,
+        ),
+        OperatorDef(
+            "remove_norm", norms.remove_norm, (_LAYER,),
+            Preservation.CONDITIONAL, "a batch norm is folded into the layer's weights (exact in eval mode); "
+            "a layer norm is dropped (approximate)",
+            lambda g, p: _layer_ok([i for i in g.hidden_layers if g.layers[i].norm is not None], p["layer"]),
+        ),
+        OperatorDef(
+            "add_gap", pooling.add_gap, (),
+            Preservation.NO, "head weights summed over positions: exact only for features constant over positions",
+            lambda g, _p: not g.gap and g.flatten_at > 0,
+        ),
+        OperatorDef("remove_gap", pooling.remove_gap, (), Preservation.YES, "head weights spread over positions",
+                    lambda g, _p: g.gap),
+        OperatorDef(
+            "set_pool", pooling.set_pool, (_LAYER, _int("pool", None, 1, optional=True)),
+            Preservation.NO, "a conv block's max-pool factor (null: another of 1-4); a flattening head is resampled",
+            lambda g, p: _layer_ok(pooling.pool_layers(g, p["pool"]), p["layer"]),
         ),
         OperatorDef(
             "mutate_weights", weights.mutate_weights, (_SIGMA, _num("rate", 1.0, 0.0, 1.0, "(]")),

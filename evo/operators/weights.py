@@ -13,14 +13,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from evo.genome import Genome
+from evo.genome import Genome, is_norm_stat
 from evo.operators._common import torch_generator
 
 __all__ = ["mutate_weights", "reset_weights"]
 
 
 def mutate_weights(genome: Genome, rng: np.random.Generator, sigma: float = 0.1, rate: float = 1.0) -> Genome:
-    """Add N(0, σ²) noise to a random fraction ``rate`` of all weights (biases and skips included).
+    """Add N(0, σ²) noise to a random fraction ``rate`` of all weights (biases, skips and norms' affine included;
+    BatchNorm's running statistics are state, left alone).
 
     Args:
         sigma: noise standard deviation (> 0).
@@ -31,6 +32,9 @@ def mutate_weights(genome: Genome, rng: np.random.Generator, sigma: float = 0.1,
     gen = torch_generator(rng)
     mutated = {}
     for name, w in genome.weights.items():
+        if is_norm_stat(name):
+            mutated[name] = w
+            continue
         noise = sigma * torch.randn(w.shape, generator=gen)
         if rate < 1.0:
             noise = noise * (torch.rand(w.shape, generator=gen) < rate)
@@ -40,4 +44,4 @@ def mutate_weights(genome: Genome, rng: np.random.Generator, sigma: float = 0.1,
 
 def reset_weights(genome: Genome, rng: np.random.Generator) -> Genome:
     """The same architecture with fresh PyTorch-default random weights (a restart, not a morphism)."""
-    return Genome.random(genome.input_shape, genome.layers, genome.skips, seed=int(rng.integers(2**62)))
+    return genome.reinitialised(seed=int(rng.integers(2**62)))

@@ -11,7 +11,7 @@ Two PyTorch details: ReLU's derivative at 0 is 0, so a zero-fan-in ReLU unit
 would never learn (the paper assumes σ'(0) = 1); such units get a tiny
 positive bias (:data:`RELU_BIAS`), putting them on ReLU's linear side at a
 cost of at most c·:data:`RELU_BIAS` in the output. GradMax needs Linear layers
-l and l+1; a conv layer falls back to zero fan-out growth (``zero``).
+l and l+1 (and no norm in l); other layers fall back to zero fan-out growth (``zero``).
 
 The other strategies (``zero``, ``split``, ``random``) are
 :func:`evo.operators.dropin.widen`.
@@ -37,9 +37,12 @@ RELU_BIAS = 1e-4
 
 
 def supports_gradmax(genome: Genome, layer: int) -> bool:
-    """GradMax is implemented for a Linear layer feeding a Linear layer."""
+    """GradMax is implemented for a Linear layer without a norm feeding a Linear layer.
+
+    (Under a norm, a zero-fan-in unit's constant output normalises to 0 in training mode: no gradient.)
+    """
     kinds = (genome.layers[layer].kind, genome.layers[layer + 1].kind)
-    return kinds == (LayerKind.LINEAR, LayerKind.LINEAR)
+    return kinds == (LayerKind.LINEAR, LayerKind.LINEAR) and genome.layers[layer].norm is None
 
 
 def gradmax_matrix(genome: Genome, layer: int, data: tuple[Tensor, Tensor]) -> Tensor:

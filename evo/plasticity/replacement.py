@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from evo.genome import Genome, init_uniform
+from evo.genome import Genome, init_uniform, norm_init
 from evo.plasticity.config import ReplacementConfig
 from evo.surgery import UnitParam, edit_units, to_rows, unit_params
 
@@ -43,7 +43,8 @@ def update_utility(utility: Tensor, activity: Tensor, fan_out: Tensor, decay: fl
 
 
 def reinitialise(genome: Genome, layer: int, units: Tensor, generator: torch.Generator) -> Genome:
-    """``units`` of ``layer`` with fresh fan-in (PyTorch's default init) and zero fan-out: function-preserving."""
+    """``units`` of ``layer`` with fresh fan-in (PyTorch's default init), fresh norm entries and zero fan-out:
+    function-preserving (a ``layer`` norm aside: its statistics span all channels)."""
     chosen = torch.zeros(genome.layers[layer].width, dtype=torch.bool)
     chosen[units] = True
     count = int(chosen.sum())
@@ -52,6 +53,8 @@ def reinitialise(genome: Genome, layer: int, units: Tensor, generator: torch.Gen
         rows = rows.clone()
         if param.fan == "in":
             rows[chosen] = init_uniform((count, rows.shape[1]), genome.fan_in(param.name), generator)
+        elif param.fan == "norm":
+            rows[chosen] = norm_init(param.name, count)[:, None]
         else:
             rows[chosen] = 0.0
         return rows

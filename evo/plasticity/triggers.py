@@ -35,9 +35,9 @@ def effective_rank(h: Tensor, epsilon: float) -> float:
     """NORTH's φ: the fraction of singular values of H/√n above ``epsilon``.
 
     Args:
-        h: activations ``(n, units)``, or ``(n, C, H, W)`` (each position a sample of the C channels).
+        h: activations ``(n, units)``, or ``(n, C, L)`` / ``(n, C, H, W)`` (each position a sample of the C channels).
     """
-    if h.dim() == 4:
+    if h.dim() > 2:
         h = h.movedim(1, -1).reshape(-1, h.shape[1])
     singular = torch.linalg.svdvals(h.double() / math.sqrt(h.shape[0]))
     return float((singular > epsilon).sum()) / h.shape[1]

@@ -50,3 +50,18 @@ def max_delta(a: Genome, b: Genome, x: torch.Tensor) -> float:
 
 def rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
+
+
+def make_cnn1d() -> Genome:
+    """Conv1d blocks on a (C, L) signal, batch norms, a skip and a global-average-pooled head."""
+    layers = [
+        LayerSpec(CONV, 4, kernel_size=5, pool=2, norm="batch"),
+        LayerSpec(CONV, 3),
+        LayerSpec(CONV, 4, norm="batch"),
+        LayerSpec(LINEAR, 5, norm="batch"),
+        LayerSpec(LINEAR, 3, "identity"),
+    ]
+    genome = randomise_skips(Genome.random((2, 12), layers, skips=[(0, 2)], seed=3, gap=True))
+    gen = torch.Generator().manual_seed(3)  # non-trivial norm statistics and affine
+    weights = {k: (v + 0.5 * torch.rand(v.shape, generator=gen) if k.startswith("norms.") else v) for k, v in genome.weights.items()}
+    return genome.with_weights(weights)

@@ -26,6 +26,12 @@ SPECS = [
     {"op": "prune_neurons", "amount": 1, "importance": "activation"},
     {"op": "remove_layer"},
     {"op": "set_dropout", "p": 0.2},
+    {"op": "add_norm", "kind": "batch"},
+    {"op": "add_norm", "kind": "layer"},
+    {"op": "remove_norm"},
+    {"op": "add_gap"},
+    {"op": "remove_gap"},
+    {"op": "set_pool"},
     {"op": "mutate_weights", "sigma": 0.05, "rate": 0.5},
     {"op": "reset_weights"},
 ]
@@ -33,16 +39,19 @@ SPECS = [
 
 @st.composite
 def genomes(draw: st.DrawFn) -> Genome:
+    """Conv2d on images, Conv1d on signals or flat inputs, or an MLP; with norms, gap and skips drawn too."""
     seed = draw(st.integers(0, 2**16))
-    convs = draw(st.lists(st.tuples(st.integers(1, 4), st.sampled_from([1, 3]), st.sampled_from([1, 2])), max_size=2))
-    dense = draw(st.lists(st.integers(1, 6), max_size=3))
-    layers = [LayerSpec(LayerKind.CONV, c, kernel_size=k, pool=p) for c, k, p in convs]
-    layers += [LayerSpec(LayerKind.LINEAR, w, draw(st.sampled_from(["relu", "tanh", "identity"]))) for w in dense]
+    norms = st.sampled_from([None, "batch", "layer"])
+    convs = draw(st.lists(st.tuples(st.integers(1, 4), st.sampled_from([1, 3]), st.sampled_from([1, 2]), norms), max_size=2))
+    dense = draw(st.lists(st.tuples(st.integers(1, 6), norms), max_size=3))
+    layers = [LayerSpec(LayerKind.CONV, c, kernel_size=k, pool=p, norm=n) for c, k, p, n in convs]
+    layers += [LayerSpec(LayerKind.LINEAR, w, draw(st.sampled_from(["relu", "tanh", "identity"])), norm=n) for w, n in dense]
     layers.append(LayerSpec(LayerKind.LINEAR, 3, "identity"))
-    shape = (2, 4, 4) if convs or draw(st.booleans()) else (5,)
-    skeleton = Genome(shape, tuple(layers))
+    shape = draw(st.sampled_from([(2, 4, 4), (2, 6), (6,)] if convs else [(2, 4, 4), (2, 6), (5,)]))
+    gap = bool(convs) and draw(st.booleans())
+    skeleton = Genome(shape, tuple(layers), gap=gap)
     skips = [e for e in candidate_skips(skeleton) if draw(st.booleans())]
-    return Genome.random(shape, layers, skips, seed=seed)
+    return Genome.random(shape, layers, skips, seed=seed, gap=gap)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
