@@ -52,15 +52,31 @@ class InitConfig(BaseModel):
     )
     hidden: list[int] = Field(default_factory=lambda: [32], description="Hidden Linear widths of the starting network.")
     channels: list[int] = Field(
-        default_factory=list, description="Conv channels of the starting network (needs an image-shaped input)."
+        default_factory=list,
+        description="Conv channels of the starting network: Conv2d blocks for an image input (C, H, W), Conv1d "
+        "for a signal (C, L) or a flat input (L,) read as one channel.",
     )
     kernel_size: int = Field(3, ge=1, description="Conv kernel size (odd).")
     pool: int = Field(2, ge=1, description="Max-pool factor after each conv block.")
+    norm: Literal["batch", "layer"] | None = Field(
+        None, description="Normalisation of every hidden layer of the starting network (batch: BatchNorm; layer: "
+        "GroupNorm with one group, i.e. LayerNorm); null = none (the add_norm operator can add them later)."
+    )
+    gap: bool = Field(
+        False, description="Global average pooling of the last conv block's output before the first Linear layer "
+        "instead of flattening it (needs `channels`)."
+    )
     activation: str = Field("relu", description="Activation of the hidden layers.")
     min_layers: int = Field(1, ge=0, description="random: fewest hidden Linear layers.")
     max_layers: int = Field(3, ge=0, description="random: most hidden Linear layers.")
     min_width: int = Field(8, ge=1, description="random: narrowest hidden layer.")
     max_width: int = Field(128, ge=1, description="random: widest hidden layer.")
+
+    @model_validator(mode="after")
+    def _check(self) -> InitConfig:
+        if self.gap and not self.channels:
+            raise ValueError("gap needs conv layers: set channels")
+        return self
 
 
 class HalvingConfig(BaseModel):

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from evo.backends import Backend
 from evo.config import EvoConfig
+from evo.errors import ConfigError
 from evo.genome import Genome, LayerKind, LayerSpec
 from evo.hyper import initial_hparams, perturb
 from evo.operators import Operator
@@ -189,12 +190,14 @@ class Evolution:
             depth = int(rng.integers(init.min_layers, init.max_layers + 1))
             hidden = [int(w) for w in rng.integers(init.min_width, init.max_width + 1, size=depth)]
         shape, out = self.task.input_shape, self.task.output_size
-        layers = [LayerSpec(LayerKind.CONV, c, init.activation, 0.0, init.kernel_size, init.pool) for c in init.channels]
-        layers += [LayerSpec(LayerKind.LINEAR, w, init.activation) for w in hidden]
+        layers = [LayerSpec(LayerKind.CONV, c, init.activation, 0.0, init.kernel_size, init.pool, init.norm)
+                  for c in init.channels]
+        layers += [LayerSpec(LayerKind.LINEAR, w, init.activation, norm=init.norm) for w in hidden]
         layers.append(LayerSpec(LayerKind.LINEAR, out, "identity"))
-        if init.channels and len(shape) != 3:
-            raise ValueError(f"evolution.init.channels needs an image-shaped input, but the task's input is {shape}")
-        return Genome.random(shape, layers, seed=seed)
+        try:
+            return Genome.random(shape, layers, seed=seed, gap=init.gap)
+        except ValueError as err:
+            raise ConfigError(f"evolution.init: no network of this shape fits the task's input {shape}: {err}") from None
 
     def _newborn(self, genome: Genome, parents: tuple[int, ...], operators: tuple[str, ...], generation: int) -> Individual:
         ind = Individual(self.next_id, genome, parents, operators, generation)

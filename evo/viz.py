@@ -159,8 +159,9 @@ def _layer_change(parent: Genome, child: Genome, a: int | None, b: int | None) -
         return LayerChange(a, b, Change.REMOVED, killed=parent.layers[a].width)
     old, new = parent.layers[a], child.layers[b]
     notes = tuple(
-        f"{name} {getattr(old, name):g}→{getattr(new, name):g}" if name != "activation" else f"{old.activation}→{new.activation}"
-        for name in ("activation", "dropout", "kernel_size", "pool")
+        f"{name} {getattr(old, name):g}→{getattr(new, name):g}" if name not in ("activation", "norm")
+        else f"{old.activation}→{new.activation}" if name == "activation" else f"norm {old.norm or 'none'}→{new.norm or 'none'}"
+        for name in ("activation", "norm", "dropout", "kernel_size", "pool")
         if getattr(old, name) != getattr(new, name)
     )
     delta = new.width - old.width
@@ -210,8 +211,10 @@ def _to_text(root: ET.Element) -> str:
 # ------------------------------------------------------------------ architecture
 def _layer_lines(genome: Genome, i: int, lc: LayerChange | None) -> list[tuple[str, str]]:
     spec = genome.layers[i]
-    head = f"L{i} conv {spec.kernel_size}×{spec.kernel_size}" if spec.kind is LayerKind.CONV else f"L{i} linear"
-    extras = [spec.activation] + ([f"pool {spec.pool}"] if spec.pool > 1 else []) + ([f"dropout {spec.dropout:g}"] if spec.dropout else [])
+    kernel = "×".join([str(spec.kernel_size)] * genome.rank)
+    head = f"L{i} conv {kernel}" if spec.kind is LayerKind.CONV else f"L{i} linear"
+    extras = ([f"{spec.norm} norm"] if spec.norm else []) + [spec.activation] + ([f"pool {spec.pool}"] if spec.pool > 1 else [])
+    extras += [f"dropout {spec.dropout:g}"] if spec.dropout else []
     if lc is not None and lc.change is Change.REMOVED:
         head = f"removed parent L{i}"
     lines = [(head + (" (out)" if i == genome.num_layers - 1 else ""), ""), (f"width {spec.width}", ""), (" · ".join(extras), "")]
@@ -258,8 +261,8 @@ def architecture_svg(genome: Genome, parent: Genome | None = None) -> str:
         x = 20 + k * (_BOX_W + _GAP) + _BOX_W
         _path(root, f"M{x:g},{top + _BOX_H / 2:g} H{x + _GAP - 2:g}", "edge")
         child_index = slots[k].child if k < len(slots) else None
-        if child_index == genome.flatten_at and len(genome.input_shape) == 3:
-            _text(root, x + _GAP / 2, top + _BOX_H / 2 - 6, "flatten", anchor="middle")
+        if child_index == genome.flatten_at and (child_index > 0 or len(genome.input_shape) > 1):
+            _text(root, x + _GAP / 2, top + _BOX_H / 2 - 6, "gap" if genome.gap else "flatten", anchor="middle")
     for s, d, cls, title in arcs:
         x1, x2 = x_of[s] + _BOX_W / 2, x_of[d] + _BOX_W / 2
         rise = top - 24 - 14 * (d - s)

@@ -55,7 +55,27 @@ def tiny_genome() -> Genome:
     return Genome.mlp(3, [], 2, seed=3)
 
 
-GENOMES = {"mlp": mlp_genome, "cnn": cnn_genome, "tiny": tiny_genome}
+def cnn1d_genome() -> Genome:
+    """Conv1d on a (C, L) signal with a batch norm (trained-looking statistics), a layer norm, a skip and gap."""
+    layers = [
+        LayerSpec(CONV, 4, "relu", 0.1, 5, 2, "batch"),
+        LayerSpec(CONV, 6, "relu", 0.0, 3, 1, "layer"),
+        LayerSpec(CONV, 4, "relu", 0.0, 3, 1),
+        LayerSpec(LINEAR, 8, "relu", 0.0, norm="batch"),
+        LayerSpec(LINEAR, 5, "identity"),
+    ]
+    genome = Genome.random((3, 20), layers, skips=[(0, 2)], seed=4, gap=True)
+    gen = torch.Generator().manual_seed(4)
+    return genome.with_weights({k: v + torch.rand(v.shape, generator=gen) if k.startswith("norms.") else v
+                                for k, v in genome.weights.items()})
+
+
+def flat_conv_genome() -> Genome:
+    """Conv1d reading a flat (L,) input as one channel, flattened into the head."""
+    return Genome.cnn((12,), channels=(3,), hidden=(4,), output_size=2, seed=5)
+
+
+GENOMES = {"mlp": mlp_genome, "cnn": cnn_genome, "tiny": tiny_genome, "cnn1d": cnn1d_genome, "flat_conv": flat_conv_genome}
 
 
 def reference(genome: Genome, x: torch.Tensor) -> torch.Tensor:
@@ -89,7 +109,7 @@ def test_state_dict_export_is_plain_weights_only_torch_load(tmp_path: Path) -> N
     assert set(data["weights"]) == set(genome.weights)
 
 
-@pytest.mark.parametrize("kind", ["cnn", "mlp"])  # the dynamo exporter takes seconds per model
+@pytest.mark.parametrize("kind", ["cnn", "cnn1d", "mlp"])  # the dynamo exporter takes seconds per model
 def test_onnx_matches_onnxruntime(tmp_path: Path, kind: str) -> None:
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")

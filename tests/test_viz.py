@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -174,3 +175,13 @@ def test_plots_reject_bad_input(tmp_path: Path, family: dict[int, Individual]) -
         plot_pareto(family.values(), ("accuracy",), tmp_path / "p.png")
     with pytest.raises(ValueError, match="no evaluated individual"):
         plot_pareto(family.values(), ("accuracy", "latency"), tmp_path / "p.png")
+
+
+def test_architecture_svg_shows_conv1d_norms_gap_and_their_changes() -> None:
+    layers = [LayerSpec(CONV, 6, "relu", 0.0, 5, 2, "batch"), LayerSpec(LINEAR, 4, "identity")]
+    parent = Genome.random((1, 40), layers, gap=True)
+    child = parent.replace(layers=(dataclasses.replace(layers[0], norm=None), layers[1]), weights={}).reinitialised(0)
+    words = texts(architecture_svg(child, parent=parent))
+    for expected in ("1×40", "L0 conv 5", "relu · pool 2", "gap", "norm batch→none"):
+        assert expected in words, expected
+    assert "batch norm · relu · pool 2" in texts(architecture_svg(parent))

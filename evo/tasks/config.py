@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["ContinualTaskConfig", "ControlTaskConfig", "CustomTaskConfig", "SupervisedTaskConfig", "TaskConfig", "XorTaskConfig", "build_task"]
 
 DatasetName = Literal[
-    "digits", "iris", "wine", "breast_cancer", "synthetic", "mnist", "fashion_mnist", "cifar10", "npz", "csv"
+    "digits", "iris", "wine", "breast_cancer", "synthetic", "mnist1d", "mnist", "fashion_mnist", "cifar10", "npz", "csv"
 ]
 ObjectiveName = Literal["val_accuracy", "val_loss", "params", "flops"]
 #: datasets read from ``path``: a folder (torchvision formats) or a file.
@@ -39,7 +39,8 @@ class SupervisedTaskConfig(BaseModel):
     dataset: DatasetName = Field(
         "digits",
         description="digits/iris/wine/breast_cancer: scikit-learn's bundled sets; synthetic: make_classification; "
-        "mnist/fashion_mnist/cifar10: torchvision-format files in the folder `path` (never downloaded); "
+        "mnist1d: MNIST-1D's 4,000/1,000 signals of length 40, generated locally (pip install "
+        "'neuroplastic-evo[mnist1d]'); mnist/fashion_mnist/cifar10: torchvision-format files in the folder `path` (never downloaded); "
         "npz/csv: the file `path`.",
     )
     path: str | None = Field(None, description="Folder (mnist, fashion_mnist, cifar10) or file (npz, csv) to read.")
@@ -49,7 +50,8 @@ class SupervisedTaskConfig(BaseModel):
     target: str | int | None = Field(None, description="csv: the target column, by name or index; null = the last.")
     as_image: bool = Field(
         False,
-        description="Keep samples image-shaped (C, H, W) for conv layers, e.g. digits as (1, 8, 8); else flatten.",
+        description="Keep samples shaped for conv layers: images (C, H, W), e.g. digits as (1, 8, 8), signals "
+        "(C, L), e.g. mnist1d as (1, 40); else flatten.",
     )
     standardize: bool | None = Field(
         None,
@@ -69,8 +71,9 @@ class SupervisedTaskConfig(BaseModel):
         0,
         ge=0,
         le=4,
-        description="Image data: add copies of the training split shifted by up to this many pixels (zero fill), "
-        "(2n+1)² times the training samples, memory and steps per epoch; 0 = none. Validation and test stay as they are.",
+        description="Image or signal data: add copies of the training split shifted by up to this many positions "
+        "along each position axis longer than 1 (zero fill): (2n+1)² times the training samples, memory and steps "
+        "per epoch for images, (2n+1) times for signals; 0 = none. Validation and test stay as they are.",
     )
     split_seed: int = Field(
         0, description="Seed of the (stratified) train/validation/test split and of synthetic data."

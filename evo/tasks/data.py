@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+import itertools
+import random
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from sklearn import datasets as skd
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 
+from evo.errors import DataError
 from evo.preprocessing import Preprocessing
 from evo.tasks.readers import Arrays, read_cifar10, read_csv, read_mnist, read_npz
 
@@ -36,6 +39,8 @@ __all__ = ["SplitData", "clear_cache", "load_dataset", "shift_augment", "split_i
 _TABULAR = frozenset({"iris", "wine", "breast_cancer", "synthetic", "csv"})
 #: the value range of a dataset's raw features, mapped to [0, 1] (``uint8`` pixels: 255).
 _SCALES = {"digits": 16.0}
+#: datasets of 1-D signals: samples ``(C, L)``, where other 3-D arrays are grey images ``(H, W)``.
+_SIGNALS = frozenset({"mnist1d"})
 _CACHE_SIZE = 4
 _cache: OrderedDict[str, SplitData] = OrderedDict()
 
@@ -45,7 +50,7 @@ class SplitData:
     """A dataset split three ways, as tensors (``float32`` inputs; ``int64`` labels or ``float32`` targets).
 
     Attributes:
-        input_shape: shape of one sample, ``(features,)`` or ``(C, H, W)``.
+        input_shape: shape of one sample, ``(features,)``, ``(C, L)`` or ``(C, H, W)``.
         num_classes: number of classes, or ``None`` for regression (targets are ``(n, k)``).
         preprocessing: how the raw samples became these inputs and what the class indices stand for
             (exports put it in front of the network).
@@ -103,11 +108,15 @@ def _build(cfg: SupervisedTaskConfig) -> SplitData:
     source = cfg.path or cfg.dataset
     classification = cfg.problem == "classification"
     y_all, classes = _encode_targets(arrays, classification, source)
+    signal = cfg.dataset in _SIGNALS
+    shift_axes = _shift_axes(arrays.x, signal)
     if cfg.augment_shift and arrays.x.ndim < 3:
         raise ValueError(
-            f"task.augment_shift: {source} has flat features {arrays.x.shape[1:]}; "
-            "shifting needs images (digits, mnist, fashion_mnist, cifar10, or npz samples shaped (H, W) / (C, H, W))"
+            f"task.augment_shift: {source} has flat features {arrays.x.shape[1:]}; shifting needs images (digits, "
+            "mnist, fashion_mnist, cifar10, or npz samples shaped (H, W) / (C, H, W)) or signals (mnist1d)"
         )
+    if cfg.augment_shift and not shift_axes:
+        raise DataError(f"task.augment_shift: {source}'s samples {arrays.x.shape[1:]} have no position axis longer than 1")
     if arrays.x_test is None:  # no shipped test split: hold one out
         train, test = split_indices(y_all[0], cfg.test_fraction, cfg.split_seed, classification)
         x_train, y_train, x_test, y_test = arrays.x[train], y_all[0][train], arrays.x[test], y_all[0][test]
@@ -119,9 +128,9 @@ def _build(cfg: SupervisedTaskConfig) -> SplitData:
         fit = fit[keep]
     x_fit, y_fit = x_train[fit], y_train[fit]
     if cfg.augment_shift:
-        x_fit = shift_augment(x_fit, cfg.augment_shift)
+        x_fit = shift_augment(x_fit, cfg.augment_shift, shift_axes)
         y_fit = np.tile(y_fit, (len(x_fit) // len(y_fit),) + (1,) * (y_fit.ndim - 1))
-    xs = [_as_samples(x, cfg.as_image) for x in (x_fit, x_train[val], x_test)]
+    xs = [_as_samples(x, cfg.as_image, signal) for x in (x_fit, x_train[val], x_test)]
     mean = std = None
     if cfg.standardize if cfg.standardize is not None else cfg.dataset in _TABULAR:
         mean, std = xs[0].mean(axis=0), xs[0].std(axis=0)
@@ -168,6 +177,7 @@ def _read(cfg: SupervisedTaskConfig) -> tuple[Arrays, float]:
         "wine": lambda: _sklearn(skd.load_wine()),
         "breast_cancer": lambda: _sklearn(skd.load_breast_cancer()),
         "synthetic": lambda: _synthetic(cfg),
+        "mnist1d": _mnist1d,
         "mnist": lambda: read_mnist(Path(str(cfg.path)), "MNIST"),
         "fashion_mnist": lambda: read_mnist(Path(str(cfg.path)), "FashionMNIST"),
         "cifar10": lambda: read_cifar10(Path(str(cfg.path))),
@@ -182,23 +192,26 @@ def _read(cfg: SupervisedTaskConfig) -> tuple[Arrays, float]:
     return arrays, scale
 
 
-def shift_augment(x: np.ndarray, radius: int) -> np.ndarray:
-    """Images ``(n, …, H, W)`` and their copies shifted by every (dy, dx) within ``radius`` pixels, zero-filled.
+def shift_augment(x: np.ndarray, radius: int, axes: tuple[int, ...] = (-2, -1)) -> np.ndarray:
+    """Samples and their copies shifted by every offset within ``radius`` along ``axes``, zero-filled.
 
-    ``(2·radius + 1)²`` times the samples, shift-major (the copies of sample ``i`` are ``i + k·n``).
-    Small translations are label-preserving for digit-like images and the cheapest way to stop
-    a small network from memorising pixel positions — on the 8×8 digits it is worth about a point
-    of test accuracy to an MLP.
+    ``axes``: the position axes — ``(-2, -1)`` for images ``(n, …, H, W)``, ``(-1,)`` for signals
+    ``(n, C, L)``; an axis of length 1 is never shifted (a shift there would only blank the sample).
+    ``(2·radius + 1)^k`` times the samples for ``k`` shifted axes, shift-major (the copies of sample
+    ``i`` are ``i + j·n``; for images the offsets (dy, dx) in row-major order). Small translations are
+    label-preserving for digit-like images and the cheapest way to stop a small network from memorising
+    pixel positions — on the 8×8 digits it is worth about a point of test accuracy to an MLP.
     """
-    height, width = x.shape[-2:]
+    axes = tuple(a for a in axes if x.shape[a] > 1)
     copies = []
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            shifted = np.zeros_like(x)
-            shifted[..., max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = (
-                x[..., max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0)]
-            )
-            copies.append(shifted)
+    for offsets in itertools.product(range(-radius, radius + 1), repeat=len(axes)):
+        target, source = [slice(None)] * x.ndim, [slice(None)] * x.ndim
+        for axis, d in zip(axes, offsets, strict=True):
+            kept = max(x.shape[axis] - abs(d), 0)
+            target[axis], source[axis] = slice(max(d, 0), max(d, 0) + kept), slice(max(-d, 0), max(-d, 0) + kept)
+        shifted = np.zeros_like(x)
+        shifted[tuple(target)] = x[tuple(source)]
+        copies.append(shifted)
     return np.concatenate(copies)
 
 
@@ -207,10 +220,38 @@ def _scaled(x: np.ndarray, scale: float) -> np.ndarray:
     return x.astype(np.float32) / np.float32(scale)
 
 
+def _shift_axes(x: np.ndarray, signal: bool) -> tuple[int, ...]:
+    """The position axes of samples ``x`` longer than 1: a signal's L, an image's H and W; none for flat features."""
+    axes = (-1,) if signal else (-2, -1) if x.ndim >= 3 else ()
+    return tuple(a for a in axes if x.shape[a] > 1)
+
+
 def _sklearn(bunch: skd._base.Bunch, image: tuple[int, ...] | None = None) -> Arrays:
     """A bundled scikit-learn set; ``image``: the per-sample image shape its rows flatten."""
     x = np.asarray(bunch.data, dtype=np.float32)
     return Arrays(x.reshape(-1, *image) if image else x, np.asarray(bunch.target))
+
+
+def _mnist1d() -> Arrays:
+    """MNIST-1D (Greydanus & Kobak, ICML 2024) as ``(n, 1, 40)`` signals: 4,000 training and 1,000 test samples.
+
+    Generated here by the ``mnist1d`` package's ``make_dataset`` with its default arguments (seed 42),
+    never downloaded (its ``get_dataset`` would fetch a pickle). ``make_dataset`` seeds the global
+    ``random`` and ``numpy`` generators; their state is restored afterwards, so loading the data
+    changes no one else's random stream. About a second: the per-process cache is enough.
+    """
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError:
+        raise DataError("task.dataset mnist1d needs the mnist1d package: pip install 'neuroplastic-evo[mnist1d]'") from None
+    saved = random.getstate(), np.random.get_state()
+    try:
+        data = make_dataset(get_dataset_args())
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+    signals = [np.asarray(data[k], dtype=np.float32)[:, None, :] for k in ("x", "x_test")]
+    return Arrays(signals[0], np.asarray(data["y"]), signals[1], np.asarray(data["y_test"]))
 
 
 def _synthetic(cfg: SupervisedTaskConfig) -> Arrays:
@@ -226,8 +267,10 @@ def _synthetic(cfg: SupervisedTaskConfig) -> Arrays:
     return Arrays(x.astype(np.float32), y)
 
 
-def _as_samples(x: np.ndarray, as_image: bool) -> np.ndarray:
-    """Samples as ``(n, features)``, or ``(n, C, H, W)`` when image-shaped input is wanted."""
+def _as_samples(x: np.ndarray, as_image: bool, signal: bool = False) -> np.ndarray:
+    """Samples as ``(n, features)``, or ``(n, C, H, W)`` / signals ``(n, C, L)`` when shaped input is wanted."""
+    if signal:
+        return x if as_image else x.reshape(len(x), -1)
     if x.ndim == 3:  # (n, H, W): grey images
         x = x[:, None]
     if not as_image or x.ndim == 2:

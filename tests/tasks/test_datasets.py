@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from evo.errors import DataError
 from evo.tasks.config import SupervisedTaskConfig
 from evo.tasks.data import clear_cache, load_dataset, shift_augment, split_indices
 
@@ -179,3 +181,44 @@ def test_missing_files_are_named(tmp_path: Path) -> None:
         load_dataset(cfg(dataset="npz", path=str(tmp_path / "missing.npz")))
     with pytest.raises(ValueError, match="train-images-idx3-ubyte"):
         load_dataset(cfg(dataset="fashion_mnist", path=str(tmp_path)))
+
+
+def test_shift_augment_never_shifts_along_a_length_one_axis() -> None:
+    rows = np.arange(1, 11, dtype=np.float32).reshape(2, 1, 1, 5)  # images of height 1
+    out = shift_augment(rows, 1)
+    assert out.shape == (6, 1, 1, 5)  # 3 horizontal shifts, no vertical ones
+    assert (np.abs(out).sum(axis=(1, 2, 3)) > 0).all()  # no sample blanked
+    assert np.array_equal(out[2:4], rows) and np.array_equal(out[4, 0, 0], [0, 1, 2, 3, 4])
+    signals = np.arange(1, 7, dtype=np.float32).reshape(1, 2, 3)  # (n, C, L): shifted along L only
+    assert np.array_equal(shift_augment(signals, 1, axes=(-1,))[0], [[2, 3, 0], [5, 6, 0]])
+
+
+def test_augment_shift_refuses_samples_with_nothing_to_shift(tmp_path: Path) -> None:
+    np.savez(tmp_path / "dots.npz", x=np.ones((20, 1, 1, 1), dtype=np.float32), y=np.arange(20) % 2)
+    with pytest.raises(ValueError, match=r"augment_shift: .*dots.npz's samples \(1, 1, 1\) have no position axis"):
+        load_dataset(cfg(dataset="npz", path=str(tmp_path / "dots.npz"), augment_shift=1))
+
+
+def test_mnist1d_is_generated_locally_with_the_papers_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("mnist1d")
+    import socket
+
+    def no_network(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("mnist1d must not touch the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    state = np.random.get_state()[1].copy()
+    data = load_dataset(cfg(dataset="mnist1d", as_image=True, val_fraction=0.25))
+    assert np.array_equal(np.random.get_state()[1], state)  # the package seeds numpy's global generator: restored
+    assert data.input_shape == (1, 40) and data.num_classes == 10
+    assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (3000, 1000, 1000)
+    assert torch.bincount(data.y_test, minlength=10).min() > 50
+    flat = load_dataset(cfg(dataset="mnist1d", val_fraction=0.25, augment_shift=2))
+    assert flat.input_shape == (40,) and len(flat.x_train) == 5 * 3000  # signals shift along L only
+    assert torch.equal(flat.x_train[2 * 3000:3 * 3000], data.x_train.flatten(1))
+
+
+def test_mnist1d_without_its_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mnist1d.data", None)  # import fails as if not installed
+    with pytest.raises(DataError, match=r"pip install 'neuroplastic-evo\[mnist1d\]'"):
+        load_dataset(cfg(dataset="mnist1d", split_seed=99))
