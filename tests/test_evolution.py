@@ -10,6 +10,7 @@ import torch
 
 from evo.backends import SerialBackend
 from evo.config import load_config
+from evo.errors import ConfigError
 from evo.evolution import Evolution, build_operators, derive_seed
 from evo.operators.registry import make_operator
 from evo.selection import non_dominated_fronts, scores
@@ -164,3 +165,12 @@ def test_restore_after_a_crash_between_log_and_checkpoint(tmp_path: Path) -> Non
         i: ind.objectives for i, ind in straight.individuals.items()}
     records = store.records(store.latest_checkpoint())
     assert len(records) == len({r["id"] for r in records}) == len(straight.individuals)
+
+
+def test_conv_init_reads_a_flat_input_as_a_signal() -> None:
+    result = evolution("evolution.generations=0", "evolution.init.channels=[3]", "evolution.init.pool=2",
+                       "evolution.init.norm=batch", "evolution.init.gap=true", task=ToyTask(inputs=12)).run()
+    genome = result.best.genome
+    assert genome.input_shape == (12,) and str(genome) == "12→conv3:3→bn→relu→pool2→gap→4→bn→relu→2"
+    with pytest.raises(ConfigError, match=r"evolution.init: .*input \(12,\).*below 1×1"):
+        evolution("evolution.init.channels=[2, 2, 2, 2]", task=ToyTask(inputs=12)).run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,33 @@ def test_gather_refuses_an_empty_layer() -> None:
     with pytest.raises(ValueError, match="no units left"):
         gather_units(Genome.mlp(3, (2,), 2), 0, [])
     assert math.prod(gather_units(Genome.mlp(3, (2,), 2), 0, [1, 1, 0]).weights["layers.1.weight"].shape) == 6
+
+
+def test_conv1d_blocks_on_signals_and_on_flat_inputs() -> None:
+    g = Genome.cnn((1, 20), channels=(4,), hidden=(), output_size=3, kernel_size=5, pool=2, seed=0)
+    assert isinstance(g.to_module().layers[0], torch.nn.Conv1d) and g.weights["layers.0.weight"].shape == (4, 1, 5)
+    assert g.rank == 1 and g.spatial(0) == (10,) and g.flatten_block(1) == 10
+    assert str(g) == "1×20→conv5:4→relu→pool2→flatten→3"
+    flat = Genome.random((20,), g.layers).with_weights(g.weights)  # a flat input is read as one channel
+    x = torch.randn(5, 20, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(_out(flat, x), _out(g, x[:, None])) and str(flat) == "20→conv5:4→relu→pool2→flatten→3"
+
+
+def test_norms_and_gap_live_in_the_module_and_round_trip(tmp_path: Path) -> None:
+    layers = [LayerSpec(CONV, 4, norm="batch"), LayerSpec(CONV, 3, norm="layer"), LayerSpec(LINEAR, 2, "identity")]
+    g = Genome.random((1, 6, 6), layers, gap=True, seed=0)
+    net = g.to_module()
+    assert isinstance(net.norms["0"], torch.nn.BatchNorm2d) and isinstance(net.norms["1"], torch.nn.GroupNorm)
+    assert g.weights["layers.2.weight"].shape == (2, 3)  # gap: one head column per channel
+    assert g.num_params() == sum(p.numel() for p in net.parameters())  # running statistics are state, not parameters
+    assert str(g) == "1×6×6→conv3:4→bn→relu→conv3:3→ln→relu→gap→2"
+    net(torch.randn(8, 1, 6, 6, generator=torch.Generator().manual_seed(0)) * 3 + 1)  # training mode: stats move
+    trained = g.from_module(net)
+    assert not torch.equal(trained.weights["norms.0.running_mean"], g.weights["norms.0.running_mean"])
+    trained.save(tmp_path / "g.pt")
+    for copy in (Genome.load(tmp_path / "g.pt"), pickle.loads(pickle.dumps(trained))):
+        assert copy.gap and copy.to_dict() == trained.to_dict() and torch.equal(_out(copy, _x(g)), _out(trained, _x(g)))
+    with pytest.raises(ValueError, match="gap .* needs a conv layer"):
+        Genome.random((4,), [LayerSpec(LINEAR, 2, "identity")], gap=True)
+    with pytest.raises(ValueError, match="unknown norm 'instance'"):
+        LayerSpec(CONV, 2, norm="instance")
