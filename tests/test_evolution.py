@@ -174,3 +174,17 @@ def test_conv_init_reads_a_flat_input_as_a_signal() -> None:
     assert genome.input_shape == (12,) and str(genome) == "12→conv3:3→bn→relu→pool2→gap→4→bn→relu→2"
     with pytest.raises(ConfigError, match=r"evolution.init: .*input \(12,\).*below 1×1"):
         evolution("evolution.init.channels=[2, 2, 2, 2]", task=ToyTask(inputs=12)).run()
+
+
+def test_the_mnist1d_config_evolves_conv1d_networks(tmp_path: Path) -> None:
+    pytest.importorskip("mnist1d")
+    from evo.evolution import run_evolution
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "configs" / "mnist1d_cnn.yaml", [
+        "backend.kind=serial", "evolution.generations=2", "evolution.population_size=2", "evolution.mutations=3",
+        "task.max_train_samples=200", "plasticity.epochs=1"])
+    result = run_evolution(cfg, run_dir=tmp_path / "run")
+    assert str(result.best.genome).startswith("1×40→conv5:") and result.best.genome.gap
+    assert len(result.individuals) == 6 and all(i.evaluation and i.evaluation.ok for i in result.individuals.values())
+    assert result.test and all(0.0 <= t["test_accuracy"] <= 1.0 for t in result.test.values())

@@ -64,7 +64,11 @@ class Operator(ABC):
 
     @property
     def preserves_function(self) -> bool:
-        """True when, with these parameters, the output is always exactly preserved."""
+        """True when, with these parameters, the output is always exactly preserved (in eval mode).
+
+        One exception: a layer with a ``layer`` norm normalises each sample over all its channels, so
+        widening it changes every channel's output even when the new units' own fan-out is zero.
+        """
         return False
 
     def __str__(self) -> str:

@@ -98,7 +98,7 @@ OPERATORS: dict[str, OperatorDef] = {
         OperatorDef(
             "widen", dropin.widen,
             (_LAYER, _int("k", 1, 1), _choice("init", "zero", dropin.WIDEN_INITS), _num("noise", 0.0, 0.0, float("inf"), "[)")),
-            Preservation.CONDITIONAL, "exact for init zero/split without noise; random is not",
+            Preservation.CONDITIONAL, "exact for init zero/split without noise (in a layer without a layer norm); random is not",
             lambda g, p: _layer_ok(g.hidden_layers, p["layer"]),
             lambda p: p["init"] != "random" and p["noise"] == 0,
         ),
