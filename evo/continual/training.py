@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from evo.continual.config import LearnerConfig
 from evo.plasticity.optim import fusable
+from evo.plasticity.trainer import epoch_batches, steps_per_epoch
 
 __all__ = ["Hold", "accuracy", "class_targets", "fit", "make_optimizer", "predict"]
 
@@ -68,14 +69,14 @@ def fit(
     Returns:
         The number of optimiser steps taken.
     """
-    per_epoch = math.ceil(len(x) / cfg.batch_size)
+    per_epoch = steps_per_epoch(len(x), cfg.batch_size)
     total = steps if steps is not None else (cfg.epochs if epochs is None else epochs) * per_epoch
     optimizer = make_optimizer(net.parameters() if params is None else params, cfg)
     targets = class_targets(y, classes)
     net.train()
     for step in range(total):
         if step % per_epoch == 0:
-            order = torch.randperm(len(x), generator=gen).split(cfg.batch_size)
+            order = epoch_batches(torch.randperm(len(x), generator=gen), cfg.batch_size)
         batch = order[step % per_epoch]
         optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(net(x[batch])[:, classes], targets[batch])

@@ -34,7 +34,7 @@ from evo.plasticity.config import PlasticityConfig
 from evo.plasticity.schedule import Schedule
 from evo.plasticity.state import PlasticNet
 
-__all__ = ["Diverged", "TrainResult", "train"]
+__all__ = ["Diverged", "TrainResult", "epoch_batches", "steps_per_epoch", "train"]
 
 LOSSES = ("cross_entropy", "mse")
 
@@ -97,8 +97,8 @@ def train(
     if genome.hparams:
         config = config.model_validate({**config.model_dump(), **genome.hparams})
     y = y.long().reshape(len(y)) if loss == "cross_entropy" else y.float()  # task_loss picks the loss by dtype
-    steps_per_epoch = math.ceil(len(x) / config.batch_size)
-    total = config.epochs * steps_per_epoch if steps is None else steps
+    per_epoch = steps_per_epoch(len(x), config.batch_size)
+    total = config.epochs * per_epoch if steps is None else steps
     # nn.Dropout (and any library code) draws from torch's global generator: fork it (restored on
     # exit) and seed the fork, so training is reproducible per seed without seeding any global.
     cuda = [torch.device(device).index or 0] if device.startswith("cuda") else []
@@ -106,7 +106,7 @@ def train(
         torch.default_generator.manual_seed(seed)  # torch.manual_seed would also queue a lazy CUDA seeding
         if cuda:
             torch.cuda.manual_seed_all(seed)
-        return _train(genome, x, y, config, total, steps_per_epoch, device, seed)
+        return _train(genome, x, y, config, total, per_epoch, device, seed)
 
 
 def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total: int, steps_per_epoch: int,
@@ -169,18 +169,33 @@ def _step(state: PlasticNet, schedule: Schedule, criterion: Callable[[Tensor, Te
     return loss
 
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Minibatches in one pass over ``n`` samples: see :func:`epoch_batches`."""
+    return max(1, n // batch_size) if n % batch_size == 1 else math.ceil(n / batch_size)
+
+
+def epoch_batches(order: Tensor, batch_size: int) -> tuple[Tensor, ...]:
+    """One epoch's minibatches of the shuffled indices ``order``; a last batch of one sample joins the one
+    before it, because BatchNorm cannot train on a single sample (its batch variance is undefined); batches
+    of one, asked for, stay as asked."""
+    batches = order.split(batch_size)
+    if batch_size > 1 and len(batches) > 1 and len(batches[-1]) == 1:
+        batches = (*batches[:-2], torch.cat(batches[-2:]))
+    return batches
+
+
 def _samples(steps: int, n: int, batch_size: int) -> int:
     """Samples in the first ``steps`` batches of :func:`_batches` (counted, not summed per step: ``len`` of a
     tensor is a Python call, ~0.3 µs a step)."""
-    epochs, rest = divmod(steps, math.ceil(n / batch_size))
-    return epochs * n + rest * batch_size  # only an epoch's last batch is short
+    epochs, rest = divmod(steps, steps_per_epoch(n, batch_size))
+    return epochs * n + rest * batch_size  # only an epoch's last batch differs in size
 
 
 def _batches(n: int, batch_size: int, gen: torch.Generator, device: torch.device) -> Iterator[Tensor]:
     """Endless shuffled minibatch indices on ``device``, reshuffled every epoch with the CPU generator ``gen``
     (one transfer per epoch, not per step)."""
     while True:
-        yield from torch.randperm(n, generator=gen).to(device).split(batch_size)
+        yield from epoch_batches(torch.randperm(n, generator=gen).to(device), batch_size)
 
 
 def _check_inputs(genome: Genome, x: Tensor, y: Tensor, steps: int | None, loss: str) -> None:

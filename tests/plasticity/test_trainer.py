@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor
 
-from evo.genome import Genome
+from evo.genome import Genome, LayerKind, LayerSpec
 from evo.plasticity import Diverged, PlasticityConfig, train
-from evo.plasticity.trainer import TrainResult, _batches, _samples, learning_rate
+from evo.plasticity.trainer import TrainResult, _batches, _samples, learning_rate, steps_per_epoch
 
 Data = tuple[Tensor, Tensor]
 
@@ -36,6 +36,23 @@ def test_default_steps_are_epochs_over_batches(digits: Data, mlp: Genome) -> Non
 def test_sample_count_is_the_sum_of_the_batches(n: int, batch_size: int, steps: int) -> None:
     batches = _batches(n, batch_size, torch.Generator().manual_seed(0), torch.device("cpu"))
     assert _samples(steps, n, batch_size) == sum(len(b) for b in itertools.islice(batches, steps))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(2, 50), batch_size=st.integers(1, 20))
+def test_an_epoch_covers_every_sample_once_without_one_sample_batches(n: int, batch_size: int) -> None:
+    batches = list(itertools.islice(_batches(n, batch_size, torch.Generator().manual_seed(0), torch.device("cpu")),
+                                    steps_per_epoch(n, batch_size)))
+    assert sorted(torch.cat(batches).tolist()) == list(range(n))
+    assert all(len(b) > 1 for b in batches) or batch_size == 1
+
+
+def test_batch_norm_trains_when_an_epoch_would_end_on_one_sample() -> None:
+    layers = [LayerSpec(LayerKind.LINEAR, 8, "relu", norm="batch"), LayerSpec(LayerKind.LINEAR, 3, "identity")]
+    genome = Genome.random((4,), layers, seed=0)
+    x, y = torch.randn(33, 4), torch.randint(0, 3, (33,))  # 33 = 32 + 1
+    result = train(genome, x, y, PlasticityConfig(batch_size=32, epochs=2))
+    assert result.steps == 2 and result.samples == 66
 
 
 def test_training_lowers_the_loss(digits: Data, mlp: Genome) -> None:
@@ -138,7 +155,7 @@ def test_all_strategies_on_a_cnn_with_a_skip(digits: Data) -> None:
 def test_dropout_training_is_reproducible_and_leaves_the_global_rng_alone() -> None:
     import torch
 
-    from evo.genome import Genome
+    from evo.genome import Genome, LayerKind, LayerSpec
     from evo.plasticity import Diverged, PlasticityConfig, train
 
     genome = Genome.mlp((6,), (8,), 3, dropout=0.5, seed=0)
