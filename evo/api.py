@@ -103,6 +103,8 @@ def run(
 
     Raises:
         ValueError: an invalid config (``ConfigError``), an existing run in ``run_dir``, or unreadable data.
+        RunLockedError: another process is running the run in ``run_dir``.
+        RunFailedError: no evaluation succeeded (e.g. a NaN in the data); the message carries the first error.
     """
     cfg = to_config(config, overrides)
     root = Path(run_dir) if run_dir is not None else None
@@ -123,12 +125,16 @@ def resume(
     """Continue a run from its newest checkpoint, or extend a finished one (``{"evolution.generations": 20}``).
 
     Raises:
-        ValueError: no run there, or an override of a field that cannot change in a resumed run.
+        DamagedRunError: no run there, or a run file is missing, cut short or inconsistent.
+        ConfigError: an override of a field that cannot change in a resumed run.
+        RunLockedError: another process is running, resuming or extending the run.
+        RunFailedError: no evaluation succeeded.
     """
+    from evo.config import load_run_config
     from evo.store import RunStore
 
     items = [f"{key}={json.dumps(value)}" for key, value in _as_dict(overrides).items()]
-    cfg = load_config(RunStore.open(run_dir).config_path, items)
+    cfg = load_run_config(RunStore.open(run_dir).config_path, items)
     return _run_with(lambda reps, back: resume_evolution(run_dir, items, reporters=reps, backend=back),
                      cfg, progress, backend, reporters)
 

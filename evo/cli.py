@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import importlib
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -52,6 +53,11 @@ def _os_error_line(err: OSError) -> str:
     """``PATH: No space left on device`` — the path first, as the user will look for it."""
     where = f"{err.filename}: " if err.filename else ""
     return f"{where}{err.strerror or err}"
+
+
+def _warning_line(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    """A warning as one line on stderr (``warning: ...``), without Python's source-line dump."""
+    err_console.print(f"[bold yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -119,12 +125,12 @@ def resume(
     mirror: bool = typer.Option(True, help="Mirror every evaluated individual into the Optuna storage."),
 ) -> None:
     """Continue a run that was interrupted (or extend a finished one)."""
-    from evo.config import load_config
+    from evo.config import load_run_config
     from evo.evolution import resume_evolution
     from evo.store import RunStore
 
     try:
-        cfg = load_config(RunStore.open(run_dir).config_path, set_)
+        cfg = load_run_config(RunStore.open(run_dir).config_path, set_)
     except ValueError as err:
         fail(str(err))
     mirrors = _mirror(cfg, run_dir, storage) if mirror else []
@@ -358,7 +364,7 @@ def export(
     if out is not None and out.is_dir():
         out = out / name
     try:
-        genome = run.store.load_genome(individual)
+        genome = run.load_genome(individual)
         path = export_genome(genome, fmt, out or run_dir / "export" / name,
                              preprocessing=run_preprocessing(run.store), overwrite=force)
     except ValueError as err:
@@ -369,6 +375,7 @@ def export(
 def cli(args: list[str] | None = None) -> NoReturn:
     """The ``evo`` console script: the app, with argument mistakes (unknown option, missing argument, bad
     value) reported in one line and exit code 2 like every other user error, instead of click's usage box."""
+    warnings.showwarning = _warning_line
     try:
         code = app(args=args, prog_name="evo", standalone_mode=False)
     except _clicks.UsageError as err:

@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from evo.backends.config import BackendConfig
-from evo.errors import ConfigError
+from evo.errors import ConfigError, DamagedRunError, EvoError
 from evo.hyper import HyperConfig
 from evo.plasticity import PlasticityConfig
 from evo.tasks.config import TaskConfig
@@ -36,6 +36,7 @@ __all__ = [
     "config_diff",
     "dump_config",
     "load_config",
+    "load_run_config",
     "parse_overrides",
 ]
 
@@ -252,22 +253,51 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
         ConfigError: one line naming the file, the field and what is wrong.
     """
     source = str(path) if path is not None else "defaults"
-    data: Any = {}
-    if path is not None:
-        file = Path(path)
-        if not file.is_file():
-            raise ConfigError(f"{source}: config file not found")
-        try:
-            data = yaml.safe_load(file.read_text()) or {}
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{source}: not valid YAML{where}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    data = _read_yaml(Path(path), ConfigError) if path is not None else {}
     for key, value in parse_overrides(overrides).items():
         _set_path(data, key, value)
     return _validate(data, source + (" with overrides" if overrides else ""))
+
+
+def load_run_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> EvoConfig:
+    """A run directory's ``config.yaml`` (as :func:`dump_config` wrote it), with dotted overrides.
+
+    Stricter than :func:`load_config`: the file must hold every section, since a section missing from
+    a file cut short would otherwise come back as defaults and continue the run as another one.
+
+    Raises:
+        DamagedRunError: the file is missing, empty, cut short or invalid (one line naming it).
+        ConfigError: an override is invalid.
+    """
+    file = Path(path)
+    data = _read_yaml(file, DamagedRunError)
+    missing = [name for name in EvoConfig.model_fields if name not in data]
+    if missing or not file.read_bytes().endswith(b"\n"):
+        what = f"the {missing[0]!r} section is missing" if missing else "its last line is cut"
+        raise DamagedRunError(f"{file}: incomplete run config ({what}); the run directory is damaged")
+    try:
+        config = _validate(data, str(file))
+    except ConfigError as err:
+        raise DamagedRunError(f"{err} (the run directory is damaged)") from None
+    return load_config(file, overrides) if overrides else config
+
+
+def _read_yaml(file: Path, error: type[EvoError]) -> dict[str, Any]:
+    """The top-level mapping of a YAML file; ``error`` (naming the file) when there is none."""
+    if file.is_dir():
+        hint = f"; continue that run with `evo resume {file}`" if (file / "config.yaml").is_file() else ""
+        raise error(f"{file}: a directory, not a config file{hint}")
+    if not file.is_file():
+        raise error(f"{file}: config file not found")
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise error(f"{file}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise error(f"{file}: the top level must be a mapping of sections")
+    return data
 
 
 def apply_overrides(cfg: EvoConfig, values: Mapping[str, Any]) -> EvoConfig:

@@ -18,10 +18,12 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DamagedRunError",
+    "DamagedRunWarning",
     "DataError",
     "EvoError",
     "NotApplicable",
     "RunExistsError",
+    "RunFailedError",
     "RunLockedError",
     "StorageError",
     "UntrustedFileError",
@@ -50,6 +52,14 @@ class RunLockedError(EvoError):
 
 class DamagedRunError(EvoError, ValueError):
     """A run directory's files are missing, cut short or inconsistent; the message names the file."""
+
+
+class DamagedRunWarning(UserWarning):
+    """A damaged file was passed over for an intact older one (e.g. the newest checkpoint); the run goes on."""
+
+
+class RunFailedError(EvoError, RuntimeError):
+    """No evaluation of a run succeeded (e.g. a NaN in the data): the message carries the first error."""
 
 
 class StorageError(EvoError, ValueError):

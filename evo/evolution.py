@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,14 @@ from torch import Tensor
 
 from evo.backends import Backend
 from evo.config import EvoConfig
-from evo.errors import ConfigError
+from evo.errors import ConfigError, RunFailedError
 from evo.genome import Genome, LayerKind, LayerSpec
 from evo.hyper import initial_hparams, perturb
 from evo.operators import Operator
 from evo.records import GenerationRecord, Individual, Reporter
 from evo.selection import Selector, make_selector, pareto_front
-from evo.store import RunStore, individual_from_record, individual_to_record, record_from_dict, record_to_dict
+from evo.store import (Checkpoint, RunStore, individual_from_record, individual_to_record, record_from_dict,
+                       record_to_dict)
 from evo.tasks import Budget, Direction, Evaluation, Job, Task
 
 __all__ = ["DEFAULT_OPERATORS", "Evolution", "RunResult", "build_operators", "derive_seed", "operator_specs", "resume_evolution", "run_evolution"]
@@ -357,20 +358,25 @@ class Evolution:
         }
 
     def restore(self, state: dict[str, Any], store: RunStore) -> None:
-        """Continue from a checkpoint written by :meth:`state` (weights read back from ``store``)."""
+        """Continue from a checkpoint written by :meth:`state` (weights read back from ``store``).
+
+        Reads (and checks the checksums of) everything it needs before it changes anything: the records
+        log is cut to the checkpoint only after the last read, so a damaged run is left as it was.
+        """
         keep = set(state["population"])
-        records = {r["id"]: r for r in store.resume_records(state)}
+        records = {r["id"]: r for r in store.records(state)}
         self.history = [record_from_dict(r) for r in state["history"]]
         self.individuals = {}
         for i, rec in records.items():
-            genome = store.load_genome(i) if i in keep else None
+            genome = store.load_genome(i, rec.get("sha256")) if i in keep else None
             self.individuals[i] = individual_from_record(rec, genome)
         self.population = [self.individuals[i] for i in state["population"]]
         self.next_id = state["next_id"]
         self.generation = state["generation"]
         self.budget_used = self.history[-1].budget_used if self.history else Budget()
         for i in self._hall_of_fame() - keep:
-            self.individuals[i] = individual_from_record(records[i], store.load_genome(i))
+            self.individuals[i] = individual_from_record(records[i], store.load_genome(i, records[i].get("sha256")))
+        store.cut_records(state)
 
     def _checkpoint(self, record: GenerationRecord) -> None:
         if self.store is None:
@@ -442,15 +448,21 @@ def run_evolution(
         run_dir: where to write; default ``runs_dir/<config.name or a timestamped name>``.
         reporters: observers (progress bar, Optuna mirror, pruning callbacks...).
         backend: overrides ``config.backend`` (e.g. a shared Ray backend across search trials).
+
+    Raises:
+        RunExistsError: ``run_dir`` holds a run already.
+        RunLockedError: another process holds ``run_dir``.
+        RunFailedError: no evaluation succeeded (the run directory holds the failures).
     """
     from evo.config import dump_config
 
     root = Path(run_dir) if run_dir is not None else Path(runs_dir) / (config.name or time.strftime("run-%Y%m%d-%H%M%S"))
     task = _build_task(config)  # bad data fails here, before any run directory exists
-    store = RunStore.create(root, dump_config(config))
-    store.save_preprocessing(task.preprocessing())
-    store.log("run_start", name=root.name)
-    return _execute(config, task, store, reporters, backend)
+    with RunStore(root).lock() as store:
+        RunStore.create(root, dump_config(config))
+        store.save_preprocessing(task.preprocessing())
+        store.log("run_start", name=root.name)
+        return _execute(config, task, store, reporters, backend, None, lambda: None)
 
 
 def resume_evolution(
@@ -460,23 +472,36 @@ def resume_evolution(
     reporters: Sequence[Reporter] = (),
     backend: Backend | None = None,
 ) -> RunResult:
-    """Continue a run from its newest checkpoint; ``overrides`` may extend it (e.g. more generations)."""
-    from evo.config import ConfigError, config_diff, dump_config, load_config
+    """Continue a run from its newest intact checkpoint; ``overrides`` may extend it (e.g. more generations).
+
+    Everything is read back and checked before anything is written: a damaged run directory raises
+    :class:`~evo.errors.DamagedRunError` and is left as it was.
+
+    Raises:
+        DamagedRunError: a run file is missing, cut short or inconsistent (the message names it).
+        RunLockedError: another process holds ``run_dir``.
+        RunFailedError: no evaluation succeeded.
+    """
+    from evo.config import ConfigError, config_diff, dump_config, load_run_config
+    from evo.files import atomic_write_text
 
     store = RunStore.open(run_dir)
-    old = load_config(store.config_path)
-    new = load_config(store.config_path, overrides)
-    frozen = [f for f in config_diff(old, new) if not f.startswith(RESUMABLE_FIELDS)]
-    if frozen:
-        allowed = ", ".join(f.rstrip(".") + ("*" if f.endswith(".") else "") for f in RESUMABLE_FIELDS)
-        raise ConfigError(f"{store.config_path}: {frozen[0]} cannot change in a resumed run (allowed: {allowed})")
-    task = _build_task(new)
-    if overrides:
-        from evo.store import atomic_write_text
+    with store.lock():
+        old = load_run_config(store.config_path)
+        new = load_run_config(store.config_path, overrides)
+        frozen = [f for f in config_diff(old, new) if not f.startswith(RESUMABLE_FIELDS)]
+        if frozen:
+            allowed = ", ".join(f.rstrip(".") + ("*" if f.endswith(".") else "") for f in RESUMABLE_FIELDS)
+            raise ConfigError(f"{store.config_path}: {frozen[0]} cannot change in a resumed run (allowed: {allowed})")
+        task = _build_task(new)
+        checkpoint = store.load_checkpoint()
 
-        atomic_write_text(store.config_path, dump_config(new))
-    store.log("resume", overrides=list(overrides))
-    return _execute(new, task, store, reporters, backend)
+        def restored() -> None:  # everything was read back and checked: only now write
+            if overrides:
+                atomic_write_text(store.config_path, dump_config(new))
+            store.log("resume", overrides=list(overrides), skipped=checkpoint.skipped if checkpoint else [])
+
+        return _execute(new, task, store, reporters, backend, checkpoint, restored)
 
 
 def _build_task(config: EvoConfig) -> Task:
@@ -486,20 +511,25 @@ def _build_task(config: EvoConfig) -> Task:
 
 
 def _execute(config: EvoConfig, task: Task, store: RunStore, reporters: Sequence[Reporter],
-             backend: Backend | None) -> RunResult:
+             backend: Backend | None, checkpoint: Checkpoint | None, restored: Callable[[], None]) -> RunResult:
+    """Restore ``checkpoint`` (or start over: a run killed before its first checkpoint keeps no record),
+    call ``restored``, run to the end, test the best and record it."""
     from evo.backends.config import make_backend
 
     own_backend = backend is None
     backend = make_backend(config.backend) if backend is None else backend
     try:
         evolution = Evolution(config, task, backend, build_operators(config), store, reporters)
-        state = store.latest_checkpoint()
-        if state is not None:
-            evolution.restore(state, store)
+        if checkpoint is not None:
+            evolution.restore(checkpoint.state, store)
+        else:
+            store.cut_records(None)
+        restored()
         result = evolution.run()
     finally:
         if own_backend:
             backend.close()
+    _fail_if_nothing_succeeded(evolution, store)
     result.test = _test_best(task, evolution)
     best = result.best
     store.save_best(
@@ -509,6 +539,20 @@ def _execute(config: EvoConfig, task: Task, store: RunStore, reporters: Sequence
     )
     store.log("run_end", best_id=best.id, best=best.objectives, test=result.test)
     return result
+
+
+def _fail_if_nothing_succeeded(evolution: Evolution, store: RunStore) -> None:
+    """A run whose every evaluation failed has no result: say why, with the first failure's message."""
+    failed = [ind for ind in evolution.individuals.values() if ind.evaluation is None or not ind.evaluation.ok]
+    if len(failed) < len(evolution.individuals):
+        return
+    first = min(failed, key=lambda ind: ind.id)
+    error = (first.evaluation.error if first.evaluation else None) or "no result"
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    reason = lines[-1] if lines else "no result"
+    store.log("run_failed", evaluations=len(failed), first_error=error)
+    raise RunFailedError(f"{store.root}: all {len(failed)} evaluations failed; the first (individual {first.id}): "
+                         f"{reason}")
 
 
 def _test_best(task: Task, evolution: Evolution) -> dict[int, dict[str, float]]:

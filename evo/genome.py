@@ -21,10 +21,10 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from evo.files import atomic_write_bytes, sha256_hex
 
 __all__ = [
     "ACTIVATIONS",
@@ -450,26 +452,35 @@ class Genome:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write architecture and weights to one ``.pt`` file, atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save({"genome": self.to_dict(), "weights": dict(self.weights)}, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write architecture and weights to one ``.pt`` file, atomically; returns the file's sha256.
+
+        Serialised in memory first: ``torch.save`` into a full disk fails with its own words
+        (``unexpected pos ...``), while the write here raises the ``OSError`` naming ``path``.
+        """
+        buffer = io.BytesIO()
+        torch.save({"genome": self.to_dict(), "weights": dict(self.weights)}, buffer)
+        data = buffer.getvalue()
+        atomic_write_bytes(path, data)
+        return sha256_hex(data)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Genome:
-        """Read a file written by :meth:`save` (with ``weights_only=True``: no code runs)."""
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(data, dict) or "genome" not in data or "weights" not in data:
+    def load(cls, path: str | os.PathLike[str], sha256: str | None = None) -> Genome:
+        """Read a file written by :meth:`save` (with ``weights_only=True``: no code runs).
+
+        Raises:
+            ValueError: the file is not a genome file, or its checksum is not ``sha256`` (when given).
+        """
+        data = Path(path).read_bytes()
+        if sha256 is not None and sha256_hex(data) != sha256:
+            raise ValueError(f"{path}: checksum mismatch (the file is damaged or was replaced)")
+        try:
+            content = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises RuntimeError, pickle errors, EOFError... for a cut file
+            raise ValueError(f"{path}: not a readable evo genome file ({type(err).__name__})") from None
+        if not isinstance(content, dict) or "genome" not in content or "weights" not in content:
             raise ValueError(f"{path}: not an evo genome file")
-        return cls.from_dict(data["genome"], data["weights"])
+        return cls.from_dict(content["genome"], content["weights"])
 
 
 def skip_name(src: int, dst: int) -> str:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evo.errors import DamagedRunError
+from evo.genome import Genome
 from evo.records import GenerationRecord, Individual
 from evo.selection import make_selector
-from evo.store import RunStore, individual_from_record, record_from_dict
+from evo.store import RunStore
 from evo.tasks import Direction, Objective
 
 __all__ = ["RunView", "load_run"]
@@ -25,6 +26,11 @@ class RunView:
     population: list[int]
     history: list[GenerationRecord]
     test: dict[str, Any] = field(default_factory=dict)
+    checksums: dict[int, str] = field(default_factory=dict)
+
+    def load_genome(self, individual_id: int) -> Genome:
+        """An individual's trained genome from the run directory, checked against its record's checksum."""
+        return self.store.load_genome(individual_id, self.checksums.get(individual_id))
 
     def ranked(self) -> list[Individual]:
         """Evaluated individuals, best first (primary objective, then the others)."""
@@ -33,13 +39,19 @@ class RunView:
 
 
 def load_run(run_dir: str | Path) -> RunView:
-    """The newest checkpoint of a run directory as a :class:`RunView`."""
+    """The newest intact checkpoint of a run directory as a :class:`RunView` (checked as resume checks it).
+
+    Raises:
+        DamagedRunError: not a run directory, no generation finished yet, or a run file is damaged.
+    """
     store = RunStore.open(run_dir)
-    state = store.latest_checkpoint()
-    if state is None:
-        raise ValueError(f"{run_dir}: no generation has completed yet")
+    checkpoint = store.load_checkpoint()
+    if checkpoint is None:
+        raise DamagedRunError(f"{run_dir}: no generation has completed yet")
+    state = checkpoint.state
     objectives = tuple(Objective(name, Direction(direction)) for name, direction in state["objectives"])
-    individuals = {r["id"]: individual_from_record(r) for r in store.records(state)}
     best_file = store.root / "best.json"
-    test = json.loads(best_file.read_text()).get("test", {}) if best_file.exists() else {}
-    return RunView(store, objectives, individuals, state["population"], [record_from_dict(r) for r in state["history"]], test)
+    best = RunStore.read_json(best_file) if best_file.exists() else {}
+    test = best.get("test", {}) if isinstance(best, dict) else {}
+    checksums = {r["id"]: r["sha256"] for r in checkpoint.records if "sha256" in r}
+    return RunView(store, objectives, checkpoint.individuals, state["population"], checkpoint.history, test, checksums)

@@ -4,9 +4,11 @@ Layout of ``runs/<name>/``::
 
     config.yaml                 the resolved config (every default spelled out)
     preprocessing.json          what the task does to raw inputs and its class labels (exports carry it)
+    .lock                       held (OS lock) by the one process running, resuming or extending the run
     events.jsonl                append-only log of what happened, one JSON object per line
     individuals.jsonl           append-only: every evaluated individual's record (architecture, parents,
-                                operators, evaluation), one line each, written once when its generation ends
+                                operators, evaluation, sha256 of its genome file), one line each, written
+                                once when its generation ends
     checkpoints/gen_0003.json   state after generation 3: population, history, budget and how many
                                 lines of individuals.jsonl it covers; the newest two are kept
     individuals/17.pt           individual 17's trained genome (architecture + weights), written once
@@ -14,53 +16,71 @@ Layout of ``runs/<name>/``::
 
 A checkpoint counts records instead of holding them, so writing one costs the same
 in generation 1000 as in generation 1. Every other file but the events log
-(appended, torn last lines skipped) is written atomically (temporary file +
+(appended, torn last lines skipped) is written atomically (temporary file, fsync,
 rename); a generation's records are appended and synced before its checkpoint is
 written. So a run killed at any moment — SIGKILL included — leaves complete
 checkpoints behind, and at most records (or half a line) past the newest one's
-count, which resume cuts off: it continues from the newest complete checkpoint and
-redoes the generation that was in flight, which gives the same result because
-every random choice derives from (run seed, individual id, generation).
+count, which resume cuts off (all of them when no checkpoint exists yet): it
+continues from the newest complete checkpoint and redoes the generation that was
+in flight, which gives the same result because every random choice derives from
+(run seed, individual id, generation).
+
+Reading back checks everything (:mod:`evo.runfiles`, genome checksums): a damaged
+file is one :class:`~evo.errors.DamagedRunError` naming it, and a damaged newest
+checkpoint is passed over for the one before it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
-from dataclasses import asdict
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evo.errors import DamagedRunError
+from evo.errors import DamagedRunError, DamagedRunWarning, RunExistsError, RunLockedError
+from evo.files import append_synced, atomic_write_text, naming_path
 from evo.genome import Genome
 from evo.preprocessing import PREPROCESSING_JSON, Preprocessing
 from evo.records import GenerationRecord, Individual
+from evo.runfiles import check_records, check_state
 from evo.tasks import Budget, Evaluation
 
-__all__ = ["RunStore", "atomic_write_text", "individual_from_record", "individual_to_record"]
+__all__ = ["Checkpoint", "RunStore", "atomic_write_text", "individual_from_record", "individual_to_record"]
 
-#: Checkpoints kept on disk; older ones hold nothing the newest does not (it carries the whole history).
+#: Checkpoints kept on disk: the newest, and the one before it in case the newest is damaged.
 KEEP_CHECKPOINTS = 2
 
 #: The append-only log of individual records (see the module docstring).
 INDIVIDUALS_LOG = "individuals.jsonl"
 
+#: The file a process holds an OS lock on while it runs, resumes or extends the run.
+LOCK_FILE = ".lock"
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint that passed every check, with the records it covers (see :meth:`RunStore.load_checkpoint`).
+
+    Attributes:
+        state: the checkpoint's content.
+        records: the individual records it covers, in log order.
+        history: its generations.
+        individuals: every individual it covers, as a weightless skeleton.
+        path: its file.
+        skipped: one line for each newer checkpoint that was damaged and passed over.
+    """
+
+    state: dict[str, Any]
+    records: list[dict[str, Any]]
+    history: list[GenerationRecord]
+    individuals: dict[int, Individual]
+    path: Path
+    skipped: list[str] = field(default_factory=list)
 
 
 def individual_to_record(ind: Individual) -> dict[str, Any]:
@@ -122,14 +142,15 @@ class RunStore:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._checksums: dict[int, str] = {}  # genome files saved, until their records are appended
 
     @classmethod
     def create(cls, root: str | os.PathLike[str], config_yaml: str) -> RunStore:
         """A new run directory; refuses to reuse one that already holds a run."""
         store = cls(root)
         if (store.root / "config.yaml").exists():
-            raise ValueError(f"{store.root}: a run already exists here (use `evo resume {store.root}` or another --name)")
-        store.root.mkdir(parents=True, exist_ok=True)
+            raise RunExistsError(f"{store.root}: a run already exists here "
+                                 f"(use `evo resume {store.root}` or another --name)")
         atomic_write_text(store.root / "config.yaml", config_yaml)
         return store
 
@@ -138,18 +159,43 @@ class RunStore:
         """An existing run directory."""
         store = cls(root)
         if not (store.root / "config.yaml").is_file():
-            raise ValueError(f"{store.root}: not an evo run directory (no config.yaml)")
+            raise DamagedRunError(f"{store.root}: not an evo run directory (no config.yaml)")
         return store
 
     @property
     def config_path(self) -> Path:
         return self.root / "config.yaml"
 
+    @contextmanager
+    def lock(self) -> Iterator[RunStore]:
+        """Hold the run directory for one process (run, resume, extend) until the block ends.
+
+        An OS lock (``flock``) on ``.lock``: the OS drops it when the process dies, SIGKILL included, so a
+        crashed run never leaves a stale lock behind; a second process gets :class:`RunLockedError`.
+        """
+        import fcntl
+
+        path = self.root / LOCK_FILE
+        with naming_path(path):
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise RunLockedError(f"{self.root}: another evo process (pid {holder}) is running, resuming or "
+                                     "extending this run; wait for it to end") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield self
+        finally:
+            os.close(fd)  # releases the lock
+
     def log(self, event: str, **data: Any) -> None:
         """Append one event to events.jsonl (a torn last line is ignored by :meth:`events`)."""
         line = json.dumps({"time": time.time(), "event": event, **data}, default=str)
-        with open(self.root / "events.jsonl", "a") as f:
-            f.write(line + "\n")
+        append_synced(self.root / "events.jsonl", line + "\n", sync=False)
 
     def events(self) -> list[dict[str, Any]]:
         path = self.root / "events.jsonl"
@@ -166,42 +212,60 @@ class RunStore:
         return self.root / "individuals" / f"{individual_id}.pt"
 
     def save_genome(self, individual_id: int, genome: Genome) -> None:
-        genome.save(self.genome_path(individual_id))
+        """Write an individual's genome; its checksum goes into its record when :meth:`append_records` writes it."""
+        self._checksums[individual_id] = genome.save(self.genome_path(individual_id))
 
-    def load_genome(self, individual_id: int) -> Genome:
+    def load_genome(self, individual_id: int, sha256: str | None = None) -> Genome:
+        """An individual's saved genome, checked against ``sha256`` (its record's) when given."""
         path = self.genome_path(individual_id)
         if not path.exists():
-            raise ValueError(f"{self.root}: no saved weights for individual {individual_id}")
-        return Genome.load(path)
+            raise DamagedRunError(f"{path}: missing (no saved weights for individual {individual_id})")
+        try:
+            return Genome.load(path, sha256)
+        except ValueError as err:
+            raise DamagedRunError(str(err)) from None
 
     # ------------------------------------------------------------- individual records
     def append_records(self, records: list[dict[str, Any]]) -> None:
-        """Append individual records to the log, synced to disk (a checkpoint counting them follows)."""
-        with open(self.root / INDIVIDUALS_LOG, "a") as f:
-            f.write("".join(json.dumps(r, allow_nan=True) + "\n" for r in records))
-            f.flush()
-            os.fsync(f.fileno())
+        """Append individual records to the log, synced to disk (a checkpoint counting them follows); each
+        carries the checksum of its genome file when this store saved one."""
+        lines = []
+        for record in records:
+            checksum = self._checksums.pop(record["id"], None)
+            lines.append(json.dumps(record if checksum is None else {**record, "sha256": checksum}, allow_nan=True))
+        append_synced(self.root / INDIVIDUALS_LOG, "".join(line + "\n" for line in lines))
 
     def records(self, state: dict[str, Any]) -> list[dict[str, Any]]:
         """The individual records a checkpoint covers: the first ``individuals_logged`` lines of the log
         (or, in a checkpoint of a run made before the log existed, its own ``individuals`` list)."""
         if "individuals" in state:
             return list(state["individuals"])
-        return [json.loads(line) for line in self._covered_lines(state)]
+        path = self.root / INDIVIDUALS_LOG
+        out = []
+        for number, line in enumerate(self._covered_lines(state), 1):
+            try:
+                out.append(json.loads(line))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise DamagedRunError(f"{path}: line {number} is not JSON") from None
+        return out
 
     def resume_records(self, state: dict[str, Any]) -> list[dict[str, Any]]:
-        """:meth:`records`, leaving the log holding exactly them: what a generation that never reached its
-        checkpoint appended (a crash) is cut off, to be appended again when that generation is redone; a
-        checkpoint made before the log existed has its records written to it."""
+        """:meth:`records`, then :meth:`cut_records` to them."""
+        records = self.records(state)
+        self.cut_records(state)
+        return records
+
+    def cut_records(self, state: dict[str, Any] | None) -> None:
+        """Leave the log holding exactly the records ``state`` covers (none without a checkpoint): what a
+        generation that never reached its checkpoint appended (a crash) is cut off, to be appended again
+        when that generation is redone; a checkpoint made before the log existed has its records written."""
         path = self.root / INDIVIDUALS_LOG
-        if "individuals" in state:
+        if state is not None and "individuals" in state:
             path.unlink(missing_ok=True)
             self.append_records(state["individuals"])
-            return list(state["individuals"])
-        lines = self._covered_lines(state)
-        if path.exists():
-            os.truncate(path, sum(len(line) for line in lines))
-        return [json.loads(line) for line in lines]
+        elif path.exists():
+            with naming_path(path):
+                os.truncate(path, 0 if state is None else sum(len(line) for line in self._covered_lines(state)))
 
     def _covered_lines(self, state: dict[str, Any]) -> list[bytes]:
         """The first ``individuals_logged`` complete lines of the log (a torn last line is not one); a log
@@ -216,8 +280,8 @@ class RunStore:
                         break
                     lines.append(line)
         if len(lines) < count:
-            raise ValueError(f"{self.root}: {INDIVIDUALS_LOG} holds {len(lines)} complete records but the "
-                             f"checkpoint of generation {state['generation']} counts {count}; the run is damaged")
+            raise DamagedRunError(f"{path}: holds {len(lines)} complete records but the checkpoint of "
+                                  f"generation {state['generation']} counts {count}; the run is damaged")
         return lines
 
     # ------------------------------------------------------------- checkpoints
@@ -230,14 +294,67 @@ class RunStore:
         text = json.dumps(state, allow_nan=True)
         folder = self.root / "checkpoints"
         atomic_write_text(folder / f"gen_{generation:04d}.json", text)
-        for old in sorted(folder.glob("gen_*.json"))[:-KEEP_CHECKPOINTS]:
+        for old in self._checkpoint_files()[:-KEEP_CHECKPOINTS]:
             old.unlink(missing_ok=True)
 
-    def latest_checkpoint(self) -> dict[str, Any] | None:
-        """The newest complete checkpoint, or None when no generation has finished."""
+    def _checkpoint_files(self) -> list[Path]:
         folder = self.root / "checkpoints"
-        files = sorted(folder.glob("gen_*.json")) if folder.exists() else []
-        return json.loads(files[-1].read_text()) if files else None
+        return sorted(folder.glob("gen_*.json")) if folder.exists() else []
+
+    def latest_checkpoint(self) -> dict[str, Any] | None:
+        """The newest checkpoint file as written (unchecked), or None when no generation has finished;
+        resume and inspection read through :meth:`load_checkpoint` instead."""
+        files = self._checkpoint_files()
+        return self.read_json(files[-1]) if files else None  # type: ignore[no-any-return]
+
+    def load_checkpoint(self) -> Checkpoint | None:
+        """The newest checkpoint that passes every check (:mod:`evo.runfiles`) with the records it covers, or
+        None when no generation has finished. A damaged newest one is passed over for the one before (with
+        a :class:`DamagedRunWarning`); when none is intact, the newest one's problem is raised.
+
+        Raises:
+            DamagedRunError: one line naming the damaged file and what is wrong.
+        """
+        skipped: list[str] = []
+        for path in reversed(self._checkpoint_files()):
+            try:
+                state = check_state(self.read_json(path), str(path))
+                records = self.records(state)
+                check_records(state, records, str(path), str(self.root / INDIVIDUALS_LOG))
+                history, individuals = self._parse(state, records, path)
+            except DamagedRunError as err:
+                skipped.append(str(err))
+                continue
+            for line in skipped:
+                warnings.warn(f"{line}; using {path.name} instead", DamagedRunWarning, stacklevel=2)
+            return Checkpoint(state, records, history, individuals, path, skipped)
+        if skipped:
+            raise DamagedRunError(skipped[0])
+        return None
+
+    def _parse(self, state: dict[str, Any], records: list[dict[str, Any]],
+               path: Path) -> tuple[list[GenerationRecord], dict[int, Individual]]:
+        """The checked checkpoint's generations and individuals; a value that does not parse is damage too."""
+        try:
+            history = [record_from_dict(entry) for entry in state["history"]]
+        except (KeyError, TypeError, ValueError) as err:
+            raise DamagedRunError(f"{path}: history: {type(err).__name__}: {err}") from None
+        individuals = {}
+        for record in records:
+            try:
+                individuals[record["id"]] = individual_from_record(record)
+            except (KeyError, TypeError, ValueError) as err:
+                raise DamagedRunError(f"{self.root / INDIVIDUALS_LOG}: individual {record['id']}: "
+                                      f"{type(err).__name__}: {err}") from None
+        return history, individuals
+
+    @staticmethod
+    def read_json(path: Path) -> Any:
+        """A JSON run file's content; :class:`DamagedRunError` naming it when it does not parse."""
+        try:
+            return json.loads(path.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DamagedRunError(f"{path}: not valid JSON ({getattr(err, 'msg', err)})") from None
 
     # ------------------------------------------------------------- preprocessing
     def save_preprocessing(self, preprocessing: Preprocessing) -> None:
@@ -258,4 +375,3 @@ class RunStore:
         atomic_write_text(self.root / "best.json", json.dumps(summary, indent=2, allow_nan=True, default=str))
         if genome is not None and genome.weights:
             genome.save(self.root / "best.pt")
-

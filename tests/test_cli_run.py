@@ -184,3 +184,67 @@ def test_bare_evo_shows_the_help(workdir: Path) -> None:
 def test_missing_config_file(workdir: Path) -> None:
     proc = evo("run", "nope.yaml", cwd=workdir, check=False)
     assert proc.returncode == 2 and "nope.yaml: config file not found" in proc.stderr
+
+
+def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    return proc.stderr.strip()
+
+
+def test_run_of_a_run_directory_points_to_resume(workdir: Path, reference_run: Path) -> None:
+    line = one_error_line(evo("run", str(reference_run), cwd=workdir, check=False))
+    assert line == f"error: {reference_run}: a directory, not a config file; continue that run with `evo resume {reference_run}`"
+
+
+def test_a_second_process_on_a_held_run_is_refused(workdir: Path, reference_run: Path) -> None:
+    """While one process holds the run (here: a process holding its lock), `evo resume` refuses and writes nothing."""
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from evo.store import RunStore\n"
+                               f"with RunStore({str(reference_run)!r}).lock():\n print('held', flush=True); time.sleep(120)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        before = (reference_run / "individuals.jsonl").read_bytes()
+        line = one_error_line(evo("resume", str(reference_run), "--set", "evolution.generations=4", cwd=workdir,
+                                  check=False))
+        assert f"another evo process (pid {holder.pid}) is running, resuming or extending this run" in line
+        assert (reference_run / "individuals.jsonl").read_bytes() == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_run_whose_every_evaluation_fails_exits_2(workdir: Path) -> None:
+    import numpy as np
+
+    rows = np.random.default_rng(0).normal(size=(40, 3))
+    rows[5, 1], rows[:, 2] = np.nan, rows[:, 0] > 0
+    np.savetxt(workdir / "nan.csv", rows, delimiter=",", header="a,b,y", comments="")
+    config = write(workdir / "nan.yaml", {**TINY, "task": {"kind": "supervised", "dataset": "csv", "path": "nan.csv"},
+                                         "evolution": {"generations": 1, "population_size": 2, "eval_steps": 2}})
+    line = one_error_line(evo("run", str(config), "--name", "nan", "--no-mirror", cwd=workdir, check=False))
+    assert "runs/nan: all 4 evaluations failed; the first (individual 0): Diverged: loss became nan" in line
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """ENOSPC on the first synced write of a run: `PATH: No space left on device`, exit 2 (in-process CLI)."""
+    import errno
+
+    import evo.files
+    import evo.testing
+    from evo.cli import cli
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    config = write(tmp_path / "toy.yaml", {"task": {"kind": "custom", "path": evo.testing.__file__, "name": "ToyTask"},
+                                           "evolution": {"generations": 1, "population_size": 2},
+                                           "backend": {"kind": "serial"}})
+    monkeypatch.setattr(evo.files.os, "fsync", full)
+    with pytest.raises(SystemExit) as exit_:
+        cli(["run", str(config), "--name", "full", "--runs-dir", str(tmp_path / "runs"), "--no-mirror"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {tmp_path / 'runs' / 'full'}") and err.endswith(": No space left on device"), err
+    assert len(err.splitlines()) == 1

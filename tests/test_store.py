@@ -95,3 +95,195 @@ def test_resume_from_a_checkpoint_that_holds_its_records(tmp_path: Path) -> None
     old = {"generation": 1, "individuals": _records(range(4))}
     assert store.resume_records(old) == _records(range(4))
     assert store.records({"generation": 1, "individuals_logged": 4}) == _records(range(4))
+
+
+# ----------------------------------------------------------------- a whole run's directory, read back and resumed
+import errno  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import evo.testing  # noqa: E402
+from evo.config import load_config  # noqa: E402
+from evo.errors import DamagedRunError, DamagedRunWarning, RunFailedError, RunLockedError  # noqa: E402
+from evo.evolution import resume_evolution, run_evolution  # noqa: E402
+from evo.inspect import load_run  # noqa: E402
+
+
+def toy_config(*overrides: str):
+    return load_config(None, ["task.kind=custom", f"task.path={evo.testing.__file__}", "task.name=ToyTask",
+                              "evolution.population_size=4", "evolution.generations=3", "evolution.seed=3",
+                              "evolution.init.hidden=[4]", "backend.kind=serial", *overrides])
+
+
+def outcome(run_dir: Path) -> dict[int, object]:
+    """Every record of a run as the log holds it (each exactly once), without the genome-file checksums."""
+    lines = (run_dir / "individuals.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len({r["id"] for r in records}) == len(records), "an individual is recorded twice"
+    return {r["id"]: (r["architecture"], r["evaluation"]["objectives"]) for r in records}
+
+
+def snapshot(run_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("toy") / "ref"
+    run_evolution(toy_config(), run_dir=run_dir)
+    return run_dir
+
+
+@pytest.fixture
+def copy(toy_run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(toy_run, tmp_path / "copy"))
+
+
+def test_a_second_process_cannot_take_a_held_run(tmp_path: Path) -> None:
+    """The lock is the OS's: held by another live process it refuses, and the holder's death releases it."""
+    store = RunStore.create(tmp_path / "r", "")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from evo.store import RunStore\n"
+                               f"with RunStore({str(store.root)!r}).lock():\n print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(RunLockedError, match=f"another evo process \\(pid {holder.pid}\\) is running"):
+            with store.lock():
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with store.lock():  # killed: the OS released its lock
+        pass
+
+
+def test_a_kill_before_the_first_checkpoint_restarts_generation_0_cleanly(toy_run: Path, copy: Path) -> None:
+    """Generation 0's records reached the log, its checkpoint did not: resume must not record them twice."""
+    shutil.rmtree(copy / "checkpoints")
+    with open(copy / "individuals.jsonl", "r+") as f:
+        f.truncate(sum(len(line) for line in f.readlines()[:4]))  # generation 0's four records
+    resume_evolution(copy)
+    assert outcome(copy) == outcome(toy_run)
+    resume_evolution(copy, ["evolution.generations=4"])  # and a later extension keeps every generation
+    assert len(outcome(copy)) == 20 and load_run(copy).history[-1].generation == 4
+
+
+def test_a_damaged_newest_checkpoint_gives_way_to_the_one_before(toy_run: Path, copy: Path) -> None:
+    newest = copy / "checkpoints" / "gen_0003.json"
+    newest.write_text(newest.read_text()[:100])
+    with pytest.warns(DamagedRunWarning, match="gen_0003.json: not valid JSON.*using gen_0002.json instead"):
+        assert load_run(copy).history[-1].generation == 2
+    with pytest.warns(DamagedRunWarning):
+        resume_evolution(copy)
+    assert outcome(copy) == outcome(toy_run)
+    assert any(e["event"] == "resume" and e["skipped"] for e in RunStore(copy).events())
+
+
+def _edit_checkpoint(run_dir: Path, edit) -> None:
+    for path in (run_dir / "checkpoints").glob("gen_*.json"):
+        state = json.loads(path.read_text())
+        edit(state)
+        path.write_text(json.dumps(state))
+
+
+def _alive(run_dir: Path) -> Path:
+    """The genome file of a member of the run's population (resume reads it back)."""
+    return RunStore(run_dir).genome_path(load_run(run_dir).population[-1])
+
+
+def _cut(path: Path, keep: float) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: (d / "config.yaml").write_text(""), r"config.yaml: incomplete run config \(the 'name' section is missing\)"),
+        (lambda d: _cut(d / "config.yaml", 0.5), r"config.yaml: incomplete run config"),
+        (lambda d: _edit_checkpoint(d, lambda s: s.pop("next_id")), r"gen_0003.json: missing field 'next_id'"),
+        (lambda d: _edit_checkpoint(d, lambda s: s.update(population=[0, 1, 2, 99], history=s["history"][:-1]
+                                                          + [{**s["history"][-1], "population": [0, 1, 2, 99]}])),
+         r"gen_0003.json: generation 3 names individual 99, which .*individuals.jsonl does not hold"),
+        (lambda d: _edit_checkpoint(d, lambda s: s.update(individuals_logged=17)),
+         r"gen_0003.json: individuals_logged is 17 but its generations evaluated 16"),
+        (lambda d: _cut(d / "individuals.jsonl", 0.5), r"individuals.jsonl: holds \d+ complete records but"),
+        (lambda d: _alive(d).write_bytes(b"junk"), r"individuals/\d+.pt: checksum mismatch"),
+        (lambda d: _alive(d).unlink(), r"individuals/\d+.pt: missing"),
+    ],
+    ids=["empty-config", "cut-config", "checkpoint-field", "unknown-id", "count", "cut-records", "genome-checksum",
+         "genome-missing"],
+)
+def test_a_damaged_run_is_one_line_naming_the_file_and_nothing_is_rewritten(copy: Path, damage, message: str) -> None:
+    damage(copy)
+    before = snapshot(copy)
+    with pytest.raises(DamagedRunError, match=message) as err:
+        resume_evolution(copy, ["evolution.generations=5"])
+    assert "\n" not in str(err.value)
+    assert snapshot(copy) == before
+
+
+def test_show_and_export_read_through_the_same_checks(copy: Path) -> None:
+    _edit_checkpoint(copy, lambda s: s["history"][1].pop("best_id"))
+    with pytest.raises(DamagedRunError, match="gen_0003.json: history\\[1\\]: missing field 'best_id'"):
+        load_run(copy)
+
+
+def test_genome_files_carry_a_checksum_in_their_record(toy_run: Path) -> None:
+    run = load_run(toy_run)
+    assert sorted(run.checksums) == list(range(16))
+    assert run.load_genome(run.ranked()[0].id).weights
+    with pytest.raises(DamagedRunError, match="checksum mismatch"):
+        RunStore(toy_run).load_genome(1, run.checksums[2])
+
+
+def test_a_full_disk_is_an_os_error_naming_the_file_and_loses_nothing(toy_run: Path, copy: Path, monkeypatch) -> None:
+    """ENOSPC while extending: the error names the file; the run stays as it was and resumes later."""
+    import evo.files
+
+    real_fsync, calls = evo.files.os.fsync, []
+
+    def fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) > 6:  # generation 4: its genome files are written, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(evo.files.os, "fsync", fsync)
+    with pytest.raises(OSError, match="No space left on device") as err:
+        resume_evolution(copy, ["evolution.generations=4"])
+    assert err.value.filename and Path(err.value.filename).parent.parent == copy
+    assert not list(copy.rglob("*.tmp")), "a failed atomic write leaves no temporary file"
+    assert load_run(copy).history[-1].generation == 3
+    monkeypatch.setattr(evo.files.os, "fsync", real_fsync)
+    resume_evolution(copy)
+    assert len(outcome(copy)) == 20 and load_run(copy).history[-1].generation == 4
+
+
+def test_torch_save_into_a_full_disk_raises_the_os_error(tmp_path: Path, monkeypatch) -> None:
+    """``torch.save`` straight into a full file says ``unexpected pos``; the genome's save says ENOSPC, with the path."""
+    import evo.files
+
+    def fail(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(evo.files.os, "fsync", fail)
+    with pytest.raises(OSError) as err:
+        Genome.mlp((4,), (3,), 2, seed=1).save(tmp_path / "g.pt")
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "g.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_whose_every_evaluation_fails_raises(tmp_path: Path) -> None:
+    import numpy as np
+
+    rows = np.random.default_rng(0).normal(size=(40, 3))
+    rows[5, 1], rows[:, 2] = np.nan, rows[:, 0] > 0
+    np.savetxt(tmp_path / "nan.csv", rows, delimiter=",", header="a,b,y", comments="")
+    cfg = load_config(None, ["task.dataset=csv", f"task.path={tmp_path / 'nan.csv'}", "evolution.generations=1",
+                             "evolution.population_size=2", "backend.kind=serial", "evolution.eval_steps=2"])
+    with pytest.raises(RunFailedError, match=r"run: all 4 evaluations failed; the first \(individual 0\): Diverged"):
+        run_evolution(cfg, run_dir=tmp_path / "run")
+    assert [e["event"] for e in RunStore(tmp_path / "run").events()][-1] == "run_failed"

@@ -279,7 +279,7 @@ def summarize(study: optuna.Study, config: EvoConfig) -> SearchResult:
 def export_best(result: SearchResult, path: str | Path) -> Path:
     """Write the best trial's config as a ready-to-run YAML file."""
     from evo.config import dump_config
-    from evo.store import atomic_write_text
+    from evo.files import atomic_write_text
 
     if result.best_trial is None:
         raise ValueError(f"study {result.study.study_name!r}: no completed trial to export yet")

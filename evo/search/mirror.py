@@ -27,10 +27,13 @@ from typing import Any
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 
+from evo.errors import StorageError
 from evo.genome import Genome
 from evo.hyper import GENES
 from evo.records import Individual, Reporter
@@ -122,6 +125,7 @@ class OptunaMirror(Reporter):
         run_dir: str | Path | None = None,
         artifacts: str | Path | None = DEFAULT_ARTIFACTS,
     ) -> None:
+        self.where = storage if isinstance(storage, str) else type(storage).__name__
         if isinstance(storage, str):
             from evo.search.study import open_storage
 
@@ -138,18 +142,34 @@ class OptunaMirror(Reporter):
             self.artifact_store = FileSystemArtifactStore(str(artifacts))
         self._genomes: dict[int, Genome] = {}
         self._lineage: dict[int, list[int]] = {}
-        self._mirrored = {t.user_attrs.get("individual_id") for t in self.study.get_trials(deepcopy=False)}
+        trials = self.study.get_trials(deepcopy=False)
+        self._mirrored = {t.user_attrs.get("individual_id") for t in trials if t.state.is_finished()}
+        # trials a killed process opened but never finished: finished when their individual is redone
+        self._unfinished = {t.user_attrs.get("individual_id"): t._trial_id
+                            for t in trials if t.state == TrialState.RUNNING}
 
     def on_evaluated(self, individual: Individual) -> None:
         if individual.id in self._mirrored:
             return  # a resumed run redoes the generation that was in flight
+        try:
+            self._mirror(individual)
+        except (StorageInternalError, SQLAlchemyError) as err:  # e.g. SQLite's "database or disk is full"
+            cause = err.__cause__ if isinstance(err.__cause__, SQLAlchemyError) else err
+            reason = getattr(cause, "orig", None) or cause
+            raise StorageError(f"{self.where}: cannot write the Optuna mirror ({str(reason).splitlines()[0]}); "
+                               "the run stopped at its last checkpoint (resume it once fixed, or with --no-mirror)"
+                               ) from err
+
+    def _mirror(self, individual: Individual) -> None:
         parent_id = individual.parents[0] if individual.parents else None
         ancestors = [*self._lineage.get(parent_id, []), parent_id] if parent_id is not None else []
         self._lineage[individual.id] = ancestors  # oldest first, through first parents
         parent = self._genomes.get(parent_id) if parent_id is not None else None
         self._genomes[individual.id] = individual.genome.replace(weights={})
         # Open the trial, attach the diagram, then finish it: Optuna accepts artifacts only on unfinished trials.
-        trial_id = self._open_trial(individual)
+        trial_id = self._unfinished.pop(individual.id, None)
+        if trial_id is None:
+            trial_id = self._open_trial(individual)
         if self.artifact_store is not None:
             self._upload_diagram(trial_id, individual, parent)
         values = self._values(individual)

@@ -85,3 +85,32 @@ def test_hyperparameter_genes_become_params(tmp_path) -> None:
     first, second = mirror.study.trials
     assert first.params["hparams.lr"] == 0.01 and second.params["hparams.lr"] == 0.02
     assert first.params["hparams.batch_size"] == 16 and second.params["hparams.lr_schedule"] == "cosine"
+
+
+def test_a_full_database_is_one_storage_error(tmp_path) -> None:
+    """SQLite's "database or disk is full" (here: a page limit) stops the run with one line naming the storage."""
+    import pytest
+    from sqlalchemy import event
+
+    from evo.errors import StorageError
+
+    url = f"sqlite:///{tmp_path}/evo.db"
+    mirror = OptunaMirror(url, "r", OBJECTIVES, artifacts=None)
+    mirror.on_evaluated(_individual(0, (8,)))
+    engine = mirror.storage.engine
+    pages = engine.connect().exec_driver_sql("PRAGMA page_count").scalar()
+    event.listen(engine, "connect", lambda conn, _: conn.execute(f"PRAGMA max_page_count={pages}"))
+    engine.dispose()
+    with pytest.raises(StorageError, match=f"^{url}: cannot write the Optuna mirror \\(database or disk is full\\)"):
+        for i in range(1, 50):
+            mirror.on_evaluated(_individual(i, (8,)))
+
+
+def test_a_trial_a_killed_run_left_open_is_finished_when_its_individual_is_redone(tmp_path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path}/evo.db")
+    killed = OptunaMirror(storage, "r", OBJECTIVES, artifacts=None)
+    killed._lineage[0] = []
+    killed._open_trial(_individual(0, (8,)))  # SIGKILL before the trial was finished
+    OptunaMirror(storage, "r", OBJECTIVES, artifacts=None).on_evaluated(_individual(0, (8,)))  # the resumed run
+    trials = optuna.load_study(study_name=run_study_name("r"), storage=storage).trials
+    assert [(t.state, t.user_attrs["individual_id"]) for t in trials] == [(TrialState.COMPLETE, 0)]
