@@ -22,8 +22,9 @@ import argparse
 import importlib
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
+from typing import Any
 
 import optuna
 import torch
@@ -63,8 +64,8 @@ FRACTIONS = (0.25, 0.5, 1.0)
 Cell = dict[str, tuple[Trace, Summary]]
 
 
-def run_cell(dataset: str, seed: int, epochs: int) -> Cell:
-    """Every method on one dataset and seed; all but Lamarckian evo get exactly the budget it used."""
+def run_cell(dataset: str, seed: int, epochs: int, skip: Collection[str] = ()) -> Cell:
+    """Every method (but ``skip``) on one dataset and seed; all but Lamarckian evo get exactly the budget it used."""
     data = split(dataset)
     target = TARGETS[dataset]
 
@@ -75,31 +76,44 @@ def run_cell(dataset: str, seed: int, epochs: int) -> Cell:
 
     out = {LAMARCK: timed(lambda: run_evolution_traced(evo_config(dataset, epochs * len(data.x_train), seed)))}
     budget = out[LAMARCK][0].used
-    samplers: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
-        "Optuna TPE": lambda: optuna.samplers.TPESampler(seed=seed),
-        "Optuna NSGA-II": lambda: optuna.samplers.NSGAIISampler(seed=seed + 1000),
-        "random search": lambda: optuna.samplers.RandomSampler(seed=seed + 2000),
+
+    def fixed(sampler: optuna.samplers.BaseSampler, multi: bool = False) -> Callable[[], Trace]:
+        return lambda: run_fixed_search(data, sampler, budget, seed, multi_objective=multi)
+
+    def evo(**kwargs: Any) -> Callable[[], Trace]:
+        return lambda: run_evolution_traced(evo_config(dataset, budget, seed, **kwargs))
+
+    def tune(run: Callable[[str, int, int, Path], Trace]) -> Callable[[], Trace]:
+        def in_scratch() -> Trace:
+            with tempfile.TemporaryDirectory(prefix="evo-bench-tune-", dir=SCRATCH) as tmp:
+                return run(dataset, seed, budget, Path(tmp))
+        return in_scratch
+
+    methods: dict[str, Callable[[], Trace]] = {
+        DARWIN: evo(lamarckian=False),
+        **{name: evo(extra=extra) for name, extra in mechanisms(len(data.x_train)).items()},
+        "Optuna TPE": fixed(optuna.samplers.TPESampler(seed=seed)),
+        "Optuna NSGA-II": fixed(optuna.samplers.NSGAIISampler(seed=seed + 1000), multi=True),
+        "random search": fixed(optuna.samplers.RandomSampler(seed=seed + 2000)),
+        TPE_HB: lambda: run_pruned_search(data, optuna.samplers.TPESampler(seed=seed), budget, seed),
+        DEHB: lambda: run_dehb(data, budget, seed),
+        PBT: tune(pbt_trace),
+        ASHA: tune(asha_trace),
     }
-    out[DARWIN] = timed(lambda: run_evolution_traced(evo_config(dataset, budget, seed, lamarckian=False)))
-    for name, extra in mechanisms(len(data.x_train)).items():
-        out[name] = timed(lambda e=extra: run_evolution_traced(evo_config(dataset, budget, seed, extra=e)))
-    for name, sampler in samplers.items():
-        multi = name == "Optuna NSGA-II"
-        out[name] = timed(lambda s=sampler, m=multi: run_fixed_search(data, s(), budget, seed, multi_objective=m))
-    out[TPE_HB] = timed(lambda: run_pruned_search(data, optuna.samplers.TPESampler(seed=seed), budget, seed))
-    if available(DEHB):
-        out[DEHB] = timed(lambda: run_dehb(data, budget, seed))
-    if available(PBT):
-        with tempfile.TemporaryDirectory(prefix="evo-bench-tune-", dir=SCRATCH) as tmp:
-            out[PBT] = timed(lambda: pbt_trace(dataset, seed, budget, Path(tmp)))
-            out[ASHA] = timed(lambda: asha_trace(dataset, seed, budget, Path(tmp)))
+    for name, run in methods.items():
+        if name not in skip and available(name):
+            out[name] = timed(run)
     return out
 
 
-def left_out() -> str:
-    """A sentence naming the optional peers this run cannot measure, or "" when all are there."""
+def left_out(skip: Collection[str] = ()) -> str:
+    """Sentences naming the peers this run did not measure, and why, or "" when all are there."""
     missing = [m for m in OPTIONAL if not available(m)]
-    return f"Left out (their packages are not installed here; `make peers`): {', '.join(missing)}." if missing else ""
+    skipped = [m for m in METHODS if m in skip and m not in missing]
+    return " ".join(filter(None, [
+        f"Left out (their packages are not installed here; `make peers`): {', '.join(missing)}." if missing else "",
+        f"Left out of this run (`--skip`): {', '.join(skipped)}." if skipped else "",
+    ]))
 
 
 def mechanisms(n_train: int) -> dict[str, list[str]]:
@@ -191,7 +205,7 @@ def report(results: dict[str, list[Cell]], args: argparse.Namespace) -> str:
         "2 trials at a time and not bit-reproducible (Tune's concurrency and PBT's global random). Cells: median [mean ± 95% CI] over seeds."),
         (f"Targets (validation accuracy): {TARGETS}. Hypervolume: validation front, measured on test as "
         f"(test error, log10 params), reference {REFERENCE}; larger is better."),
-        *filter(None, [left_out()]),
+        *filter(None, [left_out(args.skip)]),
         table(["dataset", "method", "best test acc", "its params", "epochs to target", "hypervolume",
                "networks trained", "seconds"], main),
         "Front target — evo dominates the accuracy-vs-parameters front at equal budget (median hypervolume):",
@@ -208,13 +222,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--skip", nargs="+", default=[], choices=[m for m in METHODS if m != LAMARCK],
+                        help="methods to leave out of this run (the report says so), e.g. the slow Ray Tune peers")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(machine(), "| load", load_average())
-    if missing := left_out():
+    if missing := left_out(args.skip):
         print(missing)
-    if available(PBT):
+    tune = available(PBT) and not {PBT, ASHA} <= set(args.skip)
+    if tune:
         import ray
 
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -222,12 +239,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         for dataset in args.datasets:
             for seed in args.seeds:
-                results[dataset].append(run_cell(dataset, seed, args.epochs))
+                results[dataset].append(run_cell(dataset, seed, args.epochs, args.skip))
                 print(f"{dataset} seed {seed}: " + "; ".join(
                     f"{m} test {s.best_test:.3f} params {s.params} hv {s.hypervolume:.3f} ({s.seconds:.0f}s)"
                     for m, (_, s) in results[dataset][-1].items()), flush=True)
     finally:
-        if available(PBT):
+        if tune:
             ray.shutdown()
     body = report(results, args)
     print(body)

@@ -41,7 +41,7 @@ def test_optuna_alone_cell_gives_every_method_evo_s_budget() -> None:
     for method, (trace, summary) in cell.items():
         assert budget <= trace.used < budget + 128 + len(split("wine").x_train) * 8, method
         assert summary.evaluations == len(trace.points) > 0
-    body = optuna_alone.report({"wine": [cell]}, argparse.Namespace(seeds=[0], epochs=3))
+    body = optuna_alone.report({"wine": [cell]}, argparse.Namespace(seeds=[0], epochs=3, skip=[]))
     assert "Lamarckian vs Darwinian" in body and "train − val gap" in body
 
 
@@ -71,3 +71,10 @@ def test_pbt_and_evo_get_the_same_budget(tmp_path: Path) -> None:
     assert pbt["params"] == Genome.mlp((64,), ray_pbt.HIDDEN, 10).num_params()
     evo = ray_pbt.run_evo(seed=0, budget=int(pbt["used"]))
     assert evo["used"] >= pbt["used"]
+
+
+def test_optuna_alone_skips_what_it_is_told_and_says_so() -> None:
+    cell = optuna_alone.run_cell("wine", seed=0, epochs=1, skip={"Optuna NSGA-II", optuna_alone.DEHB})
+    assert "Optuna NSGA-II" not in cell and optuna_alone.DEHB not in cell and optuna_alone.LAMARCK in cell
+    body = optuna_alone.report({"wine": [cell]}, argparse.Namespace(seeds=[0], epochs=1, skip=["Optuna NSGA-II"]))
+    assert "Left out of this run (`--skip`): Optuna NSGA-II." in body
