@@ -40,7 +40,7 @@ from ray import exceptions as rex
 
 import evo
 from evo.backends._base import Backend
-from evo.backends.serial import run_job
+from evo.backends.serial import run_jobs
 from evo.backends.stats import BackendStats, StatsMeter
 from evo.tasks import Budget, Evaluation, Job, Task
 
@@ -83,7 +83,7 @@ def worker_device(gpu_ids: Sequence[object], visible: str | None) -> str:
 
 def _evaluate(task: Task, threads: int, *jobs: Job) -> tuple[str | Evaluation, ...]:
     """Runs in the worker: its CPU share of threads, its GPU (if any); returns the node id, then one
-    evaluation per job.
+    evaluation per job (a task that evaluates jobs together gets the batch in one call: :func:`run_jobs`).
 
     Jobs come as separate arguments and evaluations go back as separate return values (``num_returns``):
     Ray sends an object under its inline limit (100 KB) inside the task's messages, a larger one through
@@ -91,7 +91,7 @@ def _evaluate(task: Task, threads: int, *jobs: Job) -> tuple[str | Evaluation, .
     """
     torch.set_num_threads(threads)
     device = worker_device(ray.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES"))
-    return ray.get_runtime_context().get_node_id(), *(run_job(task, job, device) for job in jobs)
+    return ray.get_runtime_context().get_node_id(), *run_jobs(task, jobs, device)
 
 
 _remote_evaluate = ray.remote(_evaluate)

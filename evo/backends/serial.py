@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 
 from evo.backends._base import Backend
 from evo.backends.stats import BackendStats, StatsMeter
 from evo.tasks import Evaluation, Job, Task
+from evo.tasks._base import batches
 
-__all__ = ["SerialBackend", "run_job"]
+__all__ = ["SerialBackend", "run_job", "run_jobs"]
 
 
 def run_job(task: Task, job: Job, device: str = "cpu") -> Evaluation:
@@ -25,8 +26,22 @@ def run_job(task: Task, job: Job, device: str = "cpu") -> Evaluation:
     return dataclasses.replace(evaluation, individual_id=job.individual_id)
 
 
+def run_jobs(task: Task, jobs: Sequence[Job], device: str = "cpu") -> list[Evaluation]:
+    """Evaluate jobs together through :meth:`Task.evaluate_batch` when the task overrides it, else one by one;
+    ids stamped. A batch that raises is evaluated again job by job, so the error lands on the job that caused it."""
+    if len(jobs) > 1 and batches(task):
+        try:
+            evaluations = task.evaluate_batch(jobs, device)
+        except Exception:  # noqa: BLE001 - retried one by one below, where the culprit gets the error
+            pass
+        else:
+            return [dataclasses.replace(e, individual_id=j.individual_id) for e, j in zip(evaluations, jobs, strict=True)]
+    return [run_job(task, job, device) for job in jobs]
+
+
 class SerialBackend(Backend):
-    """Evaluates jobs in order in the calling process.
+    """Evaluates jobs in order in the calling process; a task that evaluates jobs together
+    (:meth:`Task.evaluate_batch`) gets all of a map's jobs at once, so its evaluations arrive together at the end.
 
     Args:
         device: the torch device evaluations run on.
@@ -45,11 +60,12 @@ class SerialBackend(Backend):
         if self.threads is not None:
             torch.set_num_threads(self.threads)
         try:
-            for job in jobs:
-                self._meter.in_flight = 1
-                evaluation = run_job(task, job, self.device)
-                self._meter.finished(evaluation.ok)
-                yield evaluation
+            groups = [list(jobs)] if batches(task) else ([job] for job in jobs)
+            for group in groups:
+                self._meter.in_flight = len(group)
+                for evaluation in run_jobs(task, group, self.device):
+                    self._meter.finished(evaluation.ok)
+                    yield evaluation
         finally:
             torch.set_num_threads(previous)
             self._meter.end()

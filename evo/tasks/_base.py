@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -18,7 +19,7 @@ from torch import Tensor
 from evo.genome import Genome
 from evo.preprocessing import Preprocessing
 
-__all__ = ["Budget", "Direction", "Evaluation", "Job", "Objective", "Task"]
+__all__ = ["Budget", "Direction", "Evaluation", "Job", "Objective", "Task", "batches"]
 
 
 class Direction(str, Enum):
@@ -91,12 +92,17 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of work for a backend: evaluate ``genome`` as individual ``individual_id``."""
+    """One unit of work for a backend: evaluate ``genome`` as individual ``individual_id``.
+
+    ``learn=False`` asks for a measurement of the genome as it is, without the learning a task may do within
+    an evaluation (re-evaluating an elite on fresh episodes must not change its weights).
+    """
 
     individual_id: int
     genome: Genome
     budget: Budget
     seed: int
+    learn: bool = True
 
 
 class Task(ABC):
@@ -123,6 +129,16 @@ class Task(ABC):
         Deterministic for a given ``seed``.
         """
 
+    def evaluate_batch(self, jobs: Sequence[Job], device: str) -> list[Evaluation]:
+        """One Evaluation per job, in order (``individual_id=-1``; the caller stamps the ids).
+
+        Backends hand a task several jobs at once through this method. The default evaluates them one by one;
+        a task whose evaluations share fixed costs (gradient-free tasks: many small networks of one
+        architecture in one forward pass) overrides it. An override must return, for every job, exactly what
+        :meth:`evaluate` returns for it alone (timings aside).
+        """
+        return [self.evaluate(job.genome, job.budget, device, job.seed) for job in jobs]
+
     def calibration_batch(self, n: int, seed: int) -> tuple[Tensor, Tensor] | None:
         """A batch of training inputs and targets for data-dependent operators; None if the task has no data."""
         return None
@@ -140,3 +156,8 @@ class Task(ABC):
         work ``used`` before it failed (budgets count it)."""
         worst = {o.name: o.worst() for o in self.objectives}
         return Evaluation(-1, worst, genome, budget_used=used, error=error)
+
+
+def batches(task: Task) -> bool:
+    """Whether ``task`` overrides :meth:`Task.evaluate_batch` (backends then hand it jobs together)."""
+    return type(task).evaluate_batch is not Task.evaluate_batch

@@ -3,7 +3,8 @@
 Fitness is ``4 − Σ(σ(out) − y)²`` over the four input pairs (σ = sigmoid), so a
 perfect network scores 4; neat-python calls it solved above 3.9. The network is
 never trained: the evaluation returns the input genome, and weights change only
-through mutation operators, as in NEAT (Stanley & Miikkulainen 2002).
+through mutation operators, as in NEAT (Stanley & Miikkulainen 2002). Genomes of one
+architecture are scored together as a numpy stack (:mod:`evo.stacked`).
 
 Example:
     >>> from evo.genome import Genome
@@ -16,12 +17,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Hashable, Sequence
 
+import numpy as np
 import torch
+from scipy.special import expit
 from torch import Tensor
 
 from evo.genome import Genome
-from evo.tasks._base import Budget, Evaluation, Objective, Task
+from evo.stacked import StackedNet, architecture_key
+from evo.tasks._base import Budget, Evaluation, Job, Objective, Task
 
 __all__ = ["SOLVED_FITNESS", "XorTask"]
 
@@ -29,6 +34,7 @@ __all__ = ["SOLVED_FITNESS", "XorTask"]
 SOLVED_FITNESS = 3.9
 _INPUTS = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 _TARGETS = torch.tensor([[0.0], [1.0], [1.0], [0.0]])
+_X, _Y = _INPUTS.numpy(), _TARGETS.numpy().astype(np.float64)
 
 
 class XorTask(Task):
@@ -46,17 +52,32 @@ class XorTask(Task):
 
     def evaluate(self, genome: Genome, budget: Budget, device: str, seed: int) -> Evaluation:
         """Score ``genome`` on the four points (``budget``, ``device`` and ``seed`` are irrelevant: it is exact)."""
-        start = time.perf_counter()
-        module = genome.to_module().eval()
-        with torch.no_grad():
-            out = torch.sigmoid(module(_INPUTS))
-        error = float(((out - _TARGETS) ** 2).sum())
+        return self.evaluate_batch([Job(-1, genome, budget, seed)], device)[0]
+
+    def evaluate_batch(self, jobs: Sequence[Job], device: str) -> list[Evaluation]:
+        """Every job's :meth:`evaluate`, genomes of one architecture scored in one stacked forward pass."""
+        out: dict[int, Evaluation] = {}
+        groups: dict[Hashable, list[int]] = {}
+        for i, job in enumerate(jobs):
+            groups.setdefault(architecture_key(job.genome), []).append(i)
+        for members in groups.values():
+            start = time.perf_counter()
+            genomes = [jobs[i].genome for i in members]
+            net = StackedNet.of(genomes)
+            with np.errstate(all="ignore"):
+                predictions = expit(net(np.broadcast_to(_X, (len(genomes), *_X.shape))).astype(np.float64))
+            errors = ((predictions - _Y) ** 2).sum(axis=(1, 2))
+            seconds = (time.perf_counter() - start) / len(members)
+            for i, genome, error in zip(members, genomes, errors, strict=True):
+                out[i] = self._evaluation(genome, float(error), seconds)
+        return [out[i] for i in range(len(jobs))]
+
+    def _evaluation(self, genome: Genome, error: float, seconds: float) -> Evaluation:
         if not math.isfinite(error):
             return self.failed("network output is not finite")
         fitness = 4.0 - error
         metrics = {"fitness": fitness, "solved": float(fitness > SOLVED_FITNESS), "params": float(genome.num_params())}
-        used = Budget(episodes=1, seconds=time.perf_counter() - start)
-        return Evaluation(-1, {"fitness": fitness}, genome, metrics, used)
+        return Evaluation(-1, {"fitness": fitness}, genome, metrics, Budget(episodes=1, seconds=seconds))
 
     def calibration_batch(self, n: int, seed: int) -> tuple[Tensor, Tensor] | None:
         """The four XOR points (all the data there is)."""

@@ -90,8 +90,8 @@ def test_box_actions_are_tanh_scaled_to_the_bounds() -> None:
     assert task.input_shape == (3,) and task.output_size == 1
     push = linear_policy([[0.0, 0.0, 0.0]], [100.0])  # tanh → 1 → the upper bound, 2
     actions = []
-    original = task._act
-    task._act = lambda policy, obs: actions.append(original(policy, obs)) or actions[-1]  # type: ignore[method-assign]
+    original = task._actions
+    task._actions = lambda out: actions.append(original(out)) or actions[-1]  # type: ignore[method-assign]
     ev = task.evaluate(push, Budget(), "cpu", seed=0)
     assert ev.budget_used.steps == 10 and len(actions) == 10
     np.testing.assert_allclose(np.concatenate(actions), 2.0)
