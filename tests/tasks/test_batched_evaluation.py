@@ -31,7 +31,8 @@ def population(input_size: int, outputs: int, n: int) -> list[Genome]:
 
 def comparable(e: Evaluation) -> tuple[object, ...]:
     """Everything an evaluation says except wall time."""
-    return e.objectives, e.metrics, e.error, dataclasses.replace(e.budget_used, seconds=0.0), e.genome
+    weights = None if e.genome is None else {k: v.tolist() for k, v in e.genome.weights.items()}
+    return e.objectives, e.metrics, e.error, dataclasses.replace(e.budget_used, seconds=0.0), weights
 
 
 def one_by_one(task: Task, jobs: list[Job]) -> list[tuple[object, ...]]:
