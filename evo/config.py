@@ -121,6 +121,11 @@ class EvolutionConfig(BaseModel):
         description="Children start from their parents' trained weights (Lamarckian inheritance); "
         "false: the child's architecture is re-initialised at random (Darwinian, for comparison).",
     )
+    reevaluate: int = Field(
+        0, ge=0, description="Each generation, measure the best N of the population again on fresh episodes "
+        "(seeds from (seed, id, generation); no learning), their fitness becoming the mean over every episode seen, "
+        "so selection stops rewarding lucky episodes. For noisy fitness: control tasks (or a custom task honouring "
+        "Job.learn); 0 = off.")
     seed: int = Field(0, description="Run seed; every individual's seed derives from (seed, id).")
     eval_steps: int = Field(0, ge=0, description="Training steps per evaluation; 0 = the task's default (epochs).")
     max_steps: int = Field(0, ge=0, description="Stop once this many training/environment steps are used; 0 = no limit.")
@@ -186,6 +191,13 @@ class EvoConfig(BaseModel):
     @classmethod
     def _check_name(cls, name: str | None) -> str | None:
         return None if name is None else check_run_name(name)
+
+    @model_validator(mode="after")
+    def _check_reevaluate(self) -> EvoConfig:
+        if self.evolution.reevaluate and self.task.kind not in ("control", "custom"):
+            raise ValueError(f"evolution.reevaluate needs a noisy task measured without learning (control, custom), "
+                             f"not {self.task.kind}")
+        return self
 
     @field_validator("operators")
     @classmethod

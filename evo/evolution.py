@@ -31,6 +31,7 @@ from evo.genome import Genome, LayerKind, LayerSpec
 from evo.hyper import initial_hparams, perturb
 from evo.operators import Operator
 from evo.records import GenerationRecord, Individual, Reporter
+from evo.reevaluation import apply_merged, latest_merged, merged_record, reevaluate
 from evo.selection import Selector, make_selector, pareto_front
 from evo.store import (Checkpoint, RunStore, individual_from_record, individual_to_record, record_from_dict,
                        record_to_dict)
@@ -38,7 +39,7 @@ from evo.tasks import Budget, Direction, Evaluation, Job, Task
 
 __all__ = ["DEFAULT_OPERATORS", "Evolution", "RunResult", "build_operators", "derive_seed", "operator_specs", "resume_evolution", "run_evolution"]
 
-_INIT, _VARY, _SELECT, _HYPER, _RUNG = 1, 2, 3, 4, 5  # stream tags for derive_seed
+_INIT, _VARY, _SELECT, _HYPER, _RUNG, _REEVALUATE = 1, 2, 3, 4, 5, 6  # stream tags for derive_seed
 
 
 def derive_seed(*parts: int) -> int:
@@ -139,6 +140,7 @@ class Evolution:
         start = time.perf_counter()
         for reporter in self.reporters:
             reporter.on_generation_start(generation)
+        reevaluated = self._reevaluate_elites(generation) if generation > 0 and self.evo.reevaluate else []
         children = self._initial_population() if generation == 0 else self._children(generation)
         evaluated = self._evaluate(children)
         if generation == 0:
@@ -148,6 +150,9 @@ class Evolution:
         for ind in evaluated:
             self.budget_used = self.budget_used + (ind.evaluation.budget_used if ind.evaluation else Budget())
         best = self.best()
+        extra: dict[str, Any] = {"pareto": [ind.id for ind in self.pareto()]} if len(self.objectives) > 1 else {}
+        if reevaluated:
+            extra["reevaluated"] = merged_record(reevaluated)
         record = GenerationRecord(
             generation=generation,
             evaluated=tuple(ind.id for ind in evaluated),
@@ -157,7 +162,7 @@ class Evolution:
             budget_used=self.budget_used,
             seconds=time.perf_counter() - start,
             failures=sum(1 for ind in evaluated if ind.evaluation is None or not ind.evaluation.ok),
-            extra={"pareto": [ind.id for ind in self.pareto()]} if len(self.objectives) > 1 else {},
+            extra=extra,
         )
         self.history.append(record)
         self.generation = generation
@@ -312,6 +317,18 @@ class Evolution:
         for reporter in self.reporters:
             reporter.on_evaluated(ind)
 
+    def _reevaluate_elites(self, generation: int) -> list[Individual]:
+        """The best ``evolution.reevaluate`` of the population measured again on fresh episodes, their fitness
+        now the mean over all their episodes (see :mod:`evo.reevaluation`); the run is charged the work."""
+        elites = sorted(self.population, key=self.selector.key, reverse=True)[: self.evo.reevaluate]
+        updated, used = reevaluate(self.task, self.backend, elites,
+                                   lambda i: derive_seed(self.evo.seed, i, generation, _REEVALUATE))
+        by_id = {ind.id: ind for ind in updated}
+        self.individuals.update(by_id)
+        self.population = [by_id.get(ind.id, ind) for ind in self.population]
+        self.budget_used = self.budget_used + used
+        return updated
+
     # ------------------------------------------------------------- results
     def ranked(self) -> list[Individual]:
         """Every evaluated individual, best first by the selector's key."""
@@ -366,16 +383,20 @@ class Evolution:
         keep = set(state["population"])
         records = {r["id"]: r for r in store.records(state)}
         self.history = [record_from_dict(r) for r in state["history"]]
-        self.individuals = {}
-        for i, rec in records.items():
-            genome = store.load_genome(i, rec.get("sha256")) if i in keep else None
-            self.individuals[i] = individual_from_record(rec, genome)
+        merged = latest_merged([r.extra for r in self.history])
+
+        def load(i: int, weights: bool) -> Individual:
+            genome = store.load_genome(i, records[i].get("sha256")) if weights else None
+            ind = individual_from_record(records[i], genome)
+            return apply_merged(ind, merged[i]) if i in merged else ind
+
+        self.individuals = {i: load(i, i in keep) for i in records}
         self.population = [self.individuals[i] for i in state["population"]]
         self.next_id = state["next_id"]
         self.generation = state["generation"]
         self.budget_used = self.history[-1].budget_used if self.history else Budget()
         for i in self._hall_of_fame() - keep:
-            self.individuals[i] = individual_from_record(records[i], store.load_genome(i, records[i].get("sha256")))
+            self.individuals[i] = load(i, True)
         store.cut_records(state)
 
     def _checkpoint(self, record: GenerationRecord) -> None:
