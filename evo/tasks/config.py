@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from evo.continual.config import ContinualTaskConfig
 from evo.tasks.custom import CustomTaskConfig
+from evo.tasks.es import WeightSearch
 
 if TYPE_CHECKING:
     from evo.plasticity import PlasticityConfig
@@ -118,6 +119,15 @@ class ControlTaskConfig(BaseModel):
     max_episode_steps: int | None = Field(
         None, ge=1, description="Truncate episodes after this many steps; null = the env's limit."
     )
+    normalize: bool = Field(
+        False, description="Map observation dimensions with finite bounds to [-1, 1] before the policy sees them "
+        "(e.g. MountainCar's velocity, ±0.07); unbounded dimensions pass unchanged.")
+    test_episodes: int = Field(
+        100, ge=0, description="Fresh episodes (never seen in evolution) the best individuals are tested on at the "
+        "end of a run: the test_mean_return of the run's test results; 0 = no test.")
+    weight_search: WeightSearch | None = Field(
+        None, description="An evolution strategy on the weights within each evaluation (Lamarckian: the improved "
+        "weights are the individual's); null = weights change only through mutation operators.")
 
 
 class XorTaskConfig(BaseModel):
@@ -163,7 +173,8 @@ def build_task(
     if isinstance(cfg, ControlTaskConfig):
         from evo.tasks.control import ControlTask
 
-        return ControlTask(cfg.env, episodes=cfg.episodes, max_episode_steps=cfg.max_episode_steps)
+        return ControlTask(cfg.env, episodes=cfg.episodes, max_episode_steps=cfg.max_episode_steps,
+                           normalize=cfg.normalize, test_episodes=cfg.test_episodes, weight_search=cfg.weight_search)
     if isinstance(cfg, ContinualTaskConfig):
         from evo.tasks.continual import ContinualTask
 

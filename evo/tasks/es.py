@@ -15,6 +15,7 @@ Example:
     >>> g = Genome.mlp((2,), (), 1, seed=0)
     >>> score = lambda vectors, iteration: -np.abs(vectors - 1).sum(axis=1)  # best: every weight 1
     >>> better, stats = search_weights(g, score, WeightSearch(iterations=30, sigma=0.5), seed=0)
+    >>> from evo.stacked import to_vector
     >>> stats["es_best"] > score(to_vector(g)[None], 0)[0]
     True
 """
@@ -22,13 +23,12 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
-from cmaes import CMA, SepCMA
+from pydantic import BaseModel, ConfigDict, Field
 
 from evo.genome import Genome
-from evo.stacked import to_vector, with_vector
 
 __all__ = ["WeightSearch", "search_weights"]
 
@@ -36,29 +36,19 @@ __all__ = ["WeightSearch", "search_weights"]
 Score = Callable[[np.ndarray, int], np.ndarray]
 
 
-@dataclass(frozen=True)
-class WeightSearch:
-    """How the lifetime weight search runs.
+class WeightSearch(BaseModel):
+    """CMA-ES on a policy's weights inside each evaluation (the ``task.weight_search`` config section)."""
 
-    Attributes:
-        algorithm: ``sep_cma`` (diagonal covariance) or ``cma`` (full covariance).
-        iterations: ES generations per evaluation.
-        population: candidates per iteration; 0 = CMA-ES's default 4 + ⌊3 ln n⌋ for n weights.
-        sigma: initial step size on every weight.
-        episodes: episodes per candidate (control), common to all candidates of an iteration.
-    """
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    algorithm: str = "sep_cma"
-    iterations: int = 10
-    population: int = 0
-    sigma: float = 0.1
-    episodes: int = 1
-
-    def __post_init__(self) -> None:
-        if self.algorithm not in ("sep_cma", "cma"):
-            raise ValueError(f"weight search algorithm must be sep_cma or cma, got {self.algorithm!r}")
-        if self.iterations < 1 or self.population < 0 or self.sigma <= 0 or self.episodes < 1:
-            raise ValueError(f"weight search needs iterations >= 1, population >= 0, sigma > 0, episodes >= 1: {self}")
+    algorithm: Literal["sep_cma", "cma"] = Field(
+        "sep_cma", description="sep_cma: diagonal covariance (Ros & Hansen 2008), linear cost in the weights; "
+        "cma: full covariance (Hansen), stronger on small networks, quadratic cost.")
+    iterations: int = Field(10, ge=1, description="ES generations per evaluation.")
+    population: int = Field(0, ge=0, description="Candidates per ES generation; 0 = CMA-ES's 4 + 3 ln(weights).")
+    sigma: float = Field(0.1, gt=0, description="Initial step size on every weight.")
+    episodes: int = Field(1, ge=1, description="Episodes per candidate, shared by all candidates of an ES "
+                          "generation (fresh each generation).")
 
 
 def search_weights(genome: Genome, score: Score, search: WeightSearch, seed: int) -> tuple[Genome, dict[str, float]]:
@@ -66,6 +56,10 @@ def search_weights(genome: Genome, score: Score, search: WeightSearch, seed: int
 
     Non-finite scores (a failed candidate) rank last. Deterministic for a given ``seed``.
     """
+    from cmaes import CMA, SepCMA  # imported when used: config loading stays light
+
+    from evo.stacked import to_vector, with_vector
+
     mean = to_vector(genome).astype(np.float64)
     kind = SepCMA if search.algorithm == "sep_cma" else CMA
     optimizer = kind(mean=mean, sigma=search.sigma, seed=seed % 2**32, population_size=search.population or None)

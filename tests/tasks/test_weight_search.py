@@ -1,0 +1,68 @@
+"""The lifetime weight search: CMA-ES on a genome's weights inside an evaluation, Lamarckian."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from evo.config import load_config
+from evo.genome import Genome
+from evo.stacked import to_vector
+from evo.tasks import Budget, ControlTask, Job, build_task
+from evo.tasks.es import WeightSearch, search_weights
+
+
+@pytest.mark.parametrize("algorithm", ["sep_cma", "cma"])
+def test_search_moves_the_weights_toward_higher_scores(algorithm: str) -> None:
+    g = Genome.mlp((3,), (2,), 1, seed=0)
+    target = np.linspace(-1, 1, g.num_params())
+    score = lambda vectors, iteration: -((vectors - target) ** 2).sum(axis=1)  # noqa: E731
+    better, stats = search_weights(g, score, WeightSearch(algorithm=algorithm, iterations=40, sigma=0.3), seed=1)
+    before, after = score(to_vector(g)[None], 0)[0], score(to_vector(better)[None], 0)[0]
+    assert after > before / 10 and stats["es_iterations"] == 40.0
+    assert str(better) == str(g)  # same architecture, other weights
+
+
+def test_failed_candidates_rank_last() -> None:
+    g = Genome.mlp((2,), (), 1, seed=0)
+    score = lambda v, i: np.where(v[:, 0] > 0, -np.inf, -np.abs(v).sum(axis=1))  # noqa: E731
+    better, _ = search_weights(g, score, WeightSearch(iterations=20, sigma=0.5), seed=0)
+    assert to_vector(better)[0] <= 0.1
+
+
+def cartpole() -> ControlTask:
+    search = WeightSearch(iterations=3, population=6, sigma=0.5, episodes=1)
+    return ControlTask("CartPole-v1", episodes=2, max_episode_steps=100, weight_search=search)
+
+
+def test_an_evaluation_returns_the_improved_weights_and_charges_the_search() -> None:
+    task, genome = cartpole(), Genome.mlp((4,), (4,), 2, seed=2)
+    ev = task.evaluate(genome, Budget(), "cpu", seed=3)
+    assert ev.genome is not None and not all(torch.equal(ev.genome.weights[k], genome.weights[k]) for k in genome.weights)
+    assert ev.metrics["es_iterations"] == 3.0 and ev.metrics["es_population"] == 6.0
+    assert ev.budget_used.episodes == 3 * 6 + 2 and ev.metrics["episodes"] == 2.0  # fitness: its own 2 episodes
+    plain = ControlTask("CartPole-v1", episodes=2, max_episode_steps=100).evaluate(ev.genome, Budget(), "cpu", seed=3)
+    assert plain.objectives == ev.objectives  # the fitness is that of the weights returned
+    again = task.evaluate(genome, Budget(), "cpu", seed=3)
+    assert again.objectives == ev.objectives and again.metrics == ev.metrics  # deterministic for a seed
+
+
+def test_a_measurement_does_not_learn_and_batches_equal_single_runs() -> None:
+    task, genome = cartpole(), Genome.mlp((4,), (4,), 2, seed=2)
+    [measured] = task.evaluate_batch([Job(0, genome, Budget(), 3, learn=False)], "cpu")
+    assert measured.genome is genome and "es_iterations" not in measured.metrics
+    jobs = [Job(i, Genome.mlp((4,), (4,), 2, seed=i), Budget(), seed=i) for i in range(3)]
+    batched = task.evaluate_batch(jobs, "cpu")
+    single = [task.evaluate(j.genome, j.budget, "cpu", j.seed) for j in jobs]
+    assert [e.objectives for e in batched] == [e.objectives for e in single]
+
+
+def test_config_section() -> None:
+    cfg = load_config(None, ["task.kind=control", "task.env=Pendulum-v1", "task.normalize=true",
+                             "task.weight_search={algorithm: cma, iterations: 2}"])
+    task = build_task(cfg.task)
+    assert isinstance(task, ControlTask) and task.weight_search == WeightSearch(algorithm="cma", iterations=2)
+    with pytest.raises(ValidationError):
+        WeightSearch(sigma=0)
