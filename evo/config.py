@@ -124,7 +124,7 @@ class EvolutionConfig(BaseModel):
     reevaluate: int = Field(
         0, ge=0, description="Each generation, measure the best N of the population again on fresh episodes "
         "(seeds from (seed, id, generation); no learning), their fitness becoming the mean over every episode seen, "
-        "so selection stops rewarding lucky episodes. For noisy fitness: control tasks (or a custom task honouring "
+        "so selection stops rewarding lucky episodes; target_fitness then counts only such confirmed fitness. For noisy fitness: control tasks (or a custom task honouring "
         "Job.learn); 0 = off.")
     seed: int = Field(0, description="Run seed; every individual's seed derives from (seed, id).")
     eval_steps: int = Field(0, ge=0, description="Training steps per evaluation; 0 = the task's default (epochs).")

@@ -31,7 +31,7 @@ from evo.genome import Genome, LayerKind, LayerSpec
 from evo.hyper import initial_hparams, perturb
 from evo.operators import Operator
 from evo.records import GenerationRecord, Individual, Reporter
-from evo.reevaluation import apply_merged, latest_merged, merged_record, reevaluate
+from evo.reevaluation import apply_merged, latest_merged, merged_record, reevaluate, reevaluated
 from evo.selection import Selector, make_selector, pareto_front
 from evo.store import (Checkpoint, RunStore, individual_from_record, individual_to_record, record_from_dict,
                        record_to_dict)
@@ -129,7 +129,9 @@ class Evolution:
             return True
         target = self.evo.target_fitness
         if target is not None:
-            value = self.best().objectives.get(self.objectives[0].name, math.nan)
+            # with re-evaluation, only a fitness confirmed on fresh episodes stops the run (not one lucky draw)
+            confirmed = [i for i in self.ranked() if not self.evo.reevaluate or reevaluated(i)]
+            value = confirmed[0].objectives.get(self.objectives[0].name, math.nan) if confirmed else math.nan
             reached = value >= target if self.objectives[0].direction is Direction.MAXIMIZE else value <= target
             return bool(reached)
         return False

@@ -26,7 +26,7 @@ from evo.backends import Backend
 from evo.records import Individual
 from evo.tasks import Budget, Evaluation, Job, Task
 
-__all__ = ["apply_merged", "latest_merged", "merge", "merged_record", "reevaluate"]
+__all__ = ["apply_merged", "latest_merged", "merge", "merged_record", "reevaluate", "reevaluated"]
 
 
 def _episodes(evaluation: Evaluation) -> float:
@@ -63,6 +63,11 @@ def reevaluate(task: Task, backend: Backend, elites: Sequence[Individual],
         used = used + evaluation.budget_used
         out.append(dataclasses.replace(ind, evaluation=merge(ind.evaluation, evaluation)))
     return out, used
+
+
+def reevaluated(individual: Individual) -> bool:
+    """Whether ``individual``'s fitness includes at least one measurement on fresh episodes."""
+    return individual.evaluation is not None and individual.evaluation.metrics.get("reevaluations", 0.0) > 0
 
 
 def merged_record(individuals: Sequence[Individual]) -> dict[str, dict[str, Any]]:

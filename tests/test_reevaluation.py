@@ -79,6 +79,11 @@ def test_the_champion_is_tested_on_fresh_episodes() -> None:
     assert test["test_mean_return"] == task.evaluate(genome, Budget(episodes=5), "cpu", 0x7E57).objectives["mean_return"]
 
 
+def test_only_a_confirmed_fitness_reaches_the_target() -> None:
+    result = evolution("evolution.target_fitness=-1000").run()  # any fitness reaches it, but only once confirmed
+    assert len(result.history) == 2 and result.history[1].extra["reevaluated"]
+
+
 def test_reevaluation_needs_a_noisy_task() -> None:
     with pytest.raises(ConfigError, match="reevaluate needs"):
         load_config(None, ["evolution.reevaluate=1"])
