@@ -16,7 +16,7 @@ Example:
     >>> score = lambda vectors, iteration: -np.abs(vectors - 1).sum(axis=1)  # best: every weight 1
     >>> better, stats = search_weights(g, score, WeightSearch(iterations=30, sigma=0.5), seed=0)
     >>> from evo.stacked import to_vector
-    >>> stats["es_best"] > score(to_vector(g)[None], 0)[0]
+    >>> bool(stats["es_best"] > score(to_vector(g)[None], 0)[0])
     True
 """
 

@@ -11,6 +11,8 @@ import ray
 
 from evo.backends import RayBackend, SerialBackend
 from evo.backends.ray import _Attempt, _failed
+from evo.genome import Genome
+from evo.tasks import Budget, Job, XorTask
 from evo.testing import BackendContract, CrashOnceTask, HangingTask, ToyTask, assert_same_evaluations, make_jobs
 
 pytestmark = pytest.mark.ray
@@ -133,6 +135,21 @@ def test_batched_evaluations_equal_serial_ones(ray_backend: RayBackend, monkeypa
     assert sizes == [3, 3, 1]  # 7 jobs: two full batches and the rest
     assert backend.stats().completed == 7
     backend.close()
+
+
+def test_a_task_that_evaluates_batches_gets_them_in_the_worker(ray_backend: RayBackend,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """XorTask.evaluate_batch runs each Ray task's jobs as one stack; every evaluation equals the job's alone."""
+    sizes = spy_batches(monkeypatch)
+    task = XorTask()
+    jobs = [Job(i, Genome.mlp((2,), (3,), 1, seed=i), Budget(), seed=i) for i in range(7)]
+    backend = RayBackend(evals_per_task=4)
+    got = {e.individual_id: e for e in backend.map(task, jobs)}
+    backend.close()
+    assert sizes == [4, 3]
+    for job in jobs:
+        alone = task.evaluate(job.genome, job.budget, "cpu", job.seed)
+        assert got[job.individual_id].objectives == alone.objectives and got[job.individual_id].metrics == alone.metrics
 
 
 def test_auto_batches_a_sized_map_by_its_slots(ray_backend: RayBackend, monkeypatch: pytest.MonkeyPatch) -> None:
