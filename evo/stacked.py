@@ -84,7 +84,6 @@ class StackedNet:
     def __init__(self, genome: Genome, weights: Mapping[str, np.ndarray]) -> None:
         if not stackable(genome):
             raise ValueError(f"StackedNet runs dense networks on flat inputs, not {genome}")
-        self.size = len(next(iter(weights.values())))
         last = len(genome.layers) - 1
         self._plan = tuple(
             (
