@@ -33,6 +33,7 @@ from gymnasium import spaces
 from torch import Tensor
 
 from evo.genome import Genome
+from evo.preprocessing import Preprocessing
 from evo.stacked import StackedNet, architecture_key
 from evo.tasks._base import Budget, Evaluation, Job, Objective, Task
 from evo.tasks.es import WeightSearch, search_weights
@@ -217,7 +218,14 @@ class ControlTask(Task):
 
     def _scaled(self, obs: np.ndarray) -> np.ndarray:
         """Observations as the policy sees them: bounded dimensions mapped to [-1, 1] when ``normalize``."""
-        return obs if self._scale is None else (obs - self._scale[0]) * self._scale[1] - np.float32(1)
+        return obs if self._scale is None else (obs - self._scale[0]) / self._scale[1]
+
+    def preprocessing(self) -> Preprocessing:
+        """With ``normalize``, the observation scaling (exports then take raw observations); else none."""
+        if self._scale is None:
+            return Preprocessing()
+        mean, std = self._scale
+        return Preprocessing(mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std))
 
     def _make(self) -> gym.Env:
         try:
@@ -251,14 +259,15 @@ def _with_learning(evaluation: Evaluation, used: Budget, stats: dict[str, float]
 
 
 def _bounds_scale(space: spaces.Box, normalize: bool) -> tuple[np.ndarray, np.ndarray] | None:
-    """(offset, factor) mapping each bounded observation dimension to [-1, 1] (unbounded ones kept)."""
+    """(mean, std) with ``(x - mean) / std`` mapping each bounded observation dimension to [-1, 1]: the bounds'
+    midpoint and half-width (0 and 1 for unbounded dimensions, which pass unchanged)."""
     if not normalize:
         return None
     low, high = space.low.astype(np.float64), space.high.astype(np.float64)
     bounded = np.isfinite(low) & np.isfinite(high) & (high > low)
-    offset = np.where(bounded, low, -1.0)
-    factor = np.where(bounded, 2.0 / np.where(bounded, high - low, 1.0), 1.0)
-    return offset.astype(np.float32), factor.astype(np.float32)
+    mean = np.where(bounded, (np.where(bounded, low, 0.0) + np.where(bounded, high, 0.0)) / 2, 0.0)
+    std = np.where(bounded, (np.where(bounded, high, 1.0) - np.where(bounded, low, -1.0)) / 2, 1.0)
+    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def _check_observation(env_id: str, space: gym.Space) -> tuple[int, ...]:

@@ -113,3 +113,7 @@ def test_normalized_observations_lie_in_the_unit_box() -> None:
     raw, _ = ControlTask("MountainCarContinuous-v0", episodes=1).calibration_batch(200, seed=0) or (None, None)
     assert x is not None and raw is not None and float(x.abs().max()) <= 1.0
     assert float(raw[:, 1].abs().max()) < 0.08 < float(x[:, 1].abs().max())  # velocity (±0.07) spread out
+    prep = task.preprocessing()  # exports put the scaling in front of the network: they take raw observations
+    assert prep.mean is not None and prep.std is not None
+    torch.testing.assert_close((raw - torch.tensor(prep.mean)) / torch.tensor(prep.std), x)
+    assert ControlTask("CartPole-v1").preprocessing().mean is None
