@@ -44,13 +44,14 @@ NP_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def stackable(genome: Genome) -> bool:
-    """Whether ``genome`` is a dense network on flat inputs (what :class:`StackedNet` runs)."""
-    return len(genome.input_shape) == 1 and all(layer.kind is LayerKind.LINEAR for layer in genome.layers)
+    """Whether ``genome`` is a dense network without norm layers on flat inputs (what :class:`StackedNet` runs)."""
+    return len(genome.input_shape) == 1 and all(
+        layer.kind is LayerKind.LINEAR and layer.norm is None for layer in genome.layers)
 
 
 def architecture_key(genome: Genome) -> Hashable:
     """Genomes with equal keys have weights of equal shapes and stack into one :class:`StackedNet`."""
-    return (genome.input_shape, genome.layers, genome.skips)
+    return (genome.input_shape, genome.layers, genome.skips, genome.gap)
 
 
 def to_vector(genome: Genome) -> np.ndarray:
@@ -83,7 +84,7 @@ class StackedNet:
 
     def __init__(self, genome: Genome, weights: Mapping[str, np.ndarray]) -> None:
         if not stackable(genome):
-            raise ValueError(f"StackedNet runs dense networks on flat inputs, not {genome}")
+            raise ValueError(f"gradient-free tasks run dense networks without norm layers on flat inputs, not {genome}")
         last = len(genome.layers) - 1
         self._plan = tuple(
             (

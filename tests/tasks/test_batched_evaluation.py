@@ -68,6 +68,17 @@ def test_stacked_net_computes_what_the_module_does() -> None:
         StackedNet.of(genomes)
 
 
+def test_a_genome_the_stack_cannot_run_fails_alone() -> None:
+    genomes = population(4, 2, 3)
+    task = ControlTask("CartPole-v1", episodes=2, max_episode_steps=50)
+    add_norm = make_operator({"op": "add_norm", "layer": 0, "kind": "batch"})
+    normed = add_norm.apply(genomes[0], np.random.default_rng(0), data=task.calibration_batch(64, 0))
+    jobs = [Job(i, g, Budget(), seed=i) for i, g in enumerate([normed, *genomes[1:]])]
+    evaluations = run_jobs(task, jobs)
+    assert not evaluations[0].ok and "without norm layers" in (evaluations[0].error or "")
+    assert all(e.ok for e in evaluations[1:])
+
+
 def test_weight_vectors_round_trip() -> None:
     g = population(3, 2, 3)[2]
     v = to_vector(g)
