@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
+from evo import interrupts
 from evo.backends._base import Backend
 from evo.backends.stats import BackendStats, StatsMeter
 from evo.tasks import Evaluation, Job, Task
@@ -46,6 +47,7 @@ class SerialBackend(Backend):
             torch.set_num_threads(self.threads)
         try:
             for job in jobs:
+                interrupts.check()  # a Ctrl-C swallowed during the last evaluation stops the run here
                 self._meter.in_flight = 1
                 evaluation = run_job(task, job, self.device)
                 self._meter.finished(evaluation.ok)
