@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from evo import interrupts
+from evo.backends import reaper
 from evo.backends import SerialBackend
 from evo.genome import Genome
 from evo.plasticity import PlasticityConfig
@@ -159,7 +160,8 @@ moment = sys.argv[1]
 if moment == "loading":  # while the task (its data set) is built, before the run directory exists
     wrap(evolution, "_build_task", before=lambda config: interrupt)
 elif moment == "checkpoint":  # generation 1's records written, its checkpoint not yet
-    wrap(store.RunStore, "append_records", after=lambda self, records: calls.append(1) or (len(calls) == 2 and interrupt))
+    wrap(store.RunStore, "append_records",
+         after=lambda self, records: calls.append(1) or (len(calls) == 2 and interrupt))
 elif moment == "swallowed":  # inside a weakref callback, evaluating individual 5 (generation 1)
     wrap(serial, "run_job", before=lambda task, job, device="cpu": job.individual_id == 5 and _swallowed_interrupt)
 cli(sys.argv[2:])
@@ -217,24 +219,37 @@ def _interrupt_from_outside(workdir: Path, marker: str, name: str) -> tuple[subp
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), time.monotonic() - sent
 
 
-def _assert_resumes_to(workdir: Path, name: str, proc: subprocess.CompletedProcess[str],
-                       reference: dict[str, object]) -> None:
-    run_dir = workdir / "runs" / name
+def _assert_interrupted(workdir: Path, name: str, proc: subprocess.CompletedProcess[str]) -> None:
+    """Exit 130 with the line saying how to go on, before the run's end."""
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == f"interrupted — continue with: evo resume {Path('runs', name)}"
     assert proc.stderr.count("Traceback") == proc.stderr.count("Exception ignored")  # only Python's own note
-    assert not (run_dir / "checkpoints" / "gen_0003.json").exists(), "the run stopped before its end"
+    assert not (workdir / "runs" / name / "checkpoints" / "gen_0003.json").exists(), "the run stopped before its end"
+
+
+def _assert_resumes_to(workdir: Path, name: str, proc: subprocess.CompletedProcess[str],
+                       reference: dict[str, object]) -> None:
+    """Interrupted, and ``evo resume`` then ends where an uninterrupted run ends."""
+    _assert_interrupted(workdir, name, proc)
+    run_dir = workdir / "runs" / name
     resumed = _evo("resume", str(run_dir), "--no-mirror", cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr
     assert _outcome(run_dir) == reference
 
 
-def test_a_swallowed_ctrl_c_still_stops_the_run(workdir: Path, reference: dict[str, object]) -> None:
+def test_a_swallowed_ctrl_c_still_stops_the_run(workdir: Path) -> None:
     """The reported bug: 'Exception ignored in ... KeyboardInterrupt' and the run went on to its end."""
     proc = _interrupt_from_inside(workdir, "swallowed", "swallowed")
     assert "Exception ignored" in proc.stderr and "KeyboardInterrupt" in proc.stderr  # it was swallowed...
-    _assert_resumes_to(workdir, "swallowed", proc, reference)  # ...and stopped the run all the same
+    _assert_interrupted(workdir, "swallowed", proc)  # ...and stopped the run all the same, in generation 1
+    assert (workdir / "runs" / "swallowed" / "checkpoints" / "gen_0000.json").exists()
     assert not (workdir / "runs" / "swallowed" / "checkpoints" / "gen_0001.json").exists()
+
+
+@pytest.mark.slow
+def test_a_run_stopped_by_a_swallowed_ctrl_c_resumes(workdir: Path, reference: dict[str, object]) -> None:
+    _assert_resumes_to(workdir, "swallowed-resumed", _interrupt_from_inside(workdir, "swallowed", "swallowed-resumed"),
+                       reference)
 
 
 @pytest.mark.slow
@@ -321,12 +336,14 @@ time.sleep(600)
 #: A driver with a fake raylet (and a process below it) and an unrelated child; with argv[1] == "close" it
 #: closes its reaper as a finished run does, else it waits to be killed.
 _DRIVER_WITH_REAPER = f"""
-import subprocess, sys, time
-from evo.backends.reaper import Reaper
+import importlib.util, subprocess, sys, time
+spec = importlib.util.spec_from_file_location("reaper", {reaper.__file__!r})
+reaper_module = importlib.util.module_from_spec(spec)  # alone, as the reaper process runs it: standard library only
+spec.loader.exec_module(reaper_module)
 raylet = subprocess.Popen([sys.executable, "-c", {_FAKE_RAYLET!r}], stdout=subprocess.PIPE, text=True)
 agent = int(raylet.stdout.readline())
 other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], stdout=subprocess.DEVNULL)
-reaper = Reaper()
+reaper = reaper_module.Reaper()
 reaper.watch()
 print(raylet.pid, agent, other.pid, flush=True)
 sys.stdin.readline()  # the test has seen them
@@ -397,25 +414,27 @@ def ray_workdir(workdir: Path) -> Iterator[Path]:
 
 @pytest.mark.ray
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
-def test_ray_run_stops_and_leaves_no_process_behind(ray_workdir: Path, reference: dict[str, object],
-                                                    stop: int) -> None:
-    name = f"ray-{stop.name.lower()}"
-    proc, seen, exit_s = _watched_run(ray_workdir, ["run", "ray.yaml", "--name", name, "--no-mirror"], stop, name)
-    assert proc.returncode == 128 + stop, proc.stderr
-    assert exit_s < 2 * EXIT_S, f"exited {exit_s:.1f} s after {stop.name}"  # Ray's shutdown takes a few seconds
+def test_ray_run_stops_on_ctrl_c_and_resumes(ray_workdir: Path, reference: dict[str, object]) -> None:
+    proc, seen, exit_s = _watched_run(ray_workdir, ["run", "ray.yaml", "--name", "ray", "--no-mirror"],
+                                      signal.SIGINT, "ray")
+    assert proc.returncode == 130, proc.stderr
+    assert exit_s < 2 * EXIT_S, f"exited {exit_s:.1f} s after SIGINT"  # Ray's shutdown takes a few seconds more
     assert len(seen) >= 5, "Ray's processes ran below the driver"  # GCS, raylet, agents, workers...
     assert not _left(seen, within_s=2), "Ray processes outlived the driver"
-    resumed, seen, _ = _watched_run(ray_workdir, ["resume", f"runs/{name}", "--no-mirror"], None, name)
+    resumed, seen, _ = _watched_run(ray_workdir, ["resume", "runs/ray", "--no-mirror"], None, "ray")
     assert resumed.returncode == 0, resumed.stderr
     assert not _left(seen, within_s=2), "Ray processes outlived a finished run"
-    assert _outcome(ray_workdir / "runs" / name) == reference  # serial and Ray evaluate alike
+    assert _outcome(ray_workdir / "runs" / "ray") == reference  # serial and Ray evaluate alike
 
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_ray_processes_die_soon_after_a_killed_driver(ray_workdir: Path) -> None:
-    proc, seen, _ = _watched_run(ray_workdir, ["run", "ray.yaml", "--name", "ray-kill", "--no-mirror"],
-                                 signal.SIGKILL, "ray-kill")
-    assert proc.returncode == -signal.SIGKILL
-    assert not _left(seen, within_s=5), "Ray processes outlived a SIGKILLed driver"  # 61 s without the reaper
+@pytest.mark.parametrize(("stop", "exit_code", "within_s"), [(signal.SIGTERM, 143, 2), (signal.SIGKILL, -9, 5)],
+                         ids=["sigterm", "sigkill"])
+def test_ray_processes_end_with_a_terminated_driver(ray_workdir: Path, stop: int, exit_code: int,
+                                                   within_s: float) -> None:
+    """SIGTERM: a clean stop like Ctrl-C's. SIGKILL: the reaper stops what Ray leaves (its agents: 61 s before)."""
+    name = f"ray-{stop.name.lower()}"
+    proc, seen, _ = _watched_run(ray_workdir, ["run", "ray.yaml", "--name", name, "--no-mirror"], stop, name)
+    assert proc.returncode == exit_code, proc.stderr
+    assert not _left(seen, within_s=within_s), f"Ray processes outlived a driver stopped by {stop.name}"
