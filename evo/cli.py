@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import signal
 import time
 import warnings
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 import evo
+from evo import interrupts
 from evo.errors import EvoError
 from evo.records import Reporter
 
@@ -168,20 +170,27 @@ def _execute(start: Callable[[list[Reporter], Backend], RunResult], cfg: EvoConf
     except ValueError as err:
         fail(str(err))
     progress = ProgressReporter(cfg.evolution.children or cfg.evolution.population_size, console, backend)
-    try:
-        result = start([progress], backend)
-    except ValueError as err:
-        fail(str(err))
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted — continue with: evo resume {run_dir}")
-        raise typer.Exit(130) from None
-    finally:
-        progress.close()
-        backend.close()
+    with interrupts.stop_signals():  # also over the clean-up: a SIGTERM there still lets Ray stop its workers
+        try:
+            result = start([progress], backend)
+        except ValueError as err:
+            fail(str(err))
+        except KeyboardInterrupt:
+            resumable = (run_dir / "config.yaml").exists()
+            _interrupted(f"continue with: evo resume {run_dir}" if resumable else "the run had not started")
+        finally:
+            progress.close()
+            backend.close()
     best = result.best
     console.print(f"[bold green]done[/] {run_dir}: best #{best.id} {best.genome}  {_fmt(best.objectives)}")
     for ind_id, metrics in result.test.items():
         console.print(f"  test #{ind_id}: {_fmt(metrics)}")
+
+
+def _interrupted(advice: str) -> NoReturn:
+    """After Ctrl-C or SIGTERM: one line saying how to go on, and exit code 128 + the signal (130: Ctrl-C)."""
+    err_console.print(f"interrupted — {escape(advice)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(128 + (interrupts.received() or signal.SIGINT))
 
 
 def _fmt(values: dict[str, float]) -> str:
@@ -293,15 +302,15 @@ def search(
     cfg = _load(config, set_, {})
     name = study_name or f"search:{config.stem}:{Path(space.partition(':')[0]).stem}"
     try:
-        result = run_search(cfg, load_space(space), trials=trials, jobs=jobs, storage=storage, study_name=name,
-                            sampler=sampler, pruner=pruner, timeout=timeout, seed=seed, runs_dir=runs_dir,
-                            mirror=mirror, heartbeat=heartbeat)  # type: ignore[arg-type]
+        with interrupts.stop_signals():
+            result = run_search(cfg, load_space(space), trials=trials, jobs=jobs, storage=storage, study_name=name,
+                                sampler=sampler, pruner=pruner, timeout=timeout, seed=seed, runs_dir=runs_dir,
+                                mirror=mirror, heartbeat=heartbeat)  # type: ignore[arg-type]
         written = write_best(result, export_best) if export_best is not None else None
     except ValueError as err:
         fail(str(err))
     except KeyboardInterrupt:
-        err_console.print("interrupted — run the same command again to resume the search")
-        raise typer.Exit(130) from None
+        _interrupted("run the same command again to resume the search")
     states = [row["state"] for row in result.trials]
     console.print(f"[bold green]done[/] study {name!r}: " + ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states))))
     if result.best_trial is not None:
@@ -321,15 +330,22 @@ def dashboard(
     artifacts: Path = typer.Option(Path("runs/artifacts"), help="Artifact folder holding the architecture diagrams."),
 ) -> None:
     """Browse searches and mirrored runs in optuna-dashboard (bound to 127.0.0.1)."""
-    from evo.search import dashboard_url, serve_dashboard
+    from evo.search import dashboard_server, dashboard_url
 
-    console.print(f"optuna-dashboard: {dashboard_url(port)}  (Ctrl-C to stop)", highlight=False)
     try:
-        serve_dashboard(storage, port=port, artifacts=artifacts)
+        server = dashboard_server(storage, port=port, artifacts=artifacts)
     except ValueError as err:
         fail(str(err))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    except OSError as err:
+        if err.errno != errno.EADDRINUSE:
+            raise
+        fail(f"--port {port}: 127.0.0.1:{port} is already in use (another dashboard?); choose a free port with --port")
+    console.print(f"optuna-dashboard: {dashboard_url(port)}  (Ctrl-C to stop)", highlight=False)
+    with server:
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            raise typer.Exit(0) from None
 
 
 @app.command()

@@ -39,7 +39,9 @@ from ray import cloudpickle
 from ray import exceptions as rex
 
 import evo
+from evo import interrupts
 from evo.backends._base import Backend
+from evo.backends.reaper import Reaper
 from evo.backends.serial import run_jobs
 from evo.backends.stats import BackendStats, StatsMeter
 from evo.tasks import Budget, Evaluation, Job, Task
@@ -66,6 +68,9 @@ TASKS_PER_SLOT = 4
 #: Serialises starting and stopping Ray: the trials of a parallel search share one backend from several threads,
 #: and ``ray.init`` from two of them at once fails ("Perhaps you called ray.init twice by accident?").
 _CONNECT_LOCK = threading.Lock()
+
+#: Longest single ``ray.wait``: the driver looks for a stop signal (:func:`evo.interrupts.check`) this often.
+POLL_S = 1.0
 
 
 def worker_device(gpu_ids: Sequence[object], visible: str | None) -> str:
@@ -204,6 +209,7 @@ class RayBackend(Backend):
         self.evals_per_task = evals_per_task
         self.ship_code, self.runtime_env, self.worker_logs = ship_code, dict(runtime_env or {}), worker_logs
         self._owns_ray = False
+        self._reaper: Reaper | None = None
         self._meter = StatsMeter()
 
     # ------------------------------------------------------------ connection
@@ -234,6 +240,13 @@ class RayBackend(Backend):
                 ray.init(**self.init_kwargs())
                 self._owns_ray = True
 
+    def _watch_helpers(self) -> None:
+        """A local instance this backend started: have its processes stopped with the driver, however it ends."""
+        with _CONNECT_LOCK:  # the trials of a parallel search map from several threads
+            if self._owns_ray and self.address is None:
+                self._reaper = self._reaper or Reaper()
+                self._reaper.watch()
+
     def _slots(self) -> int:
         """Evaluations the cluster can run at once given the per-evaluation resources."""
         resources = ray.cluster_resources()
@@ -254,6 +267,8 @@ class RayBackend(Backend):
 
     def map(self, task: Task, jobs: Iterable[Job]) -> Iterator[Evaluation]:
         self._connect()
+        interrupts.reclaim()  # ray.init replaced the SIGTERM handler with one that exits without clean-up
+        self._watch_helpers()
         task_arg = _shipped(task)
         slots = self._slots()
         # auto batches by the map's size; a lazy iterator is not pulled ahead to learn it (one job per task)
@@ -266,7 +281,10 @@ class RayBackend(Backend):
             while self._fill(task_arg, queue, running, limit, batch):
                 self._meter.in_flight = self._start_clocks(running, slots)
                 self._meter.queued = sum(len(a.jobs) for a in running.values() if a.started is None)
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=self._wait_s(running))
+                wait_s = self._wait_s(running)
+                timeout = POLL_S if wait_s is None else min(wait_s, POLL_S)
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=timeout)
+                interrupts.check()
                 for ref in ready:
                     yield from self._collect(task, task_arg, ref, running)
                 for ref in self._expired(running):
@@ -366,4 +384,7 @@ class RayBackend(Backend):
         with _CONNECT_LOCK:
             if self._owns_ray and ray.is_initialized():
                 ray.shutdown()
+            if self._reaper is not None:
+                self._reaper.close()
+                self._reaper = None
             self._owns_ray = False

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 
+from evo import interrupts
 from evo.backends._base import Backend
 from evo.backends.stats import BackendStats, StatsMeter
 from evo.tasks import Evaluation, Job, Task
@@ -62,6 +63,7 @@ class SerialBackend(Backend):
         try:
             groups = [list(jobs)] if batches(task) else ([job] for job in jobs)
             for group in groups:
+                interrupts.check()  # a Ctrl-C swallowed during the last evaluation stops the run here
                 self._meter.in_flight = len(group)
                 for evaluation in run_jobs(task, group, self.device):
                     self._meter.finished(evaluation.ok)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from evo import interrupts
 from evo.continual.config import LearnerConfig
 from evo.plasticity.optim import fusable
 from evo.plasticity.trainer import epoch_batches, steps_per_epoch
@@ -75,6 +76,7 @@ def fit(
     targets = class_targets(y, classes)
     net.train()
     for step in range(total):
+        interrupts.check()  # a swallowed Ctrl-C stops a long evaluation here, not at its end
         if step % per_epoch == 0:
             order = epoch_batches(torch.randperm(len(x), generator=gen), cfg.batch_size)
         batch = order[step % per_epoch]

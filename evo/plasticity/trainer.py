@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from evo import interrupts
 from evo.genome import Genome
 from evo.operators.importance import task_loss
 from evo.plasticity.config import PlasticityConfig
@@ -122,6 +123,7 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
     scheduled = config.lr_schedule != "constant"
     losses: list[float] = []
     for step, batch in zip(range(total), _batches(len(x), config.batch_size, gen, x_dev.device), strict=False):
+        interrupts.check()  # a swallowed Ctrl-C stops a long evaluation here, not at its end
         xb, yb = x_dev[batch], y_dev[batch]
         try:
             lr = learning_rate(config, step, total) if scheduled else None

@@ -9,7 +9,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from evo.search.dashboard import dashboard_url, serve_dashboard
+from evo.search.dashboard import dashboard_server, dashboard_url, serve_dashboard
 from evo.search.driver import PruningReporter, SearchResult, best_trial, export_best, search, summarize, task_objectives
 from evo.search.mirror import OptunaMirror, architecture_params, changed_settings, run_study_name, setting_params
 from evo.search.overrides import apply_params, check_space
@@ -32,6 +32,7 @@ __all__ = [
     "best_trial",
     "changed_settings",
     "check_space",
+    "dashboard_server",
     "dashboard_url",
     "export_best",
     "load_space",

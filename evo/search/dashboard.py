@@ -9,11 +9,15 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evo.search.mirror import DEFAULT_ARTIFACTS
 from evo.search.study import open_storage
 
-__all__ = ["HOST", "dashboard_url", "serve_dashboard"]
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+__all__ = ["HOST", "dashboard_server", "dashboard_url", "serve_dashboard"]
 
 HOST = "127.0.0.1"
 
@@ -22,19 +26,33 @@ def dashboard_url(port: int) -> str:
     return f"http://{HOST}:{port}/dashboard/"
 
 
-def serve_dashboard(storage: str | None = None, *, port: int = 8080, artifacts: str | Path = DEFAULT_ARTIFACTS) -> None:
-    """Serve optuna-dashboard until interrupted.
+def dashboard_server(storage: str | None = None, *, port: int = 8080,
+                     artifacts: str | Path = DEFAULT_ARTIFACTS) -> WSGIServer:
+    """optuna-dashboard bound to 127.0.0.1:``port``, not serving yet (call ``serve_forever``).
+
+    Binding first lets a caller report a port in use before it announces an address that would not answer.
 
     Args:
         storage: Optuna storage URL; default ``sqlite:///runs/evo.db``.
         port: TCP port on 127.0.0.1.
         artifacts: folder of the artifact store the runs' diagrams were uploaded to.
+
+    Raises:
+        OSError: the port is taken (``errno.EADDRINUSE``) or may not be bound.
     """
+    from wsgiref.simple_server import make_server
+
     import optuna_dashboard
     from optuna.artifacts import FileSystemArtifactStore
 
     if not 0 < port < 65536:
         raise ValueError(f"dashboard: port must be in 1..65535, got {port}")
     Path(artifacts).mkdir(parents=True, exist_ok=True)
-    optuna_dashboard.run_server(open_storage(storage), host=HOST, port=port,
-                                artifact_store=FileSystemArtifactStore(str(artifacts)))
+    app = optuna_dashboard.wsgi(open_storage(storage), artifact_store=FileSystemArtifactStore(str(artifacts)))
+    return make_server(HOST, port, app)
+
+
+def serve_dashboard(storage: str | None = None, *, port: int = 8080, artifacts: str | Path = DEFAULT_ARTIFACTS) -> None:
+    """Serve optuna-dashboard until interrupted (arguments as :func:`dashboard_server`)."""
+    with dashboard_server(storage, port=port, artifacts=artifacts) as server:
+        server.serve_forever()
