@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks import search
 from benchmarks.peers import optuna_alone
-from benchmarks.peers.common import Trace, split, summarize
+from benchmarks.peers.common import Summary, Trace, split, summarize
 from evo.genome import Genome
 from evo.tasks import Budget, Evaluation
 
@@ -78,3 +78,14 @@ def test_optuna_alone_skips_what_it_is_told_and_says_so() -> None:
     assert "Optuna NSGA-II" not in cell and optuna_alone.DEHB not in cell and optuna_alone.LAMARCK in cell
     body = optuna_alone.report({"wine": [cell]}, argparse.Namespace(seeds=[0], epochs=1, skip=["Optuna NSGA-II"]))
     assert "Left out of this run (`--skip`): Optuna NSGA-II." in body
+
+
+def test_scoreboard_counts_the_data_sets_where_an_evo_row_beats_every_peer() -> None:
+    def cell(evo_hv: float, peer_hv: float, evo_test: float, peer_test: float) -> optuna_alone.Cell:
+        def summary(hv: float, test: float) -> Summary:
+            return Summary(0.9, test, 100, 1.0, hv, 10, 1, 0.1)
+        return {optuna_alone.LAMARCK: (Trace(), summary(evo_hv, evo_test)),
+                "Optuna TPE": (Trace(), summary(peer_hv, peer_test))}
+
+    results = {"a": [cell(3.0, 2.0, 0.9, 0.95)], "b": [cell(1.0, 2.0, 0.9, 0.9)]}
+    assert optuna_alone.scoreboard(results) == [[optuna_alone.LAMARCK, "1 of 2 (a)", "1 of 2 (b)"]]
