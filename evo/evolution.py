@@ -112,8 +112,12 @@ class Evolution:
     # ------------------------------------------------------------- loop
     def run(self) -> RunResult:
         """Run until a stopping criterion holds; resumes where the state left off."""
-        while not self.should_stop():
-            self.step()
+        try:
+            while not self.should_stop():
+                self.step()
+        finally:  # also when interrupted: reporters finish writing what they hold
+            for reporter in self.reporters:
+                reporter.on_run_end()
         return self.result()
 
     def should_stop(self) -> bool:

@@ -88,3 +88,6 @@ class Reporter:
 
     def on_generation_end(self, record: GenerationRecord) -> None:
         """Called once the generation is complete and checkpointed."""
+
+    def on_run_end(self) -> None:
+        """Called when the run stops, finished or not (an exception or Ctrl-C is on its way then)."""

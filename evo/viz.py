@@ -19,13 +19,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from evo.genome import Genome, LayerKind, LayerSpec
 from evo.records import GenerationRecord, Individual
 from evo.selection import pareto_front
 from evo.tasks import Objective
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "ArchitectureDiff",
@@ -361,6 +363,8 @@ def plot_fitness(history: Sequence[GenerationRecord], path: str | os.PathLike[st
         raise ValueError("plot_fitness history has no generation with objectives")
     name = objective or names[0]
     values = [record.best_objectives.get(name, math.nan) for record in history]
+    from matplotlib.figure import Figure  # here: drawing a diagram (the mirror does, every generation) needs no matplotlib
+
     figure = Figure(figsize=(6, 3.5))
     axes = figure.add_subplot()
     axes.plot([record.generation for record in history], values, marker="o")
@@ -384,6 +388,8 @@ def plot_pareto(individuals: Iterable[Individual], objectives: Sequence[Objectiv
     if not ok:
         raise ValueError(f"plot_pareto found no evaluated individual with both {objs[0].name!r} and {objs[1].name!r}")
     front = sorted(pareto_front(ok, objs), key=lambda i: i.objectives[objs[0].name])
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(6, 4.5))
     axes = figure.add_subplot()
     axes.scatter([i.objectives[objs[0].name] for i in ok], [i.objectives[objs[1].name] for i in ok], c="#bbbbbb", label="evaluated")

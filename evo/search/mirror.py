@@ -1,14 +1,17 @@
 """The Optuna mirror of a run: every evaluated individual becomes a trial, so optuna-dashboard can browse a run.
 
-One study per run (``run:<run name>``), one trial per evaluated individual, added with
-``study.add_trial``-style storage calls in the driver process (workers never touch the storage):
+One study per run (``run:<run name>``), one trial per evaluated individual, written by the driver process
+(workers never touch the storage) once per generation, the whole generation in one transaction
+(:func:`evo.search.bulk.add_trials`) on a thread of its own while the next generation is evaluated:
 
 - params: the architecture summary (``depth``, ``width.<layer>``, ``num_params``, ``skips``), how many
   times each operator made it (``op.<name>``), its hyperparameter genes (``hparams.<name>``, see
   :mod:`evo.hyper`), and the plasticity settings that differ from the defaults (``plasticity.*``);
 - values: the task's objectives (a failed individual is a FAIL trial);
 - user attributes: generation, individual id, parents, lineage, operators, architecture, run dir, metrics;
-- an artifact: the architecture diagram (SVG, changes against its parent highlighted).
+- an artifact, for the individuals that were the run's best or on its Pareto front when their generation
+  ended: the architecture diagram (SVG, changes against its parent highlighted). Drawing every
+  individual would cost more than evaluating a small one; ``evo show --lineage`` draws any other.
 
 Example:
     >>> from evo.tasks import Objective
@@ -18,25 +21,30 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import json
 import math
-import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import ArtifactMeta, FileSystemArtifactStore
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from evo.errors import StorageError
 from evo.genome import Genome
 from evo.hyper import GENES
-from evo.records import Individual, Reporter
+from evo.records import GenerationRecord, Individual, Reporter
+from evo.search.bulk import add_trials
 from evo.tasks import Objective
 
 __all__ = ["OptunaMirror", "architecture_params", "changed_settings", "run_study_name", "setting_params"]
@@ -142,51 +150,82 @@ class OptunaMirror(Reporter):
             self.artifact_store = FileSystemArtifactStore(str(artifacts))
         self._genomes: dict[int, Genome] = {}
         self._lineage: dict[int, list[int]] = {}
+        self._pending: list[Individual] = []
+        # Writes run beside the evaluations (sqlite3 waits for the disk without the GIL); one generation at a time.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evo-mirror")
+        self._written: Future[None] | None = None
         trials = self.study.get_trials(deepcopy=False)
         self._mirrored = {t.user_attrs.get("individual_id") for t in trials if t.state.is_finished()}
-        # trials a killed process opened but never finished: finished when their individual is redone
+        # trials an earlier evo left open when its process was killed: finished when their individual is redone
         self._unfinished = {t.user_attrs.get("individual_id"): t._trial_id
                             for t in trials if t.state == TrialState.RUNNING}
 
     def on_evaluated(self, individual: Individual) -> None:
         if individual.id in self._mirrored:
             return  # a resumed run redoes the generation that was in flight
+        parent_id = individual.parents[0] if individual.parents else None
+        ancestors = [*self._lineage.get(parent_id, []), parent_id] if parent_id is not None else []
+        self._lineage[individual.id] = ancestors  # oldest first, through first parents
+        self._genomes[individual.id] = individual.genome.replace(weights={})
+        self._pending.append(individual)
+
+    def on_generation_end(self, record: GenerationRecord) -> None:
+        """Hand the generation to the writer thread: diagrams for the best and the front, then one transaction."""
+        self._submit({record.best_id, *record.extra.get("pareto", ())})
+
+    def on_run_end(self) -> None:
+        """Write what is left (a generation a pruner or Ctrl-C cut short) and wait for the writer."""
+        if self._pending:
+            self._submit(set())
+        self.flush()
+
+    def flush(self) -> None:
+        """Wait until every handed-over generation is in the storage.
+
+        Raises:
+            StorageError: the write failed (e.g. SQLite's "database or disk is full"); one line naming the storage.
+        """
+        written, self._written = self._written, None
+        if written is None:
+            return
         try:
-            self._mirror(individual)
-        except (StorageInternalError, SQLAlchemyError) as err:  # e.g. SQLite's "database or disk is full"
+            written.result()
+        except (StorageInternalError, SQLAlchemyError) as err:
             cause = err.__cause__ if isinstance(err.__cause__, SQLAlchemyError) else err
             reason = getattr(cause, "orig", None) or cause
             raise StorageError(f"{self.where}: cannot write the Optuna mirror ({str(reason).splitlines()[0]}); "
                                "the run stopped at its last checkpoint (resume it once fixed, or with --no-mirror)"
                                ) from err
 
-    def _mirror(self, individual: Individual) -> None:
-        parent_id = individual.parents[0] if individual.parents else None
-        ancestors = [*self._lineage.get(parent_id, []), parent_id] if parent_id is not None else []
-        self._lineage[individual.id] = ancestors  # oldest first, through first parents
-        parent = self._genomes.get(parent_id) if parent_id is not None else None
-        self._genomes[individual.id] = individual.genome.replace(weights={})
-        # Open the trial, attach the diagram, then finish it: Optuna accepts artifacts only on unfinished trials.
-        trial_id = self._unfinished.pop(individual.id, None)
-        if trial_id is None:
-            trial_id = self._open_trial(individual)
-        if self.artifact_store is not None:
-            self._upload_diagram(trial_id, individual, parent)
-        values = self._values(individual)
-        self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE if values is not None else TrialState.FAIL, values)
-        self._mirrored.add(individual.id)
+    def _submit(self, drawn: set[int]) -> None:
+        batch, self._pending = self._pending, []
+        self._mirrored.update(ind.id for ind in batch)
+        self.flush()  # at most one generation in flight: the next one waits only if the writer falls behind
+        self._written = self._writer.submit(self._write, batch, drawn)
 
-    def _open_trial(self, individual: Individual) -> int:
+    def _write(self, batch: list[Individual], drawn: set[int]) -> None:
+        leftover = {ind.id: self._unfinished.pop(ind.id) for ind in batch if ind.id in self._unfinished}
+        for ind in batch:
+            if ind.id in leftover:  # a killed process of an earlier evo left its trial open: finish it
+                values = self._values(ind)
+                self.storage.set_trial_state_values(leftover[ind.id], TrialState.COMPLETE if values is not None
+                                                    else TrialState.FAIL, values)
+        add_trials(self.storage, self.study._study_id,
+                   [self._trial(ind, ind.id in drawn) for ind in batch if ind.id not in leftover])
+
+    def _trial(self, individual: Individual, diagram: bool) -> FrozenTrial:
         params = {**architecture_params(individual.genome, individual.operators), **self.settings}
         pairs = {name: _param(value) for name, value in params.items()}
         pairs.update({f"hparams.{name}": _hparam(name, value) for name, value in individual.genome.hparams.items()})
-        frozen = optuna.trial.create_trial(
-            state=TrialState.RUNNING,
+        values = self._values(individual)
+        return optuna.trial.create_trial(
+            state=TrialState.COMPLETE if values is not None else TrialState.FAIL,
+            values=values,
             params={name: value for name, (value, _) in pairs.items()},
             distributions={name: dist for name, (_, dist) in pairs.items()},
             user_attrs=self._attrs(individual),
+            system_attrs=self._diagram(individual) if diagram and self.artifact_store is not None else {},
         )
-        return self.storage.create_new_trial(self.study._study_id, template_trial=frozen)
 
     def _values(self, individual: Individual) -> list[float] | None:
         """The objectives in order, or None when the individual failed (or any value is not finite)."""
@@ -214,12 +253,14 @@ class OptunaMirror(Reporter):
                 attrs["error"] = ev.error
         return attrs
 
-    def _upload_diagram(self, trial_id: int, individual: Individual, parent: Genome | None) -> None:
+    def _diagram(self, individual: Individual) -> dict[str, str]:
+        """Store the architecture diagram; returns the trial system attribute that links it (as Optuna's
+        ``upload_artifact`` writes it, which only an unfinished trial accepts)."""
         from evo.viz import architecture_svg
 
         assert self.artifact_store is not None
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"individual_{individual.id}.svg"
-            path.write_text(architecture_svg(individual.genome, parent))
-            upload_artifact(artifact_store=self.artifact_store, file_path=str(path), mimetype="image/svg+xml",
-                            study_or_trial=self.storage.get_trial(trial_id), storage=self.storage)
+        parent = self._genomes.get(individual.parents[0]) if individual.parents else None
+        meta = ArtifactMeta(artifact_id=str(uuid.uuid4()), filename=f"individual_{individual.id}.svg",
+                            mimetype="image/svg+xml", encoding=None)
+        self.artifact_store.write(meta.artifact_id, io.BytesIO(architecture_svg(individual.genome, parent).encode()))
+        return {f"artifacts:{meta.artifact_id}": json.dumps(dataclasses.asdict(meta))}

@@ -5,14 +5,15 @@ from __future__ import annotations
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
 from optuna.trial import TrialState
+from sqlalchemy import event
 
 from evo.config import EvoConfig, apply_overrides
 from evo.evolution import run_evolution
 from evo.genome import Genome
 from evo.plasticity import PlasticityConfig
-from evo.records import Individual
+from evo.records import GenerationRecord, Individual
 from evo.search import OptunaMirror, changed_settings, open_storage, run_study_name
-from evo.tasks import Direction, Evaluation, Objective
+from evo.tasks import Budget, Direction, Evaluation, Objective
 
 OBJECTIVES = [Objective("acc"), Objective("params", Direction.MINIMIZE)]
 
@@ -24,12 +25,18 @@ def _individual(i: int, hidden: tuple[int, ...], parents: tuple[int, ...] = (), 
     return Individual(i, genome, parents, ops, len(parents), Evaluation(i, objectives, genome, {"loss": 0.3}, error=error))
 
 
+def _generation_end(mirror: OptunaMirror, best_id: int, pareto: tuple[int, ...] = ()) -> None:
+    mirror.on_generation_end(GenerationRecord(0, (), (), best_id, {}, Budget(), 0.1, extra={"pareto": list(pareto)}))
+    mirror.flush()
+
+
 def test_individuals_become_trials(tmp_path) -> None:
     storage = open_storage(f"sqlite:///{tmp_path}/evo.db")
     mirror = OptunaMirror(storage, "r", OBJECTIVES, {"plasticity.lr": 0.1}, tmp_path / "run", tmp_path / "art")
     mirror.on_evaluated(_individual(0, (8,)))
     mirror.on_evaluated(_individual(1, (10,), parents=(0,)))
     mirror.on_evaluated(_individual(2, (12, 4), parents=(1,), error="diverged"))
+    _generation_end(mirror, best_id=1, pareto=(0, 1))
 
     study = optuna.load_study(study_name=run_study_name("r"), storage=storage)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
@@ -52,11 +59,34 @@ def test_individuals_become_trials(tmp_path) -> None:
 
 def test_resumed_run_is_not_mirrored_twice(tmp_path) -> None:
     url = f"sqlite:///{tmp_path}/evo.db"
-    OptunaMirror(url, "r", OBJECTIVES, artifacts=None).on_evaluated(_individual(0, (8,)))
+    first = OptunaMirror(url, "r", OBJECTIVES, artifacts=None)
+    first.on_evaluated(_individual(0, (8,)))
+    _generation_end(first, best_id=0)
     again = OptunaMirror(url, "r", OBJECTIVES, artifacts=None)
     again.on_evaluated(_individual(0, (8,)))
     again.on_evaluated(_individual(1, (8,), parents=(0,)))
+    _generation_end(again, best_id=1)
     assert [t.user_attrs["individual_id"] for t in again.study.trials] == [0, 1]
+
+
+def test_a_generation_is_one_transaction_with_diagrams_of_the_best_and_the_front(tmp_path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path}/evo.db")
+    mirror = OptunaMirror(storage, "r", OBJECTIVES, artifacts=tmp_path / "art")
+    commits: list[object] = []
+    event.listen(storage.engine, "commit", commits.append)
+    for i in range(6):
+        mirror.on_evaluated(_individual(i, (4 + i,), parents=(i - 1,) if i else ()))
+    assert not mirror.study.trials  # nothing written while the generation runs
+    commits.clear()
+    _generation_end(mirror, best_id=5, pareto=(0, 5))
+    assert len(commits) == 1
+    mirror.on_evaluated(_individual(6, (4,), parents=(5,)))  # a generation cut short (pruned, Ctrl-C)
+    mirror.on_run_end()
+    assert mirror.study.trials[-1].user_attrs["individual_id"] == 6
+    trials = mirror.study.trials
+    assert [t.number for t in trials] == list(range(7)) and [t.user_attrs["individual_id"] for t in trials] == list(range(7))
+    drawn = [t.user_attrs["individual_id"] for t in trials if get_all_artifact_meta(t, storage=storage)]
+    assert drawn == [0, 5]
 
 
 def test_changed_settings_only() -> None:
@@ -97,6 +127,7 @@ def test_a_full_database_is_one_storage_error(tmp_path) -> None:
     url = f"sqlite:///{tmp_path}/evo.db"
     mirror = OptunaMirror(url, "r", OBJECTIVES, artifacts=None)
     mirror.on_evaluated(_individual(0, (8,)))
+    _generation_end(mirror, best_id=0)
     engine = mirror.storage.engine
     pages = engine.connect().exec_driver_sql("PRAGMA page_count").scalar()
     event.listen(engine, "connect", lambda conn, _: conn.execute(f"PRAGMA max_page_count={pages}"))
@@ -104,13 +135,16 @@ def test_a_full_database_is_one_storage_error(tmp_path) -> None:
     with pytest.raises(StorageError, match=f"^{url}: cannot write the Optuna mirror \\(database or disk is full\\)"):
         for i in range(1, 50):
             mirror.on_evaluated(_individual(i, (8,)))
+            _generation_end(mirror, best_id=i)  # the writer's error comes out when the driver waits for it
 
 
 def test_a_trial_a_killed_run_left_open_is_finished_when_its_individual_is_redone(tmp_path) -> None:
     storage = open_storage(f"sqlite:///{tmp_path}/evo.db")
     killed = OptunaMirror(storage, "r", OBJECTIVES, artifacts=None)
-    killed._lineage[0] = []
-    killed._open_trial(_individual(0, (8,)))  # SIGKILL before the trial was finished
-    OptunaMirror(storage, "r", OBJECTIVES, artifacts=None).on_evaluated(_individual(0, (8,)))  # the resumed run
+    # an earlier evo opened each trial, then finished it: SIGKILL in between left this one open
+    killed.study.add_trial(optuna.trial.create_trial(state=TrialState.RUNNING, user_attrs={"individual_id": 0}))
+    resumed = OptunaMirror(storage, "r", OBJECTIVES, artifacts=None)
+    resumed.on_evaluated(_individual(0, (8,)))
+    _generation_end(resumed, best_id=0)
     trials = optuna.load_study(study_name=run_study_name("r"), storage=storage).trials
     assert [(t.state, t.user_attrs["individual_id"]) for t in trials] == [(TrialState.COMPLETE, 0)]
