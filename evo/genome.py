@@ -14,6 +14,7 @@ Example:
     >>> g = Genome.mlp((64,), hidden=(32,), output_size=10, seed=0)
     >>> str(g)
     '64→32→relu→10'
+    >>> import torch
     >>> g.to_module()(torch.zeros(2, 64)).shape
     torch.Size([2, 10])
 """
@@ -30,16 +31,22 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
-
-import numpy as np
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any
 
 from evo.files import atomic_write_bytes, sha256_hex
 
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import Tensor, nn
+
+    from evo.network import GenomeNet
+
+# torch is imported where weights are touched, not here: `evo show` and `evo --help` read genomes without it.
+
 __all__ = [
     "ACTIVATIONS",
+    "ACTIVATION_NAMES",
     "IDEMPOTENT_ACTIVATIONS",
     "NORMS",
     "NORM_EPS",
@@ -53,15 +60,8 @@ __all__ = [
     "norm_tensors",
 ]
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "tanh": nn.Tanh,
-    "gelu": nn.GELU,
-    "elu": nn.ELU,
-    "sigmoid": nn.Sigmoid,
-    "identity": nn.Identity,
-}
+#: the activations a layer may name; :data:`evo.network.ACTIVATIONS` maps them to torch modules.
+ACTIVATION_NAMES = ("relu", "leaky_relu", "tanh", "gelu", "elu", "sigmoid", "identity")
 #: σ(σ(x)) = σ(x): an identity-initialised layer after such an activation is exact.
 IDEMPOTENT_ACTIVATIONS = frozenset({"relu", "identity"})
 FORMAT_VERSION = 1
@@ -88,7 +88,7 @@ class LayerSpec:
     Attributes:
         kind: linear or conv.
         width: output units (neurons or channels).
-        activation: a key of :data:`ACTIVATIONS`.
+        activation: one of :data:`ACTIVATION_NAMES`.
         dropout: dropout rate applied to this layer's output, in [0, 1).
         kernel_size: odd conv kernel size (conv only; stride 1, 'same' padding).
         pool: max-pool factor after the activation (conv only; 1 = none).
@@ -108,8 +108,8 @@ class LayerSpec:
         object.__setattr__(self, "kind", LayerKind(self.kind))
         if self.width < 1:
             raise ValueError(f"layer width must be >= 1, got {self.width}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; allowed: {sorted(ACTIVATIONS)}")
+        if self.activation not in ACTIVATION_NAMES:
+            raise ValueError(f"unknown activation {self.activation!r}; allowed: {sorted(ACTIVATION_NAMES)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
@@ -127,6 +127,8 @@ class LayerSpec:
 
 def init_uniform(shape: Sequence[int], fan_in: int, generator: torch.Generator) -> Tensor:
     """PyTorch's default Linear/Conv init, U(-1/√fan_in, 1/√fan_in), from an explicit generator."""
+    import torch
+
     bound = 1.0 / math.sqrt(max(fan_in, 1))
     return (torch.rand(tuple(shape), generator=generator) * 2.0 - 1.0) * bound
 
@@ -138,6 +140,8 @@ def norm_tensors(norm: str) -> tuple[str, ...]:
 
 def norm_init(name: str, width: int) -> Tensor:
     """A fresh norm tensor, as PyTorch initialises it: weight and running_var 1, bias and running_mean 0."""
+    import torch
+
     fill = 1.0 if name.endswith(("weight", "running_var")) else 0.0
     return torch.full((width,), fill)
 
@@ -177,7 +181,11 @@ class Genome:
         object.__setattr__(self, "skips", tuple(sorted((int(s), int(d)) for s, d in self.skips)))
         object.__setattr__(self, "gap", bool(self.gap))
         self._check_structure()
-        weights = {k: v.detach().to("cpu", torch.float32) for k, v in self.weights.items()}
+        weights = dict(self.weights)
+        if weights:  # a skeleton (``evo show``, the store) needs no torch
+            import torch
+
+            weights = {k: v.detach().to("cpu", torch.float32) for k, v in weights.items()}
         object.__setattr__(self, "weights", MappingProxyType(weights))
         object.__setattr__(self, "hparams", MappingProxyType(dict(self.hparams)))
         self._check_weights()
@@ -233,6 +241,8 @@ class Genome:
 
     def reinitialised(self, seed: int) -> Genome:
         """This architecture with fresh PyTorch-default random weights drawn from ``seed`` (a restart)."""
+        import torch
+
         gen = torch.Generator().manual_seed(seed)
         weights = {
             name: norm_init(name, shape[0]) if name.startswith("norms.") else init_uniform(shape, self.fan_in(name), gen)
@@ -377,6 +387,8 @@ class Genome:
     # ------------------------------------------------------------- modules
     def to_module(self, device: str | torch.device = "cpu") -> GenomeNet:
         """A fresh ``nn.Module`` holding copies of the weights, on ``device``."""
+        from evo.network import GenomeNet
+
         return GenomeNet(self, device)
 
     def from_module(self, module: nn.Module) -> Genome:
@@ -458,6 +470,8 @@ class Genome:
         Serialised in memory first: ``torch.save`` into a full disk fails with its own words
         (``unexpected pos ...``), while the write here raises the ``OSError`` naming ``path``.
         """
+        import torch
+
         buffer = io.BytesIO()
         torch.save({"genome": self.to_dict(), "weights": dict(self.weights)}, buffer)
         data = buffer.getvalue()
@@ -471,6 +485,8 @@ class Genome:
         Raises:
             ValueError: the file is not a genome file, or its checksum is not ``sha256`` (when given).
         """
+        import torch
+
         data = Path(path).read_bytes()
         if sha256 is not None and sha256_hex(data) != sha256:
             raise ValueError(f"{path}: checksum mismatch (the file is damaged or was replaced)")
@@ -491,108 +507,15 @@ def skip_name(src: int, dst: int) -> str:
 def _unpickle(input_shape: tuple[int, ...], layers: tuple[LayerSpec, ...], skips: tuple[tuple[int, int], ...],
               arrays: Mapping[str, np.ndarray], hparams: Mapping[str, Any], gap: bool) -> Genome:
     """The genome :meth:`Genome.__reduce__` pickled; copies the arrays (unpicklers may hand out read-only ones)."""
+    import torch
+
     return Genome(input_shape, layers, skips, {k: torch.tensor(a) for k, a in arrays.items()}, hparams, gap)
 
 
-def _linear(weight: Tensor, bias: Tensor | None) -> nn.Linear:
-    """An ``nn.Linear`` holding ``weight`` and ``bias``, built without the random initialisation its constructor
-    runs (even on the meta device): that is ~3/4 of building a small network, which every evaluation does
-    twice, and the genome's weights would replace it anyway."""
-    layer = nn.Linear.__new__(nn.Linear)
-    nn.Module.__init__(layer)
-    layer.out_features, layer.in_features = weight.shape
-    layer.weight = nn.Parameter(weight)
-    layer.register_parameter("bias", None if bias is None else nn.Parameter(bias))
-    return layer
+def __getattr__(name: str) -> Any:
+    """``ACTIVATIONS`` and ``GenomeNet`` live in :mod:`evo.network` (torch); reachable here as before."""
+    if name in ("ACTIVATIONS", "GenomeNet"):
+        from evo import network
 
-
-def _conv(weight: Tensor, bias: Tensor | None, padding: int = 0) -> nn.Conv1d | nn.Conv2d:
-    """An ``nn.Conv1d`` or ``nn.Conv2d`` (by the weight's rank) holding ``weight`` and ``bias`` (built on the meta
-    device: nothing is initialised twice)."""
-    out_channels, in_channels, k = weight.shape[:3]
-    kind = nn.Conv1d if weight.dim() == 3 else nn.Conv2d
-    conv = kind(in_channels, out_channels, k, padding=padding, bias=bias is not None, device="meta")
-    conv.weight = nn.Parameter(weight)
-    if bias is not None:
-        conv.bias = nn.Parameter(bias)
-    return conv
-
-
-def _norm(kind: str, tensors: Mapping[str, Tensor], image: bool) -> nn.Module:
-    """The norm module of a layer holding ``tensors`` (:func:`norm_tensors`); ``image``: after a Conv2d.
-
-    BatchNorm keeps no ``num_batches_tracked`` counter: its momentum is fixed, so the counter would
-    be unused state in every genome file.
-    """
-    width = len(tensors["weight"])
-    module: nn.Module
-    if kind == "layer":
-        module = nn.GroupNorm(1, width, eps=NORM_EPS, device="meta")
-    else:
-        module = (nn.BatchNorm2d if image else nn.BatchNorm1d)(width, eps=NORM_EPS, device="meta")
-        module.running_mean, module.running_var = tensors["running_mean"], tensors["running_var"]
-        module.num_batches_tracked = None
-    module.weight, module.bias = nn.Parameter(tensors["weight"]), nn.Parameter(tensors["bias"])
-    return module
-
-
-class GenomeNet(nn.Module):
-    """The ``nn.Module`` a genome describes, holding copies of its weights on ``device``; its ``state_dict``
-    keys are the genome's weight names."""
-
-    def __init__(self, genome: Genome, device: str | torch.device = "cpu") -> None:
-        super().__init__()
-        weights = {k: v.to(device, copy=True) for k, v in genome.weights.items()}
-        self.flatten_at = genome.flatten_at
-        self.gap = genome.gap
-        self.layers = nn.ModuleList()
-        self.norms = nn.ModuleDict()  # by layer index, for the layers that have one
-        self.post = nn.ModuleList()  # activation → pool → dropout, per layer
-        pool = nn.MaxPool1d if genome.rank == 1 else nn.MaxPool2d
-        for i, spec in enumerate(genome.layers):
-            weight, bias = weights[f"layers.{i}.weight"], weights[f"layers.{i}.bias"]
-            if spec.kind is LayerKind.CONV:
-                self.layers.append(_conv(weight, bias, padding=spec.kernel_size // 2))
-            else:
-                self.layers.append(_linear(weight, bias))
-            if spec.norm is not None:
-                tensors = {name: weights[f"norms.{i}.{name}"] for name in norm_tensors(spec.norm)}
-                self.norms[str(i)] = _norm(spec.norm, tensors, spec.kind is LayerKind.CONV and genome.rank == 2)
-            post: list[nn.Module] = [ACTIVATIONS[spec.activation]()]
-            if spec.pool > 1:
-                post.append(pool(spec.pool))
-            if spec.dropout > 0:
-                post.append(nn.Dropout(spec.dropout))
-            self.post.append(post[0] if len(post) == 1 else nn.Sequential(*post))  # one module: no wrapper call
-        self.skips = nn.ModuleDict()
-        for s, d in genome.skips:
-            weight = weights[skip_name(s, d)]
-            self.skips[f"{s}_{d}"] = _conv(weight, None) if weight.dim() > 2 else _linear(weight, None)
-        # The forward pass walks plain tuples of the modules registered above: indexing a ModuleList or
-        # ModuleDict is a Python call per layer and step, which small networks notice. For the same reason
-        # the output layer's Identity (most networks' last activation) is not called: hooks go on hidden
-        # layers' post modules (capture_outputs, PlasticNet), never on the output's; and flat inputs are
-        # not flattened (a conv reads them as one channel).
-        last, flat_input = len(genome.layers) - 1, len(genome.input_shape) == 1
-        self.unsqueeze = flat_input and genome.layers[0].kind is LayerKind.CONV
-        self._plan = tuple(
-            (i == self.flatten_at and not (i == 0 and flat_input), layer, self.norms[str(i)] if spec.norm else None,
-             None if i == last and isinstance(post, nn.Identity) else post,
-             tuple((s, self.skips[f"{s}_{i}"]) for s, d in genome.skips if d == i))
-            for i, (spec, layer, post) in enumerate(zip(genome.layers, self.layers, self.post, strict=True))
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        outputs: list[Tensor] = []
-        h = x.unsqueeze(1) if self.unsqueeze else x
-        for flatten, layer, norm, post, skips in self._plan:
-            if flatten:
-                h = h.flatten(2).mean(2) if self.gap else h.flatten(1)
-            z = layer(h)
-            for s, skip in skips:
-                z = z + skip(outputs[s])
-            if norm is not None:
-                z = norm(z)
-            h = z if post is None else post(z)
-            outputs.append(h)
-        return h
+        return getattr(network, name)
+    raise AttributeError(f"module 'evo.genome' has no attribute {name!r}")

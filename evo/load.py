@@ -32,10 +32,12 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import sys
 import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -207,3 +209,14 @@ def _described(module: nn.Module, fmt: str, extra: dict[str, Any], path: Path) -
             state = {name.removeprefix("net."): value for name, value in state.items() if name.startswith("net.")}
         genome = Genome.from_dict(json.loads(extra[GENOME_JSON]), weights=state)
     return LoadedModel(module, genome, fmt, preprocessing)
+
+
+class _CallableModule(ModuleType):
+    """``evo.load`` is this module and also its function ``load``: ``import evo`` imports it on first use (it
+    needs torch), and whichever of the two the name ends up bound to, ``evo.load(path)`` reads the file."""
+
+    def __call__(self, path: str | os.PathLike[str], *, trusted: bool = False) -> LoadedModel:
+        return load(path, trusted=trusted)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from evo.tasks._base import Budget, Direction, Evaluation, Job, Objective, Task
-from evo.tasks.config import ContinualTaskConfig, ControlTaskConfig, SupervisedTaskConfig, TaskConfig, XorTaskConfig, build_task
-from evo.tasks.control import ControlTask
-from evo.tasks.data import SplitData, load_dataset
-from evo.tasks.xor import XorTask
 
 __all__ = [
     "Budget",
@@ -26,3 +25,20 @@ __all__ = [
     "build_task",
     "load_dataset",
 ]
+
+#: names imported on first use: reading a run (``evo show``) needs the value types above, not gymnasium,
+#: scikit-learn or torch.
+_LAZY = {
+    **dict.fromkeys(("ContinualTaskConfig", "ControlTaskConfig", "SupervisedTaskConfig", "TaskConfig", "XorTaskConfig",
+                     "build_task"), "evo.tasks.config"),
+    "ControlTask": "evo.tasks.control",
+    "SplitData": "evo.tasks.data",
+    "load_dataset": "evo.tasks.data",
+    "XorTask": "evo.tasks.xor",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'evo.tasks' has no attribute {name!r}")

@@ -13,11 +13,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from evo.genome import Genome
 from evo.preprocessing import Preprocessing
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = ["Budget", "Direction", "Evaluation", "Job", "Objective", "Task", "batches"]
 
