@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import json
 import signal
 import time
 import warnings
@@ -75,6 +76,8 @@ def main(
     """evo: neuroevolution and architecture search for PyTorch."""
 
 
+_QUIET_HELP = "Print nothing but errors (no progress, no summary)."
+_JSON_HELP = "Print only one JSON object at the end: run_dir, best_id, architecture, params, objectives, test."
 _SET_HELP = "Dotted override, e.g. --set evolution.generations=5 (repeatable)."
 _STORAGE_HELP = "Optuna storage URL for the mirror (default: sqlite:///<runs dir>/evo.db; a .log path = journal file)."
 
@@ -100,6 +103,8 @@ def run(
     runs_dir: Path = typer.Option(Path("runs"), help="Where run directories are created."),
     storage: str | None = typer.Option(None, help=_STORAGE_HELP),
     mirror: bool = typer.Option(True, help="Mirror every evaluated individual into the Optuna storage."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=_QUIET_HELP),
+    as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Evolve a population as the config says; writes runs/<name>/ and mirrors it for optuna-dashboard."""
     from evo.config import check_run_name
@@ -116,7 +121,7 @@ def run(
         fail(f"{run_dir}: a run already exists here (use `evo resume {run_dir}` or another --name)")
     mirrors = _mirror(cfg, run_dir, storage) if mirror else []
     _execute(lambda reporters, backend: run_evolution(cfg, run_dir=run_dir, reporters=reporters + mirrors,
-                                                      backend=backend), cfg, run_dir)
+                                                      backend=backend), cfg, run_dir, quiet, as_json)
 
 
 @app.command()
@@ -125,6 +130,8 @@ def resume(
     set_: list[str] = typer.Option([], "--set", help="Extend the run, e.g. --set evolution.generations=20."),
     storage: str | None = typer.Option(None, help=_STORAGE_HELP),
     mirror: bool = typer.Option(True, help="Mirror every evaluated individual into the Optuna storage."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=_QUIET_HELP),
+    as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Continue a run that was interrupted (or extend a finished one)."""
     from evo.config import load_run_config
@@ -137,7 +144,7 @@ def resume(
         fail(str(err))
     mirrors = _mirror(cfg, run_dir, storage) if mirror else []
     _execute(lambda reporters, backend: resume_evolution(run_dir, set_, reporters=reporters + mirrors,
-                                                         backend=backend), cfg, run_dir)
+                                                         backend=backend), cfg, run_dir, quiet, as_json)
 
 def _mirror(cfg: EvoConfig, run_dir: Path, storage: str | None) -> list[Reporter]:
     """The Optuna mirror of this run: a study ``run:<name>`` that optuna-dashboard shows."""
@@ -160,8 +167,10 @@ def _mirror(cfg: EvoConfig, run_dir: Path, storage: str | None) -> list[Reporter
         fail(f"--storage {url}: {err}")
 
 
-def _execute(start: Callable[[list[Reporter], Backend], RunResult], cfg: EvoConfig, run_dir: Path) -> None:
-    """Run with a progress bar (evaluations/s, busy workers); user errors become one line and exit 2."""
+def _execute(start: Callable[[list[Reporter], Backend], RunResult], cfg: EvoConfig, run_dir: Path,
+             quiet: bool = False, as_json: bool = False) -> None:
+    """Run with a progress bar (evaluations/s, busy workers, ETA; one line per generation when not on a
+    terminal), then say what came out; user errors become one line and exit 2."""
     from evo.backends.config import make_backend
     from evo.progress import ProgressReporter
 
@@ -169,10 +178,11 @@ def _execute(start: Callable[[list[Reporter], Backend], RunResult], cfg: EvoConf
         backend = make_backend(cfg.backend)
     except ValueError as err:
         fail(str(err))
-    progress = ProgressReporter(cfg.evolution.children or cfg.evolution.population_size, console, backend)
+    progress = ProgressReporter(cfg.evolution.children or cfg.evolution.population_size, console, backend,
+                                cfg.evolution.generations)
     with interrupts.stop_signals():  # also over the clean-up: a SIGTERM there still lets Ray stop its workers
         try:
-            result = start([progress], backend)
+            result = start([] if quiet or as_json else [progress], backend)
         except ValueError as err:
             fail(str(err))
         except KeyboardInterrupt:
@@ -181,10 +191,19 @@ def _execute(start: Callable[[list[Reporter], Backend], RunResult], cfg: EvoConf
         finally:
             progress.close()
             backend.close()
-    best = result.best
-    console.print(f"[bold green]done[/] {run_dir}: best #{best.id} {best.genome}  {_fmt(best.objectives)}")
-    for ind_id, metrics in result.test.items():
-        console.print(f"  test #{ind_id}: {_fmt(metrics)}")
+    _report(result, run_dir, quiet, as_json)
+
+def _report(result: RunResult, run_dir: Path, quiet: bool, as_json: bool) -> None:
+    """The end of a run: plots into the run directory, then the summary (or the JSON object, or nothing)."""
+    from evo.inspect import load_run
+    from evo.summary import run_json, summary_lines, write_plots
+
+    plots = write_plots(load_run(run_dir))
+    if as_json:
+        print(json.dumps(run_json(result, run_dir)))
+    elif not quiet:
+        for line in summary_lines(result, run_dir, plots):
+            console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 def _interrupted(advice: str) -> NoReturn:
@@ -233,6 +252,9 @@ def show(
     console.print(best)
     if run.test:
         console.print("test: " + "  ".join(f"#{k}: {_fmt(v)}" for k, v in run.test.items()))
+    from evo.summary import plot_paths
+
+    console.print("plots: " + ", ".join(str(p) for p in plot_paths(run)), soft_wrap=True, highlight=False)
     if lineage is not None:
         _show_lineage(run, run_dir, lineage)
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from evo.config import load_config
 from evo.evolution import run_evolution
+from evo.inspect import load_run
+from evo.summary import write_plots
 
 HEAVY = ("torch", "ray", "optuna", "sklearn", "gymnasium", "matplotlib")
 
@@ -46,4 +48,5 @@ def test_show_reads_a_run_without_heavy_imports(tmp_path: Path) -> None:
     config = load_config(None, ["task.kind=xor", "evolution.generations=1", "evolution.population_size=3",
                                 "backend.kind=serial"])
     run_evolution(config, run_dir=tmp_path / "run")
+    write_plots(load_run(tmp_path / "run"))  # as `evo run` does at the end; `evo show` draws them if missing
     assert _heavy_imports("show", str(tmp_path / "run")) == []

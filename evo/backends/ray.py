@@ -28,6 +28,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -237,7 +238,8 @@ class RayBackend(Backend):
     def _connect(self) -> None:
         with _CONNECT_LOCK:
             if not ray.is_initialized():
-                ray.init(**self.init_kwargs())
+                with _token_notice_muted():
+                    ray.init(**self.init_kwargs())
                 self._owns_ray = True
 
     def _watch_helpers(self) -> None:
@@ -324,7 +326,7 @@ class RayBackend(Backend):
         for attempt in list(running.values())[:slots]:
             if attempt.started is None:
                 attempt.started = now
-        return sum(a.started is not None for a in running.values())
+        return _busy(running)
 
     def _wait_s(self, running: dict[ray.ObjectRef, _Attempt]) -> float | None:
         """How long ``ray.wait`` may block: until the first running deadline, or forever without a timeout."""
@@ -353,6 +355,7 @@ class RayBackend(Backend):
             evaluations = _failed(task, attempt, f"{type(err).__name__}: {str(err).strip().splitlines()[0]}")
         for evaluation in evaluations:
             self._meter.finished(evaluation.ok, node)
+        self._meter.in_flight = _busy(running)  # finished() counts evaluations down; workers hold whole batches
         return evaluations
 
     def _limit_s(self, attempt: _Attempt) -> float:
@@ -373,6 +376,7 @@ class RayBackend(Backend):
         self._meter.timed_out += n
         for _ in attempt.jobs:
             self._meter.finished(False)
+        self._meter.in_flight = _busy(running)
         return _failed(task, attempt, error)
 
     # ------------------------------------------------------------ the rest
@@ -388,3 +392,21 @@ class RayBackend(Backend):
                 self._reaper.close()
                 self._reaper = None
             self._owns_ray = False
+
+
+def _busy(running: dict[ray.ObjectRef, _Attempt]) -> int:
+    """Workers busy now: the submissions whose clock runs (each holds one evaluation slot)."""
+    return sum(a.started is not None for a in running.values())
+
+
+@contextmanager
+def _token_notice_muted() -> Iterator[None]:
+    """Ray's notice that a new local cluster has token authentication on (its secure default, nothing to do)
+    is logged on every start, straight to stderr: through the progress bar. Mute that logger while Ray starts."""
+    notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    level = notice.level
+    notice.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        notice.setLevel(level)

@@ -210,3 +210,11 @@ def test_gpus_asked_of_a_machine_without_them_fail_fast(ray_backend: RayBackend)
         pytest.skip("this machine has a GPU")
     with pytest.raises(ValueError, match="num_gpus=0.5 but this machine has no GPU"):
         list(RayBackend(num_gpus=0.5).map(ToyTask(), make_jobs(1)))
+
+
+def test_busy_workers_count_the_batches_still_running(ray_backend: RayBackend) -> None:
+    backend = RayBackend(evals_per_task=3)
+    busy = [backend.stats().in_flight for _ in backend.map(ToyTask(sleep_s=0.05), make_jobs(12, seed=14))]
+    assert len(busy) == 12
+    assert busy[0] >= 1  # the first batch came back while the second one held the other worker
+    backend.close()
