@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from evo.backends import Backend
     from evo.search import SearchResult, SearchSpace
 
-__all__ = ["ConfigLike", "Overrides", "history_records", "resume", "run", "search", "to_config"]
+__all__ = ["ConfigLike", "Overrides", "history_records", "resume", "run", "search", "study_name", "to_config"]
 
 #: a config as the API accepts it: validated model, plain dict, or YAML path.
 ConfigLike = EvoConfig | Mapping[str, Any] | str | os.PathLike[str]
@@ -140,7 +140,7 @@ def resume(
 
 
 def search(config: ConfigLike, space: SearchSpace | str | os.PathLike[str], *, overrides: Overrides = (),
-           trials: int = 20, **kwargs: Any) -> SearchResult:
+           trials: int = 20, progress: bool = False, **kwargs: Any) -> SearchResult:
     """Search plasticity hyperparameters with Optuna; each trial is one evolution run.
 
     Args:
@@ -148,14 +148,40 @@ def search(config: ConfigLike, space: SearchSpace | str | os.PathLike[str], *, o
         space: a search space, a YAML file (``search_spaces/plasticity.yaml``) or ``file.py:function``.
         overrides: dotted overrides applied to ``config`` first.
         trials: finished trials wanted (running the same search again resumes it).
-        kwargs: the rest of :func:`evo.search.driver.search` (jobs, storage, study_name, sampler, pruner...).
+        progress: print one line as each trial ends (its state, values, run directory and the best so far).
+        kwargs: the rest of :func:`evo.search.driver.search` (jobs, storage, sampler, pruner...); ``study_name``
+            defaults to :func:`study_name`, the name ``evo search`` gives the same config and space.
     """
     from evo.search import load_space
     from evo.search.driver import search as run_search
 
+    kwargs.setdefault("study_name", study_name(config, space))
     if isinstance(space, str | os.PathLike):
         space = load_space(str(space))
+    if progress:
+        kwargs["callbacks"] = [*kwargs.get("callbacks", ()), _print_trial]
     return run_search(to_config(config, overrides), space, trials=trials, **kwargs)
+
+
+def study_name(config: ConfigLike, space: SearchSpace | str | os.PathLike[str]) -> str:
+    """``search:<config>:<space>``: the file names without suffix (``search:digits_mlp:plasticity``); a config
+    given as a model or dict contributes its ``name`` (else ``evo``)."""
+    if isinstance(config, str | os.PathLike):
+        config_name = Path(config).stem
+    else:
+        config_name = (config.name if isinstance(config, EvoConfig) else config.get("name")) or "evo"
+    source = str(space) if isinstance(space, str | os.PathLike) else space.source
+    return f"search:{config_name}:{Path(source.partition(':')[0]).stem}"
+
+
+def _print_trial(study: Any, trial: Any) -> None:
+    """``evo.search(..., progress=True)``: one line per finished trial."""
+    values = "" if trial.values is None else " values=" + ",".join(f"{v:.4g}" for v in trial.values)
+    seconds = f" {trial.duration.total_seconds():.1f} s" if trial.duration else ""
+    best = study.best_trials[0] if len(study.directions) == 1 and study.best_trials else None
+    best_text = f"; best: trial {best.number} ({best.values[0]:.4g})" if best is not None else ""
+    print(f"trial {trial.number} {trial.state.name.lower()}{values}{seconds} {trial.user_attrs.get('run_dir', '')}"
+          f"{best_text}", flush=True)
 
 
 def history_records(history: RunResult | Sequence[GenerationRecord]) -> list[dict[str, Any]]:

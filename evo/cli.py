@@ -305,7 +305,8 @@ def search(
     pruner: str = typer.Option("median", help="median, hyperband or none (fed the best fitness each generation)."),
     timeout: float | None = typer.Option(None, help="Stop starting trials after this many seconds."),
     set_: list[str] = typer.Option([], "--set", help=_SET_HELP),
-    export_best: Path | None = typer.Option(None, "--export-best", help="Write the best trial's config here as YAML."),
+    export_best: Path | None = typer.Option(None, "--export-best", help="Write the best trial's config here as YAML "
+                                               "(run length as in CONFIG, not --set's)."),
     seed: int = typer.Option(0, help="Sampler seed."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where each trial's run directory is created."),
     mirror: bool = typer.Option(True, "--mirror/--no-mirror", help="Mirror every individual of every trial into the storage."),
@@ -317,18 +318,19 @@ def search(
     Several processes, on one machine or several, may run the same command on one storage: together they run
     --trials trials.
     """
+    from evo.api import study_name as default_study_name
     from evo.search import export_best as write_best
     from evo.search import load_space
     from evo.search import search as run_search
 
     cfg = _load(config, set_, {})
-    name = study_name or f"search:{config.stem}:{Path(space.partition(':')[0]).stem}"
+    name = study_name or default_study_name(config, space)
     try:
         with interrupts.stop_signals():
             result = run_search(cfg, load_space(space), trials=trials, jobs=jobs, storage=storage, study_name=name,
                                 sampler=sampler, pruner=pruner, timeout=timeout, seed=seed, runs_dir=runs_dir,
                                 mirror=mirror, heartbeat=heartbeat)  # type: ignore[arg-type]
-        written = write_best(result, export_best) if export_best is not None else None
+        written = write_best(result, export_best, _load(config, [], {})) if export_best is not None else None
     except ValueError as err:
         fail(str(err))
     except KeyboardInterrupt:
@@ -352,7 +354,12 @@ def dashboard(
     artifacts: Path = typer.Option(Path("runs/artifacts"), help="Artifact folder holding the architecture diagrams."),
 ) -> None:
     """Browse searches and mirrored runs in optuna-dashboard (bound to 127.0.0.1)."""
-    from evo.search import dashboard_server, dashboard_url
+    from evo.search import DEFAULT_STORAGE, dashboard_server, dashboard_url
+    from evo.search.study import storage_file
+
+    missing = storage_file(storage or DEFAULT_STORAGE)
+    if missing is not None and not missing.exists():  # opening it would create an empty one
+        fail(f"{missing}: no such storage file; run `evo run`/`evo search` here first, or name one with --storage")
 
     try:
         server = dashboard_server(storage, port=port, artifacts=artifacts)

@@ -12,10 +12,11 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
@@ -251,11 +252,32 @@ def _describe(err: ValidationError) -> str:
     first = err.errors()[0]
     loc = ".".join(str(part) for part in first["loc"] if not str(part).startswith(("function-", "tagged-union")))
     if first["type"] == "extra_forbidden":
-        return f"{loc}: unknown field"
+        parts = [str(part) for part in first["loc"]]
+        close = difflib.get_close_matches(parts[-1], [n for n in _field_names(parts[:-1]) if n != parts[-1]], n=1)
+        return f"{loc}: unknown field" + (f" (did you mean {close[0]!r}?)" if close else "")
     msg = first["msg"]
     if first.get("ctx", {}).get("error") is not None:
         msg = str(first["ctx"]["error"])
     return f"{loc}: {msg} (got {first.get('input')!r})" if "input" in first and loc else f"{loc or 'config'}: {msg}"
+
+
+def _field_names(path: Sequence[str]) -> list[str]:
+    """The fields allowed at ``path`` (a validation error's location): every model that can stand there."""
+    models: list[type[BaseModel]] = [EvoConfig]
+    for part in path:
+        inner = [_models(m.model_fields[part].annotation) for m in models if part in m.model_fields]
+        if inner:
+            models = [m for found in inner for m in found]
+        else:  # a union's tag (task.supervised...): the member whose kind it names
+            models = [m for m in models if "kind" in m.model_fields and m.model_fields["kind"].default == part] or models
+    return sorted({name for m in models for name in m.model_fields})
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The config models an annotation names, through unions, ``Annotated`` and containers."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models(arg)]
 
 
 def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = ()) -> EvoConfig:

@@ -41,6 +41,13 @@ class Individual:
     def objectives(self) -> dict[str, float]:
         return self.evaluation.objectives if self.evaluation else {}
 
+    def __repr__(self) -> str:
+        """One line (``print(result.best)``): id, generation, architecture and objectives, not the weights."""
+        ev = self.evaluation
+        state = ("not evaluated" if ev is None else f"failed: {ev.error}" if not ev.ok else
+                 " ".join(f"{k}={v:.4g}" for k, v in ev.objectives.items()))
+        return f"Individual(#{self.id}, gen {self.generation}, {self.genome}, {state})"
+
     def fitness(self, objective: str) -> float:
         """The value of ``objective``; −inf when unevaluated or failed (callers flip for minimisation)."""
         return self.objectives.get(objective, -math.inf)

@@ -188,3 +188,14 @@ def test_the_mnist1d_config_evolves_conv1d_networks(tmp_path: Path) -> None:
     assert str(result.best.genome).startswith("1×40→conv5:") and result.best.genome.gap
     assert len(result.individuals) == 6 and all(i.evaluation and i.evaluation.ok for i in result.individuals.values())
     assert result.test and all(0.0 <= t["test_accuracy"] <= 1.0 for t in result.test.values())
+
+
+def test_an_individual_prints_in_one_line() -> None:
+    from evo.genome import Genome
+    from evo.records import Individual
+    from evo.tasks import Evaluation
+
+    genome = Genome.mlp((4,), hidden=(8,), output_size=2)
+    ind = Individual(3, genome, (1,), ("widen",), 2, Evaluation(3, {"acc": 0.91234}, genome))
+    assert repr(ind) == "Individual(#3, gen 2, 4→8→relu→2, acc=0.9123)" and str(ind) == repr(ind)
+    assert repr(Individual(4, genome)) == "Individual(#4, gen 0, 4→8→relu→2, not evaluated)"

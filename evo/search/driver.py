@@ -23,7 +23,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,6 +164,7 @@ def search(
     artifacts: str | Path = DEFAULT_ARTIFACTS,
     backend: Backend | None = None,
     heartbeat: int = 30,
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
 ) -> SearchResult:
     """Search plasticity hyperparameters with Optuna; each trial is one evolution run.
 
@@ -186,6 +187,7 @@ def search(
             config asks for Ray, else each trial makes its own (serial).
         heartbeat: seconds between a running trial's heartbeats (database storages); a trial silent for
             twice as long (its process or machine died) is failed and re-queued.
+        callbacks: called with the study and each finished trial (Optuna's ``optimize`` callbacks).
 
     Raises:
         ConfigError: bad arguments, or a space naming config fields that do not exist.
@@ -213,7 +215,8 @@ def search(
     objective = _Trial(config, space, objectives, name, Path(runs_dir), prune,
                        optuna_storage, mirror, Path(artifacts), backend)
     try:
-        TrialLoop(study, objective, trials, sampler_for=sampler_for, timeout=timeout, catch=(ConfigError,)).run(jobs)
+        TrialLoop(study, objective, trials, sampler_for=sampler_for, timeout=timeout, catch=(ConfigError,),
+                  callbacks=callbacks).run(jobs)
     finally:
         if own_backend and backend is not None:
             backend.close()
@@ -276,14 +279,23 @@ def summarize(study: optuna.Study, config: EvoConfig) -> SearchResult:
     return SearchResult(study, best, best_params, apply_params(config, best_params), study.best_trials, rows)
 
 
-def export_best(result: SearchResult, path: str | Path) -> Path:
-    """Write the best trial's config as a ready-to-run YAML file."""
-    from evo.config import dump_config
+#: the run-length fields a search often shortens (``--set evolution.generations=8``); an exported config
+#: takes them back from the base config, so that it runs as long as the base config says.
+_CAPS = ("generations", "max_steps", "max_samples", "max_seconds")
+
+
+def export_best(result: SearchResult, path: str | Path, base: EvoConfig | None = None) -> Path:
+    """Write the best trial's config as a ready-to-run YAML file, with ``base``'s run length when given."""
+    from evo.config import apply_overrides, dump_config
     from evo.files import atomic_write_text
 
     if result.best_trial is None:
         raise ValueError(f"study {result.study.study_name!r}: no completed trial to export yet")
+    config = result.best_config
+    if base is not None:
+        config = apply_overrides(config, {f"evolution.{cap}": getattr(base.evolution, cap) for cap in _CAPS
+                                          if f"evolution.{cap}" not in result.best_params})  # unless searched
     out = Path(path)
-    atomic_write_text(out, dump_config(result.best_config))
+    atomic_write_text(out, dump_config(config))
     return out
 

@@ -76,13 +76,15 @@ class TrialLoop:
         sampler_for: the sampler for trial number ``n``; None: the study's own, shared by the threads.
         timeout: stop starting (or waiting for) trials after this many seconds.
         catch: exceptions that fail one trial. After ``trials`` failures in this process it gives up.
+        callbacks: called with the study and each trial this process finished (Optuna's ``optimize`` callbacks).
     """
 
     def __init__(self, study: optuna.Study, objective: Objective, trials: int, *,
                  sampler_for: Callable[[int], optuna.samplers.BaseSampler] | None = None,
-                 timeout: float | None = None, catch: tuple[type[Exception], ...] = ()) -> None:
+                 timeout: float | None = None, catch: tuple[type[Exception], ...] = (),
+                 callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = ()) -> None:
         self.study, self.objective, self.trials = study, objective, trials
-        self.sampler_for, self.catch = sampler_for, catch
+        self.sampler_for, self.catch, self.callbacks = sampler_for, catch, list(callbacks)
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._claim = threading.Lock()  # held from counting the trials until this worker's trial is RUNNING
         self._stop = threading.Event()
@@ -120,7 +122,7 @@ class TrialLoop:
             claim = _Held(self._claim)
             try:
                 study.optimize(lambda trial: self._run(study, trial, claim), n_trials=1,
-                               catch=(*self.catch, Surplus), callbacks=[self._count_failure])
+                               catch=(*self.catch, Surplus), callbacks=[self._count_failure, *self.callbacks])
             finally:
                 claim.release()
 

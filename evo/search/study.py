@@ -88,6 +88,16 @@ def journal_path(url: str) -> Path | None:
     return Path(url) if url.endswith(".log") and "://" not in url else None
 
 
+def storage_file(url: str) -> Path | None:
+    """The local file a storage URL keeps its data in (SQLite database, journal), or None for a server."""
+    journal = journal_path(url)
+    if journal is not None:
+        return journal
+    # relative after sqlite:///, absolute after sqlite:////
+    database = url.removeprefix("sqlite:///").partition("?")[0] if url.startswith("sqlite:///") else ""
+    return Path(database) if database not in ("", ":memory:") else None
+
+
 def open_storage(url: str | None = None, *, heartbeat_interval: int = 30, grace_period: int | None = None) -> BaseStorage:
     """An Optuna storage for ``url`` (see module docstring); the SQLite file or journal folder is created on demand.
 
@@ -103,9 +113,9 @@ def open_storage(url: str | None = None, *, heartbeat_interval: int = 30, grace_
         return JournalStorage(JournalFileBackend(str(journal)))
     engine_kwargs: dict[str, object] = {"pool_pre_ping": True}
     if url.startswith("sqlite:"):
-        database = url.removeprefix("sqlite:///").partition("?")[0]  # relative, or absolute after sqlite:////
-        if url.startswith("sqlite:///") and database not in ("", ":memory:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        database = storage_file(url)
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
     attempt = 1
     while True:

@@ -12,6 +12,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+import evo
+
 from evo.config import EvoConfig, apply_overrides, load_config
 from evo.evolution import run_evolution
 from evo.records import Reporter
@@ -122,6 +124,29 @@ def test_export_best(tmp_path, xor_config: EvoConfig) -> None:
     exported = load_config(path)
     assert exported == result.best_config
     assert exported.evolution.lamarckian == result.best_params["evolution.lamarckian"]
+
+
+def test_export_best_runs_as_long_as_the_base_config(tmp_path, xor_config: EvoConfig) -> None:
+    short = apply_overrides(xor_config, {"evolution.generations": 1, "evolution.max_seconds": 75})
+    result = search(short, parse_space(SPACE), trials=1, storage=f"sqlite:///{tmp_path}/evo.db",
+                    runs_dir=tmp_path / "runs", mirror=False)
+    exported = load_config(export_best(result, tmp_path / "best.yaml", base=xor_config))
+    assert exported.evolution.generations == xor_config.evolution.generations == 2
+    assert exported.evolution.max_seconds == xor_config.evolution.max_seconds
+    assert exported.evolution.lamarckian == result.best_params["evolution.lamarckian"]
+
+
+def test_api_search_names_the_study_as_the_cli_does_and_prints_each_trial(tmp_path, capsys) -> None:
+    config = tmp_path / "xor.yaml"
+    config.write_text("task: {kind: xor}\nevolution: {generations: 1, population_size: 2}\nbackend: {kind: serial}\n")
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    result = evo.search(config, space, trials=2, storage=f"sqlite:///{tmp_path}/evo.db", runs_dir=tmp_path / "runs",
+                        mirror=False, pruner="none", progress=True)
+    assert result.study.study_name == "search:xor:space"
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:3] for line in lines] == [["trial", "0", "complete"], ["trial", "1", "complete"]]
+    assert "best: trial" in lines[-1]
 
 
 def test_bad_arguments(tmp_path, xor_config: EvoConfig) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 
 import optuna
 import pytest
@@ -87,3 +88,10 @@ def test_orphaned_trial_is_failed_and_requeued(tmp_path) -> None:
     assert requeued.params == {"x": orphan.params["x"]}
     assert requeued.system_attrs["failed_trial"] == orphan.number
     assert recover_orphans(study) == []  # idempotent
+
+
+def test_dashboard_outside_a_project_refuses_without_creating_a_storage(tmp_path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "evo", "dashboard"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "--storage" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
