@@ -13,7 +13,6 @@ import yaml
 from optuna.trial import TrialState
 
 import evo
-
 from evo.config import EvoConfig, apply_overrides, load_config
 from evo.evolution import run_evolution
 from evo.records import Reporter
