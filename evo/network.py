@@ -1,4 +1,5 @@
-"""The torch side of a genome: the ``nn.Module`` it describes and the activation modules layers name.
+"""The torch side of a genome: the ``nn.Module`` it describes, the activation modules layers name, and the
+module that puts a task's input steps in front of a network (:class:`RawInputs`, see :mod:`evo.preprocessing`).
 
 Kept apart from :mod:`evo.genome` so that reading genomes (``evo show``, the store, the Optuna mirror)
 does not import torch; :meth:`evo.genome.Genome.to_module` builds a :class:`GenomeNet`.
@@ -17,7 +18,7 @@ from torch import Tensor, nn
 
 from evo.genome import ACTIVATION_NAMES, NORM_EPS, Genome, LayerKind, norm_tensors, skip_name
 
-__all__ = ["ACTIVATIONS", "GenomeNet"]
+__all__ = ["ACTIVATIONS", "GenomeNet", "RawInputs"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = dict(zip(
     ACTIVATION_NAMES, (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.GELU, nn.ELU, nn.Sigmoid, nn.Identity), strict=True))
@@ -125,3 +126,22 @@ class GenomeNet(nn.Module):
             h = z if post is None else post(z)
             outputs.append(h)
         return h
+
+
+class RawInputs(nn.Module):
+    """``net((x / scale - mean) / std)``: a task's input steps, as buffers, in front of its network.
+
+    The same float32 operations, in the same order, as :mod:`evo.tasks.data` applies to the data,
+    so the wrapped network gives on raw inputs exactly what the network gave on the task's inputs.
+    """
+
+    def __init__(self, net: nn.Module, scale: Tensor, mean: Tensor, std: Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("scale", scale)
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.net((x / self.scale - self.mean) / self.std)
+        return out

@@ -7,9 +7,11 @@ standardised, 0.78 on the raw pixels). A :class:`Preprocessing` records those st
 :meth:`Preprocessing.wrap` puts the input steps in front of a network as an
 ``nn.Module`` with buffers, so a TorchScript, ONNX or ``torch.export`` graph carries
 them, and :meth:`Preprocessing.labels` maps output indices back to the data's own
-labels. Deliberately light (torch and the standard library): :func:`evo.load` uses it.
+labels. Deliberately light (the standard library; torch only where a network is wrapped): the run
+store and :func:`evo.load` use it, and reading a run (``evo show``) does not import torch.
 
 Example:
+    >>> import torch
     >>> prep = Preprocessing(scale=16.0, classes=("cat", "dog"))
     >>> net = prep.wrap(torch.nn.Linear(2, 2), (2,))
     >>> prep.labels(net(torch.tensor([[16.0, 0.0]])).argmax(1)) in (["cat"], ["dog"])
@@ -21,12 +23,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any
 
 from evo.errors import DataError
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 __all__ = ["PREPROCESSING_JSON", "Label", "Preprocessing", "RawInputs"]
 
@@ -34,25 +36,6 @@ __all__ = ["PREPROCESSING_JSON", "Label", "Preprocessing", "RawInputs"]
 PREPROCESSING_JSON = "preprocessing.json"
 #: a class label as the data has it: an integer, a number or a string (e.g. a CSV's ``"setosa"``).
 Label = int | float | str
-
-
-class RawInputs(nn.Module):
-    """``net((x / scale - mean) / std)``: a task's input steps, as buffers, in front of its network.
-
-    The same float32 operations, in the same order, as :mod:`evo.tasks.data` applies to the data,
-    so the wrapped network gives on raw inputs exactly what the network gave on the task's inputs.
-    """
-
-    def __init__(self, net: nn.Module, scale: Tensor, mean: Tensor, std: Tensor) -> None:
-        super().__init__()
-        self.net = net
-        self.register_buffer("scale", scale)
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.net((x / self.scale - self.mean) / self.std)
-        return out
 
 
 @dataclass(frozen=True)
@@ -90,6 +73,10 @@ class Preprocessing:
         size = math.prod(input_shape)
         if self.mean is not None and len(self.mean) != size:
             raise DataError(f"preprocessing: {len(self.mean)} means for an input of {size} elements {input_shape}")
+        import torch
+
+        from evo.network import RawInputs
+
         mean = torch.tensor(self.mean or (0.0,), dtype=torch.float32)
         std = torch.tensor(self.std or (1.0,), dtype=torch.float32)
         shape = input_shape if self.mean is not None else ()
@@ -154,3 +141,12 @@ def _label(value: Any) -> Label:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise TypeError(f"class label {value!r} is not an integer, number or string")
     return value
+
+
+def __getattr__(name: str) -> Any:
+    """``RawInputs`` (an ``nn.Module``) lives in :mod:`evo.network` with the other torch modules."""
+    if name == "RawInputs":
+        from evo.network import RawInputs
+
+        return RawInputs
+    raise AttributeError(f"module 'evo.preprocessing' has no attribute {name!r}")

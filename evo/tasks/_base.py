@@ -16,10 +16,11 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from evo.genome import Genome
-from evo.preprocessing import Preprocessing
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+    from evo.preprocessing import Preprocessing
 
 __all__ = ["Budget", "Direction", "Evaluation", "Job", "Objective", "Task", "batches"]
 
@@ -151,6 +152,8 @@ class Task(ABC):
         Recorded in the run directory when a run starts; exports put it in front of the network so
         they take raw inputs. The default: inputs go to the network as they are, no labels.
         """
+        from evo.preprocessing import Preprocessing  # torch: reading a run (`evo show`) does without
+
         return Preprocessing()
 
     def failed(self, error: str, genome: Genome | None = None, used: Budget = Budget()) -> Evaluation:

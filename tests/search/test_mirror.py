@@ -112,6 +112,7 @@ def test_hyperparameter_genes_become_params(tmp_path) -> None:
         ind = _individual(i, (8,))
         genome = ind.genome.replace(hparams={"lr": 0.01 * (i + 1), "batch_size": 16, "lr_schedule": schedule})
         mirror.on_evaluated(Individual(i, genome, (), ("init",), 0, ind.evaluation))
+        _generation_end(mirror, best_id=i)
     first, second = mirror.study.trials
     assert first.params["hparams.lr"] == 0.01 and second.params["hparams.lr"] == 0.02
     assert first.params["hparams.batch_size"] == 16 and second.params["hparams.lr_schedule"] == "cosine"
