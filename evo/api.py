@@ -72,7 +72,8 @@ def _run_with(start: Any, config: EvoConfig, progress: bool, backend: Backend | 
 
     own = backend is None
     backend = make_backend(config.backend) if backend is None else backend
-    bar = ProgressReporter(config.evolution.children or config.evolution.population_size, backend=backend)
+    bar = ProgressReporter(config.evolution.children or config.evolution.population_size, backend=backend,
+                           generations=config.evolution.generations)
     try:
         return start([bar, *reporters], backend)  # type: ignore[no-any-return]
     finally:

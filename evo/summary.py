@@ -95,8 +95,10 @@ def write_plots(run: RunView) -> list[Path]:
     from evo.viz import plot_fitness, plot_pareto
 
     root = run.store.root
-    paths = [plot_fitness(run.history, root / PLOTS[0])]
     primary = run.objectives[0]
+    paths = []
+    if run.history and primary.name in run.history[0].best_objectives:  # else every individual so far failed
+        paths.append(plot_fitness(run.history, root / PLOTS[0], primary.name))
     sized = [_with_size(ind, primary.name) for ind in run.individuals.values() if ind.evaluation is not None]
     if any(ind.evaluation is not None and ind.evaluation.ok for ind in sized):
         paths.append(plot_pareto(sized, [primary, _SIZE], root / PLOTS[1]))
@@ -106,8 +108,11 @@ def write_plots(run: RunView) -> list[Path]:
 def plot_paths(run: RunView) -> list[Path]:
     """The run's plots, drawn now if the run has none yet (a run made by the API, or before plots existed)."""
     paths = [run.store.root / name for name in PLOTS]
-    if not paths[0].exists() and run.history:
-        return write_plots(run)
+    if not paths[0].exists():
+        try:
+            return write_plots(run)
+        except OSError:  # a run someone else owns, on a read-only disk: show it without plots
+            return []
     return [p for p in paths if p.exists()]
 
 
