@@ -1,7 +1,9 @@
-"""Reliability benchmark: SIGKILL `evo run` / `evo resume` at random moments and resume; damage a run, read the error.
+"""Reliability benchmark: SIGKILL `evo run` / `resume` / `search` at random moments; damaged runs; crafted files.
 
-Run ``python -m benchmarks.reliability [--kills 20] [--extension-kills 10] [--seed 0]``; it prints two tables and
-writes the "reliability" section of docs/benchmarks.md.
+Run ``python -m benchmarks.reliability [--kills 20] [--extension-kills 10] [--search-kills 20] [--seed 0]
+[--part runs|search]``; it prints its tables and writes the "reliability" section of docs/benchmarks.md (part
+``runs``: items 1 and 2) and the "reliability-search" section (part ``search``: items 3 to 5); ``--part`` runs
+one part only and leaves the other's section as it was.
 
 1. Kills: a small serial run (iris, 4 individuals × 6 generations, Optuna mirror on) is run once uninterrupted
    as the reference. Then, for each seeded random moment, a fresh `evo run` is SIGKILLed that long after its run
@@ -17,6 +19,18 @@ writes the "reliability" section of docs/benchmarks.md.
 2. Corruption: each damage a user met (issue 15) is applied to a copy of a finished toy run (the fast
    ``evo.testing.ToyTask``) and `evo resume` (or the command named) is called in-process; the table lists the one
    line it prints, the exit code and whether the run directory was left as it was.
+3. Search kills: a small serial search (the toy run over two parameters, population size and weight-mutation
+   sigma; 4 trials, SQLite storage, heartbeat 1 s, no mirror) is run once uninterrupted as the reference. Then,
+   for each seeded random moment (drawn as in 1, from the moment its storage file appeared), a fresh search is
+   SIGKILLed and the same command run again until the study holds the asked trials COMPLETE. A trial passes when
+   there are exactly 4 COMPLETE trials and their parameters and values equal the reference's. The killed
+   process's RUNNING trial is failed and re-queued with its parameters (it resumes its run directory); the
+   table counts those retried trials and how many equal a reference trial.
+4. Concurrent searches: N `evo search` processes started at once on one fresh SQLite storage, asked for 6
+   trials in all. (PostgreSQL is not measured here: the throwaway cluster tests/search/test_postgres.py starts is
+   a pytest fixture, which this script cannot use; that test checks 3 processes and a kill on PostgreSQL.)
+5. Crafted files named ``best.pt`` (the builders of tests/test_export.py, in ``evo.testing``) read with
+   ``evo.load(path)`` and with ``trusted=True``: what it says, and whether the payload wrote its marker.
 """
 
 from __future__ import annotations
@@ -27,6 +41,7 @@ import errno
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -121,23 +136,33 @@ def _finished(run_dir: Path, generation: int) -> bool:
     return bool(events) and events[-1]["event"] == "run_end" and state is not None and state["generation"] == generation
 
 
+FINISHED = "finished first"
+
+
+def _kill_at(args: list[str], ready: Path, delay: float, cwd: Path, where: Callable[[], str]) -> tuple[str, float]:
+    """Start ``evo ARGS`` and SIGKILL it ``delay`` seconds after ``ready`` appears (or, when it exists already,
+    after the start): (where it was killed, as ``where()`` says, or FINISHED; seconds it ran from that clock)."""
+    proc = subprocess.Popen([*EVO, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    while not ready.exists() and proc.poll() is None:
+        time.sleep(0.01)
+    clock = time.perf_counter()
+    time.sleep(delay)
+    phase = FINISHED
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+        phase = where()
+    proc.wait()
+    return phase, time.perf_counter() - clock
+
+
 def kill_and_resume(start: list[str], resume: list[str], run_dir: Path, delay: float, cwd: Path,
                     generation: int) -> Kill:
     """Start ``start``, SIGKILL it ``delay`` seconds after ``run_dir/config.yaml`` appears (or, when it exists
     already, after the start), then resume until the run ends at ``generation``."""
-    proc = subprocess.Popen([*EVO, *start], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
     config = run_dir / "config.yaml"
-    while not config.exists() and proc.poll() is None:
-        time.sleep(0.01)
-    clock = time.perf_counter()
-    time.sleep(delay)
-    phase = "finished first"
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
-        phase = _phase(run_dir)
-    proc.wait()
-    if phase == "finished first":
-        return Kill(delay, phase, 0, False, None, time.perf_counter() - clock)
+    phase, ran = _kill_at(start, config, delay, cwd, lambda: _phase(run_dir))
+    if phase == FINISHED:
+        return Kill(delay, phase, 0, False, None, ran)
     resumes = 0
     while not _finished(run_dir, generation):
         resumes += 1
@@ -145,6 +170,15 @@ def kill_and_resume(start: list[str], resume: list[str], run_dir: Path, delay: f
         if again.returncode != 0 or resumes > 3:
             raise RuntimeError(f"resume #{resumes} of {run_dir} failed: {again.stderr.strip()}")
     return Kill(delay, phase, resumes, False, None)
+
+
+def _until_killed(rng: np.random.Generator, span: float, attempt: Callable[[float], Kill]) -> Kill:
+    """``attempt`` at a moment drawn over ``span`` seconds; a moment the process did not live to see is drawn
+    again within the time it did live, so every trial is a real kill."""
+    trial = Kill(0.0, FINISHED, 0, False, None, span)
+    while trial.phase == FINISHED:
+        trial = attempt(float(rng.uniform(0, trial.ran)))
+    return trial
 
 
 def _phase(run_dir: Path) -> str:
@@ -157,20 +191,26 @@ def _phase(run_dir: Path) -> str:
     return newest + (f", {logged - covered} records past it" if logged > covered else "")
 
 
+def _timed(args: list[str], ready: Path, cwd: Path) -> float:
+    """Run ``evo ARGS`` uninterrupted (the reference): seconds from ``ready`` appearing to its end."""
+    proc = subprocess.Popen([*EVO, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=_env())
+    while not ready.exists() and proc.poll() is None:
+        time.sleep(0.01)
+    appeared = time.perf_counter()
+    if proc.wait() != 0:
+        raise RuntimeError(f"evo {' '.join(args)} failed: {proc.stderr.read() if proc.stderr else ''}")
+    return time.perf_counter() - appeared
+
+
 def kill_trials(seed: int, kills: int, extension_kills: int, work: Path,
                 config: dict[str, Any] = KILL_CONFIG) -> list[tuple[str, Kill]]:
     """The kill table's rows: ``kills`` kills of `evo run`, ``extension_kills`` of an extending `evo resume`."""
     (work / "kill.yaml").write_text(yaml.safe_dump(config))
     generations = config["evolution"]["generations"]
     ref_runs = work / "ref"
-    proc = subprocess.Popen([*EVO, "run", "kill.yaml", "--name", "r", "--runs-dir", str(ref_runs)], cwd=work,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env())
-    while not (ref_runs / "r" / "config.yaml").exists() and proc.poll() is None:
-        time.sleep(0.01)
-    appeared = time.perf_counter()
-    if proc.wait() != 0:
-        raise RuntimeError(f"the reference run failed: {proc.stderr.read() if proc.stderr else ''}")
-    span = time.perf_counter() - appeared
+    ref_run = ["run", "kill.yaml", "--name", "r", "--runs-dir", str(ref_runs)]
+    span = _timed(ref_run, ref_runs / "r" / "config.yaml", work)
     extended = work / "ref-ext"
     shutil.copytree(ref_runs, extended)
     started = time.perf_counter()
@@ -182,17 +222,17 @@ def kill_trials(seed: int, kills: int, extension_kills: int, work: Path,
     rows = []
     for k in range(kills + extension_kills):
         runs, kind = work / f"k{k}", "run" if k < kills else "extension"
-        trial = Kill(0.0, "finished first", 0, False, None, span if kind == "run" else ext_span)
-        while trial.phase == "finished first":  # the machine ran it faster than the reference: a new moment
+
+        def attempt(delay: float) -> Kill:
             shutil.rmtree(runs, ignore_errors=True)
-            delay = float(rng.uniform(0, trial.ran))
             if kind == "run":
-                trial = kill_and_resume(["run", "kill.yaml", "--name", "r", "--runs-dir", str(runs)],
-                                        ["resume", str(runs / "r")], runs / "r", delay, work, generations)
-            else:
-                shutil.copytree(ref_runs, runs)
-                trial = kill_and_resume(["resume", str(runs / "r"), *EXTEND], ["resume", str(runs / "r"), *EXTEND],
-                                        runs / "r", delay, work, EXTENDED)
+                return kill_and_resume(["run", "kill.yaml", "--name", "r", "--runs-dir", str(runs)],
+                                       ["resume", str(runs / "r")], runs / "r", delay, work, generations)
+            shutil.copytree(ref_runs, runs)
+            return kill_and_resume(["resume", str(runs / "r"), *EXTEND], ["resume", str(runs / "r"), *EXTEND],
+                                   runs / "r", delay, work, EXTENDED)
+
+        trial = _until_killed(rng, span if kind == "run" else ext_span, attempt)
         expected = reference if kind == "run" else ext_reference
         state = final_state(runs / "r")
         trial.mirror = state.pop("mirror")
@@ -365,25 +405,186 @@ def corruption_cases(work: Path, cases: list[tuple[str, Callable[[Path], object]
     return rows
 
 
+# ----------------------------------------------------------------- searches: kills, concurrency
+SEARCH_SPACE: dict[str, Any] = {"parameters": {
+    "evolution.population_size": {"type": "int", "low": 2, "high": 6},
+    "operators.mutate_weights.sigma": {"type": "float", "low": 0.05, "high": 1.0, "log": True}}}
+
+
+def search_command(folder: Path, trials: int) -> list[str]:
+    """`evo search` of the toy run over SEARCH_SPACE, its storage and runs in ``folder`` (see :func:`_search_files`)."""
+    return ["search", "toy.yaml", "--space", "space.yaml", "--trials", str(trials), "--study-name", "s",
+            "--storage", f"sqlite:///{folder / 'evo.db'}", "--runs-dir", str(folder / "runs"), "--no-mirror",
+            "--heartbeat", "1"]
+
+
+def _search_files(work: Path) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "toy.yaml").write_text(yaml.safe_dump(toy_config()))
+    (work / "space.yaml").write_text(yaml.safe_dump(SEARCH_SPACE))
+
+
+def study_trials(storage: str) -> list[Any]:
+    """The trials of the benchmark's study ``s`` in ``storage`` (none before the study exists)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.load_study(study_name="s", storage=storage).get_trials(deepcopy=False)
+    except KeyError:
+        return []
+
+
+def _completed(trials: list[Any]) -> list[tuple[Any, ...]]:
+    """The COMPLETE trials as sorted (parameters, values): what an interrupted search must end with."""
+    return sorted((tuple(sorted(t.params.items())), tuple(t.values)) for t in trials if t.state.name == "COMPLETE")
+
+
+def _search_phase(storage: str) -> str:
+    """Where a search was when killed: the trials finished and the one running."""
+    try:
+        trials = study_trials(storage)
+    except Exception as err:  # a database killed while its tables were made  # noqa: BLE001
+        return f"storage unreadable ({type(err).__name__})"
+    done = sum(t.state.name == "COMPLETE" for t in trials)
+    running = [t.number for t in trials if t.state.name == "RUNNING"]
+    return f"{done} complete" + (f", trial {running[0]} running" if running else "")
+
+
+@dataclass
+class SearchKill(Kill):
+    """One kill-and-rerun of a search: besides :class:`Kill`, how its retried trials compare."""
+
+    exact: bool = False  # exactly the asked number of COMPLETE trials
+    retried: int = 0  # COMPLETE trials that re-ran a killed trial (same parameters, its run directory resumed)
+    retried_same: int = 0  # of those, the ones whose parameters and values equal a reference trial's
+
+
+def search_kill(delay: float, folder: Path, trials: int, cwd: Path) -> SearchKill:
+    """A fresh search SIGKILLed ``delay`` seconds after its storage appeared, then run again until done."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    storage, command = f"sqlite:///{folder / 'evo.db'}", search_command(folder, trials)
+    phase, ran = _kill_at(command, folder / "evo.db", delay, cwd, lambda: _search_phase(storage))
+    reruns = 0
+    while phase != FINISHED and sum(t.state.name == "COMPLETE" for t in study_trials(storage)) < trials:
+        reruns += 1
+        again = evo(*command, cwd=cwd)
+        if again.returncode != 0 or reruns > 3:
+            raise RuntimeError(f"re-run #{reruns} of the search in {folder} failed: {again.stderr.strip()}")
+    return SearchKill(delay, phase, reruns, False, None, ran)
+
+
+def search_kill_trials(seed: int, kills: int, work: Path, trials: int = 4) -> list[SearchKill]:
+    """``kills`` kills of `evo search` (``trials`` trials), each compared with an uninterrupted search."""
+    _search_files(work)
+    span = _timed(search_command(work / "ref-search", trials), work / "ref-search" / "evo.db", work)
+    reference = _completed(study_trials(f"sqlite:///{work / 'ref-search' / 'evo.db'}"))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(kills):
+        folder = work / f"s{k}"
+        trial = _until_killed(rng, span, lambda delay: search_kill(delay, folder, trials, work))  # noqa: B023
+        assert isinstance(trial, SearchKill)
+        got = study_trials(f"sqlite:///{folder / 'evo.db'}")
+        completed = _completed(got)
+        trial.exact, trial.same = len(completed) == trials, completed == reference
+        retried = _completed([t for t in got if "failed_trial" in t.system_attrs])
+        trial.retried, trial.retried_same = len(retried), sum(r in reference for r in retried)
+        rows.append(trial)
+        print(f"search kill at +{trial.delay:.2f}s ({trial.phase}): reruns={trial.resumes} exact={trial.exact} "
+              f"same={trial.same} retried={trial.retried_same}/{trial.retried}", flush=True)
+        shutil.rmtree(folder)
+    return rows
+
+
+def concurrent_searches(storage: str, processes: int, trials: int, work: Path) -> dict[str, Any]:
+    """``processes`` `evo search` processes started at once on ``storage``, asked for ``trials`` in all."""
+    _search_files(work)
+    command = [a if not a.startswith("sqlite:") else storage for a in search_command(work, trials)]
+    procs = [subprocess.Popen([*EVO, *command], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, env=_env()) for _ in range(processes)]
+    codes = [proc.wait(timeout=600) for proc in procs]
+    got = study_trials(storage)
+    surplus = sum(t.state.name == "FAIL" and bool(t.user_attrs.get("surplus")) for t in got)
+    return {"processes": processes, "asked": trials, "exit codes": codes,
+            "complete": sum(t.state.name == "COMPLETE" for t in got),
+            "failed: surplus (unrun)": surplus, "failed: other": sum(t.state.name == "FAIL" for t in got) - surplus}
+
+
+# ----------------------------------------------------------------- crafted files
+def _crafted(kind: str, path: Path, marker: Path) -> Path:
+    """A file of ``kind`` (see CRAFTED) at ``path`` that creates ``marker`` if its stored code runs."""
+    import torch
+
+    from evo.genome import Genome
+    from evo.testing import MkdirPayload, crafted_exported_program, crafted_torchscript
+
+    genome = Genome.mlp(3, [], 2, seed=3)
+    if kind == "torchscript":
+        return crafted_torchscript(path, marker)
+    if kind == "exported_program":
+        return crafted_exported_program(genome, path, marker, path.parent)
+    torch.save({"genome": genome.to_dict(), "weights": dict(genome.weights), "x": MkdirPayload(str(marker))}, path)
+    return path
+
+
+#: (kind, what it is); each is named best.pt, a name that promises a plain genome file.
+CRAFTED = [("torchscript", "TorchScript file whose `__setstate__` writes a file"),
+           ("exported_program", "torch.export `.pt2` archive with a pickled payload"),
+           ("genome", "genome file with a pickled payload")]
+
+
+def crafted_files(work: Path) -> list[tuple[str, bool, str, bool]]:
+    """Each crafted file through ``evo.load`` (default, then ``trusted=True``): (file, trusted, what it said,
+    whether the marker was written)."""
+    import warnings
+
+    import evo
+
+    rows = []
+    for kind, what in CRAFTED:
+        for trusted in (False, True):
+            folder = work / f"{kind}-{trusted}"
+            folder.mkdir(parents=True)
+            marker = folder / "marker"
+            path = _crafted(kind, folder / "best.pt", marker)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    evo.load(path, trusted=trusted)
+                said = "loaded"
+            except Exception as err:  # whatever happens after the payload ran  # noqa: BLE001
+                said = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            rows.append((what, trusted, said.replace(str(work) + os.sep, ""), marker.exists()))
+            print(f"{what}, trusted={trusted}: {rows[-1][2]} (marker written: {marker.exists()})", flush=True)
+    return rows
+
+
 def _code(text: str) -> str:
     """``text`` as Markdown inline code, even when it holds backticks."""
     return f"`` {text} ``" if "`" in text else f"`{text}`"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--extension-kills", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    args = parser.parse_args()
+def _about(*items: int) -> str:
+    """The usage paragraph and the numbered ``items`` of the module docstring: a section's introduction."""
+    usage, numbered = __doc__.split("\n\n")[1:3]
+    chosen = [text for text in re.split(r"\n(?=\d\. )", numbered) if int(text.split(".")[0]) in items]
+    return usage + "\n\n" + "\n".join(chosen)
+
+
+def _conditions(seed: int, started: float) -> str:
+    return (f"Seed {seed}; {(time.perf_counter() - started) / 60:.1f} min in all; load average "
+            f"{os.getloadavg()[2]:.1f} over the last 15 min on {os.cpu_count()} cores "
+            "(timings depend on what else runs).")
+
+
+def runs_part(args: argparse.Namespace, work: Path) -> str:
+    """Items 1 and 2: the "reliability" section's body."""
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        (work / "cases").mkdir()
-        cases = corruption_cases(work / "cases")
-        kills = kill_trials(args.seed, args.kills, args.extension_kills, work)
-    minutes = (time.perf_counter() - started) / 60
+    (work / "cases").mkdir()
+    cases = corruption_cases(work / "cases")
+    kills = kill_trials(args.seed, args.kills, args.extension_kills, work)
     kill_rows = []
     for kind in ("run", "extension"):
         trials = [t for k, t in kills if k == kind]
@@ -393,17 +594,54 @@ def main() -> None:
                               len(trials), f"{sum(t.same for t in trials)}/{len(trials)}",
                               f"{sum(bool(t.mirror) for t in trials)}/{len(trials)}",
                               sum("records past" in t.phase for t in trials), ", ".join(phases)))
-    load = os.getloadavg()[2]
-    body = (f"{__doc__.split(chr(10) + chr(10), 1)[1].strip()}\n\nSeed {args.seed}; {minutes:.1f} min in all; load "
-            f"average {load:.1f} over the last 15 min on {os.cpu_count()} cores (timings depend on what else runs).\n\n"
+    return (f"{_about(1, 2)}\n\n{_conditions(args.seed, started)}\n\n"
             + table(["killed", "kills", "same result as uninterrupted", "mirror: one finished trial each",
                      "killed with records past the checkpoint", "killed at"], kill_rows)
             + "\n\n" + table(["damage", "exit", "what the user reads (one line)", "run directory after"],
                              [(c, code, _code(msg), after) for c, code, msg, after in cases]))
-    print(body)
-    if not args.no_doc:
-        update_section("reliability", "Reliability: kills and damaged run directories", body)
 
+
+def search_part(args: argparse.Namespace, work: Path) -> str:
+    """Items 3 to 5: the "reliability-search" section's body."""
+    started = time.perf_counter()
+    crafted = crafted_files(work / "crafted")
+    kills = search_kill_trials(args.seed, args.search_kills, work / "search-kills")
+    concurrent = [concurrent_searches(f"sqlite:///{work / f'c{n}' / 'evo.db'}", n, 6, work / f"c{n}") for n in (2, 3)]
+    n = len(kills)
+    phases = sorted({t.phase.split(",")[-1].strip() for t in kills})
+    kill_row = ("`evo search --trials 4`", n, f"{sum(t.exact for t in kills)}/{n}", f"{sum(t.same for t in kills)}/{n}",
+                f"{sum(t.retried_same for t in kills)}/{sum(t.retried for t in kills)}", ", ".join(phases))
+    return (f"{_about(3, 4, 5)}\n\n{_conditions(args.seed, started)}\n\n"
+            + table(["killed", "kills", "exactly 4 COMPLETE trials", "same parameters and values as uninterrupted",
+                     "retried trials equal to a reference trial", "killed at"], [kill_row])
+            + "\n\n" + table(["storage", "processes", "trials asked", "COMPLETE", "FAIL: surplus (not run)",
+                                "FAIL: other", "exit codes"],
+                               [("SQLite", c["processes"], c["asked"], c["complete"], c["failed: surplus (unrun)"],
+                                 c["failed: other"], c["exit codes"]) for c in concurrent])
+            + "\n\n" + table(["crafted file", "`evo.load`", "what it says", "marker written"],
+                               [(what, "trusted=True" if trusted else "default", _code(said), "yes" if wrote else "no")
+                                for what, trusted, said, wrote in crafted]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--extension-kills", type=int, default=10)
+    parser.add_argument("--search-kills", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--part", choices=["runs", "search"], help="run this part only (default: both)")
+    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = parser.parse_args()
+    parts = [("runs", runs_part, "reliability", "Reliability: kills and damaged run directories"),
+             ("search", search_part, "reliability-search",
+              "Reliability: killed and concurrent searches, crafted files")]
+    for name, part, section, title in parts:
+        if args.part in (None, name):
+            with tempfile.TemporaryDirectory() as tmp:
+                body = part(args, Path(tmp))
+            print(body)
+            if not args.no_doc:
+                update_section(section, title, body)
 
 if __name__ == "__main__":
     main()

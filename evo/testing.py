@@ -16,16 +16,20 @@ Example:
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import threading
 import time
+import warnings
+import zipfile
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from evo.backends import Backend
 from evo.backends.serial import run_job
@@ -36,10 +40,14 @@ __all__ = [
     "BackendContract",
     "CrashOnceTask",
     "HangingTask",
+    "MkdirPayload",
     "RaisingTask",
+    "SetstateMarker",
     "ToyTask",
     "assert_same_evaluations",
     "at_once",
+    "crafted_exported_program",
+    "crafted_torchscript",
     "make_jobs",
 ]
 
@@ -131,6 +139,65 @@ class CrashOnceTask(ToyTask):
             marker.touch()
             os._exit(1)
         return super().evaluate(genome, budget, device, seed)
+
+
+# ----------------------------------------------------------------- crafted files that run code when loaded
+class SetstateMarker(nn.Module):
+    """A crafted TorchScript module: its ``__setstate__`` (TorchScript code, run by ``torch.jit.load``)
+    creates the file ``marker``."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+        self.seen = torch.zeros(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :2] + self.seen
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[str, bool]:
+        return (self.marker, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[str, bool]) -> None:
+        self.marker, self.training = state[0], state[1]
+        self.seen = torch.from_file(self.marker, shared=True, size=1)  # creates the file
+
+
+class MkdirPayload:
+    """A pickle that creates the folder ``marker`` when unpickled."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.mkdir, (self.marker,)
+
+
+def crafted_torchscript(path: Path, marker: Path) -> Path:
+    """A TorchScript file posing as an evo export (it names a genome) that creates ``marker`` when loaded."""
+    from evo.load import GENOME_JSON
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(SetstateMarker(str(marker))), str(path), _extra_files={GENOME_JSON: ""})
+    return path
+
+
+def crafted_exported_program(genome: Genome, path: Path, marker: Path, work: Path) -> Path:
+    """A real .pt2 export of ``genome`` whose pickled sample inputs are replaced by a payload that creates
+    ``marker`` (torch.export.load falls back to ``torch.load(weights_only=False)`` for them); ``work`` holds
+    the genuine export it starts from."""
+    from evo.export import export_genome
+
+    genuine = export_genome(genome, "exported_program", work / "genuine.pt2")
+    payload = io.BytesIO()
+    torch.save((MkdirPayload(str(marker)),), payload)
+    with zipfile.ZipFile(genuine) as source, zipfile.ZipFile(path, "w") as crafted:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            crafted.writestr(info, payload.getvalue() if info.filename.endswith("sample_inputs/model.pt") else data)
+    return path
 
 
 def make_jobs(n: int, seed: int = 0, first_id: int = 0, hidden: tuple[int, ...] = (8,)) -> list[Job]:

@@ -4,31 +4,28 @@ labels, one file per format, and no code run from a file unless the caller trust
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits, load_iris
-from torch import nn
 
 import evo
 import evo.cli
 from evo.errors import DataError, UntrustedFileError
 from evo.export import ONNX_METADATA_KEY, ONNX_PREPROCESSING_KEY, ExportFormat, export_genome, run_preprocessing
 from evo.genome import Genome, LayerKind, LayerSpec
-from evo.load import GENOME_JSON
 from evo.preprocessing import PREPROCESSING_JSON, Preprocessing
 from evo.store import RunStore
 from evo.tasks.data import split_indices
+from evo.testing import MkdirPayload, crafted_exported_program, crafted_torchscript
 
 CONV, LINEAR = LayerKind.CONV, LayerKind.LINEAR
 
@@ -329,58 +326,6 @@ def test_cli_names_each_format_apart_and_never_overwrites_silently(runs: dict[st
 
 
 # ----------------------------------------------------------------- untrusted files run no code
-class SetstateMarker(nn.Module):
-    """A crafted TorchScript module: its ``__setstate__`` (TorchScript code, run by ``torch.jit.load``)
-    creates the file ``marker``."""
-
-    def __init__(self, marker: str) -> None:
-        super().__init__()
-        self.marker = marker
-        self.seen = torch.zeros(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, :2] + self.seen
-
-    @torch.jit.export
-    def __getstate__(self) -> tuple[str, bool]:
-        return (self.marker, self.training)
-
-    @torch.jit.export
-    def __setstate__(self, state: tuple[str, bool]) -> None:
-        self.marker, self.training = state[0], state[1]
-        self.seen = torch.from_file(self.marker, shared=True, size=1)  # creates the file
-
-
-class MkdirPayload:
-    """A pickle that creates the folder ``marker`` when unpickled."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return os.mkdir, (self.marker,)
-
-
-def crafted_torchscript(path: Path, marker: Path) -> Path:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.save(torch.jit.script(SetstateMarker(str(marker))), str(path), _extra_files={GENOME_JSON: ""})
-    return path
-
-
-def crafted_exported_program(tmp_path: Path, path: Path, marker: Path) -> Path:
-    """A real .pt2 export whose pickled sample inputs are replaced by a payload (torch.export.load falls back
-    to ``torch.load(weights_only=False)`` for them)."""
-    genuine = export_genome(tiny_genome(), "exported_program", tmp_path / "genuine.pt2")
-    payload = io.BytesIO()
-    torch.save((MkdirPayload(str(marker)),), payload)
-    with zipfile.ZipFile(genuine) as source, zipfile.ZipFile(path, "w") as crafted:
-        for info in source.infolist():
-            data = source.read(info.filename)
-            crafted.writestr(info, payload.getvalue() if info.filename.endswith("sample_inputs/model.pt") else data)
-    return path
-
-
 @pytest.mark.parametrize("kind", ["torchscript", "exported_program"])
 def test_crafted_files_run_no_code_unless_trusted(tmp_path: Path, kind: str) -> None:
     marker = tmp_path / "marker"
@@ -388,7 +333,7 @@ def test_crafted_files_run_no_code_unless_trusted(tmp_path: Path, kind: str) -> 
     if kind == "torchscript":
         crafted_torchscript(path, marker)
     else:
-        crafted_exported_program(tmp_path, path, marker)
+        crafted_exported_program(tiny_genome(), path, marker, tmp_path)
     with pytest.raises(UntrustedFileError, match=r"runs code stored in it.*evo.load\(path, trusted=True\)"):
         evo.load(path)
     assert not marker.exists()
