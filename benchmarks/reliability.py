@@ -26,9 +26,9 @@ one part only and leaves the other's section as it was.
    there are exactly 4 COMPLETE trials and their parameters and values equal the reference's. The killed
    process's RUNNING trial is failed and re-queued with its parameters (it resumes its run directory); the
    table counts those retried trials and how many equal a reference trial.
-4. Concurrent searches: N `evo search` processes started at once on one fresh SQLite storage, asked for 6
-   trials in all. (PostgreSQL is not measured here: the throwaway cluster tests/search/test_postgres.py starts is
-   a pytest fixture, which this script cannot use; that test checks 3 processes and a kill on PostgreSQL.)
+4. Concurrent searches: N `evo search` processes (the search of 3) started at once on one fresh storage, asked
+   for 6 trials in all: SQLite, and a throwaway PostgreSQL cluster (``evo.testing.postgres_server``, as
+   tests/search/test_postgres.py starts it) where its server and driver are installed.
 5. Crafted files named ``best.pt`` (the builders of tests/test_export.py, in ``evo.testing``) read with
    ``evo.load(path)`` and with ``trusted=True``: what it says, and whether the payload wrote its marker.
 """
@@ -411,10 +411,11 @@ SEARCH_SPACE: dict[str, Any] = {"parameters": {
     "operators.mutate_weights.sigma": {"type": "float", "low": 0.05, "high": 1.0, "log": True}}}
 
 
-def search_command(folder: Path, trials: int) -> list[str]:
-    """`evo search` of the toy run over SEARCH_SPACE, its storage and runs in ``folder`` (see :func:`_search_files`)."""
+def search_command(folder: Path, trials: int, storage: str | None = None) -> list[str]:
+    """`evo search` of the toy run over SEARCH_SPACE (see :func:`_search_files`), its runs in ``folder``; its
+    storage ``storage``, default an SQLite file in ``folder``."""
     return ["search", "toy.yaml", "--space", "space.yaml", "--trials", str(trials), "--study-name", "s",
-            "--storage", f"sqlite:///{folder / 'evo.db'}", "--runs-dir", str(folder / "runs"), "--no-mirror",
+            "--storage", storage or f"sqlite:///{folder / 'evo.db'}", "--runs-dir", str(folder / "runs"), "--no-mirror",
             "--heartbeat", "1"]
 
 
@@ -498,18 +499,34 @@ def search_kill_trials(seed: int, kills: int, work: Path, trials: int = 4) -> li
     return rows
 
 
-def concurrent_searches(storage: str, processes: int, trials: int, work: Path) -> dict[str, Any]:
-    """``processes`` `evo search` processes started at once on ``storage``, asked for ``trials`` in all."""
+def concurrent_searches(storage: str, processes: int, trials: int, work: Path) -> tuple[Any, ...]:
+    """``processes`` `evo search` processes started at once on ``storage``, asked for ``trials`` in all:
+    (processes, trials, COMPLETE, FAIL as surplus, other FAIL, exit codes)."""
     _search_files(work)
-    command = [a if not a.startswith("sqlite:") else storage for a in search_command(work, trials)]
+    command = search_command(work, trials, storage)
     procs = [subprocess.Popen([*EVO, *command], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True, env=_env()) for _ in range(processes)]
     codes = [proc.wait(timeout=600) for proc in procs]
     got = study_trials(storage)
     surplus = sum(t.state.name == "FAIL" and bool(t.user_attrs.get("surplus")) for t in got)
-    return {"processes": processes, "asked": trials, "exit codes": codes,
-            "complete": sum(t.state.name == "COMPLETE" for t in got),
-            "failed: surplus (unrun)": surplus, "failed: other": sum(t.state.name == "FAIL" for t in got) - surplus}
+    complete = sum(t.state.name == "COMPLETE" for t in got)
+    return processes, trials, complete, surplus, sum(t.state.name == "FAIL" for t in got) - surplus, codes
+
+
+def postgres_searches(work: Path) -> list[tuple[Any, ...]]:
+    """:func:`concurrent_searches` for 2 and 3 processes, each on a fresh throwaway PostgreSQL cluster; one row
+    saying why where none can be started here."""
+    from evo.testing import PostgresUnavailable, postgres_server
+
+    rows = []
+    for n in (2, 3):
+        try:
+            with postgres_server() as url:
+                rows.append(("PostgreSQL", *concurrent_searches(url, n, 6, work / f"pg{n}")))
+        except PostgresUnavailable as err:
+            print(f"PostgreSQL: {err}", flush=True)
+            return [(f"PostgreSQL: not measured ({err})", *"–" * 6)]
+    return rows
 
 
 # ----------------------------------------------------------------- crafted files
@@ -606,7 +623,9 @@ def search_part(args: argparse.Namespace, work: Path) -> str:
     started = time.perf_counter()
     crafted = crafted_files(work / "crafted")
     kills = search_kill_trials(args.seed, args.search_kills, work / "search-kills")
-    concurrent = [concurrent_searches(f"sqlite:///{work / f'c{n}' / 'evo.db'}", n, 6, work / f"c{n}") for n in (2, 3)]
+    concurrent = [("SQLite", *concurrent_searches(f"sqlite:///{work / f'c{n}' / 'evo.db'}", n, 6, work / f"c{n}"))
+                  for n in (2, 3)]
+    concurrent += postgres_searches(work)
     n = len(kills)
     phases = sorted({t.phase.split(",")[-1].strip() for t in kills})
     kill_row = ("`evo search --trials 4`", n, f"{sum(t.exact for t in kills)}/{n}", f"{sum(t.same for t in kills)}/{n}",
@@ -616,8 +635,7 @@ def search_part(args: argparse.Namespace, work: Path) -> str:
                      "retried trials equal to a reference trial", "killed at"], [kill_row])
             + "\n\n" + table(["storage", "processes", "trials asked", "COMPLETE", "FAIL: surplus (not run)",
                                 "FAIL: other", "exit codes"],
-                               [("SQLite", c["processes"], c["asked"], c["complete"], c["failed: surplus (unrun)"],
-                                 c["failed: other"], c["exit codes"]) for c in concurrent])
+                               concurrent)
             + "\n\n" + table(["crafted file", "`evo.load`", "what it says", "marker written"],
                                [(what, "trusted=True" if trusted else "default", _code(said), "yes" if wrote else "no")
                                 for what, trusted, said, wrote in crafted]))

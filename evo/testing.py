@@ -16,14 +16,20 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import io
 import math
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +47,7 @@ __all__ = [
     "CrashOnceTask",
     "HangingTask",
     "MkdirPayload",
+    "PostgresUnavailable",
     "RaisingTask",
     "SetstateMarker",
     "ToyTask",
@@ -49,6 +56,7 @@ __all__ = [
     "crafted_exported_program",
     "crafted_torchscript",
     "make_jobs",
+    "postgres_server",
 ]
 
 
@@ -198,6 +206,68 @@ def crafted_exported_program(genome: Genome, path: Path, marker: Path, work: Pat
             data = source.read(info.filename)
             crafted.writestr(info, payload.getvalue() if info.filename.endswith("sample_inputs/model.pt") else data)
     return path
+
+
+# ----------------------------------------------------------------- a throwaway PostgreSQL server
+class PostgresUnavailable(Exception):
+    """No PostgreSQL cluster can be started here; the message says why (tests skip with it)."""
+
+
+def _pg_bin(name: str) -> str | None:
+    """A PostgreSQL server program: on the PATH, or where Debian puts it (newest version first)."""
+    candidates = [shutil.which(name), *sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)]
+    return next((c for c in candidates if c), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """``postgresql://`` URL of a fresh cluster on a temporary folder and a free localhost port (as the
+    ``postgres`` user when run as root: PostgreSQL refuses root), stopped and deleted afterwards.
+
+    Raises:
+        PostgresUnavailable: the driver psycopg or the server binaries are missing, or the cluster did not start.
+    """
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise PostgresUnavailable("the PostgreSQL driver psycopg is not installed "
+                                  "(pip install 'psycopg[binary]')") from None
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        raise PostgresUnavailable("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql")
+    as_user: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="evo-pg-"))
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        import pwd
+
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(folder)
+            raise PostgresUnavailable("running as root and there is no 'postgres' user to run PostgreSQL as") from None
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port, data = _free_port(), folder / "data"
+    try:
+        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "evo", "--auth=trust", "-E", "UTF8"],
+                       check=True, capture_output=True, timeout=120)
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "60", "-o",
+                        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
+                       check=True, capture_output=True, timeout=90)
+    except (subprocess.SubprocessError, OSError) as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise PostgresUnavailable(f"cannot start a PostgreSQL cluster: {err}") from None
+    try:
+        yield f"postgresql://evo@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def make_jobs(n: int, seed: int = 0, first_id: int = 0, hidden: tuple[int, ...] = (8,)) -> list[Job]:

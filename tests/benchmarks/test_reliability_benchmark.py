@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.reliability import CASES, corruption_cases, kill_trials, toy_config
+from benchmarks.reliability import (CASES, concurrent_searches, corruption_cases, crafted_files, kill_trials,
+                                   search_kill_trials, toy_config)
 
 
 def test_corruption_cases_print_one_line_and_leave_the_run_as_it_was(tmp_path: Path) -> None:
@@ -22,3 +23,23 @@ def test_corruption_cases_print_one_line_and_leave_the_run_as_it_was(tmp_path: P
 def test_a_killed_run_and_extension_resume_to_the_same_result(tmp_path: Path) -> None:
     rows = kill_trials(0, 1, 1, tmp_path, toy_config())
     assert [(kind, trial.same, trial.mirror) for kind, trial in rows] == [("run", True, True), ("extension", True, True)]
+
+
+def test_crafted_files_run_code_only_when_trusted(tmp_path: Path) -> None:
+    rows = crafted_files(tmp_path)
+    assert [(trusted, wrote) for _, trusted, _, wrote in rows] == [(False, False), (True, True)] * 2 + [
+        (False, False), (True, False)]  # a genome file stays refused: it never runs code
+    assert [said.split(":")[0] for _, trusted, said, _ in rows if not trusted] == [
+        "UntrustedFileError", "UntrustedFileError", "DataError"]
+
+
+@pytest.mark.slow
+def test_concurrent_searches_run_the_asked_trials(tmp_path: Path) -> None:
+    processes, asked, complete, surplus, other, codes = concurrent_searches(
+        f"sqlite:///{tmp_path / 'evo.db'}", 2, 3, tmp_path)
+    assert (processes, asked, complete, other, codes) == (2, 3, 3, 0, [0, 0]) and surplus in (0, 1)
+
+
+def test_a_killed_search_reruns_to_the_asked_trials(tmp_path: Path) -> None:
+    [trial] = search_kill_trials(0, 1, tmp_path, trials=2)
+    assert trial.exact and trial.retried_same == trial.retried

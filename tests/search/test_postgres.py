@@ -7,15 +7,10 @@ the server binaries or the Python driver are missing (CI installs Debian's ``pos
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
-import shutil
+import contextlib
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,53 +21,20 @@ import yaml
 from optuna.trial import TrialState
 
 from evo.search.study import WORKER_ATTR
+from evo.testing import PostgresUnavailable, postgres_server
 
 SPACE = {"parameters": {"operators.mutate_weights.sigma": {"type": "float", "low": 0.05, "high": 1.0, "log": True}}}
-
-
-def _pg_bin(name: str) -> str | None:
-    """A PostgreSQL server program: on the PATH, or where Debian puts it (newest version first)."""
-    candidates = [shutil.which(name), *sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)]
-    return next((c for c in candidates if c), None)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
     """``postgresql://`` URL of a fresh cluster, stopped and deleted after the module."""
-    pytest.importorskip("psycopg", reason="the PostgreSQL driver psycopg is not installed (pip install 'psycopg[binary]')")
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql")
-    as_user: list[str] = []
-    folder = Path(tempfile.mkdtemp(prefix="evo-pg-"))
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+    with contextlib.ExitStack() as stack:
         try:
-            user = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL as")
-        os.chown(folder, user.pw_uid, user.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port, data = _free_port(), folder / "data"
-    try:
-        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "evo", "--auth=trust", "-E", "UTF8"],
-                       check=True, capture_output=True, timeout=120)
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "60", "-o",
-                        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
-                       check=True, capture_output=True, timeout=90)
-    except (subprocess.SubprocessError, OSError) as err:
-        shutil.rmtree(folder, ignore_errors=True)
-        pytest.skip(f"cannot start a PostgreSQL cluster: {err}")
-    try:
-        yield f"postgresql://evo@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60)
-        shutil.rmtree(folder, ignore_errors=True)
+            url = stack.enter_context(postgres_server())
+        except PostgresUnavailable as err:
+            pytest.skip(str(err))
+        yield url
 
 
 def _running_trial_of(url: str, study_name: str, pid: int, deadline: float) -> optuna.trial.FrozenTrial:
