@@ -25,7 +25,11 @@ one part only and leaves the other's section as it was.
    SIGKILLed and the same command run again until the study holds the asked trials COMPLETE. A trial passes when
    there are exactly 4 COMPLETE trials and their parameters and values equal the reference's. The killed
    process's RUNNING trial is failed and re-queued with its parameters (it resumes its run directory); the
-   table counts those retried trials and how many equal a reference trial.
+   table counts those retried trials and how many equal a reference trial. A retried trial takes the next free
+   trial number, and each trial's sampler is seeded from (seed, trial number) (evo/search/loop.py), so the
+   trials started after it draw other parameters than the reference's did: a kill during any trial but the
+   last leaves 4 COMPLETE trials, not the same 4. A re-run still running after RERUN_S seconds (uninterrupted,
+   the search takes seconds) is stopped and counted as hung.
 4. Concurrent searches: N `evo search` processes (the search of 3) started at once on one fresh storage, asked
    for 6 trials in all: SQLite, and a throwaway PostgreSQL cluster (``evo.testing.postgres_server``, as
    tests/search/test_postgres.py starts it) where its server and driver are installed.
@@ -83,8 +87,8 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
 
 
-def evo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*EVO, *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=_env())
+def evo(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*EVO, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_env())
 
 
 def final_state(run_dir: Path) -> dict[str, Any]:
@@ -452,6 +456,10 @@ def _search_phase(storage: str) -> str:
     return f"{done} complete" + (f", trial {running[0]} running" if running else "")
 
 
+#: seconds a re-run of the benchmark's search may take (uninterrupted: seconds) before it counts as hung.
+RERUN_S = 120
+
+
 @dataclass
 class SearchKill(Kill):
     """One kill-and-rerun of a search: besides :class:`Kill`, how its retried trials compare."""
@@ -459,6 +467,7 @@ class SearchKill(Kill):
     exact: bool = False  # exactly the asked number of COMPLETE trials
     retried: int = 0  # COMPLETE trials that re-ran a killed trial (same parameters, its run directory resumed)
     retried_same: int = 0  # of those, the ones whose parameters and values equal a reference trial's
+    hung: bool = False  # a re-run did not end within RERUN_S: it waits for a RUNNING trial nothing recovers
 
 
 def search_kill(delay: float, folder: Path, trials: int, cwd: Path) -> SearchKill:
@@ -470,7 +479,10 @@ def search_kill(delay: float, folder: Path, trials: int, cwd: Path) -> SearchKil
     reruns = 0
     while phase != FINISHED and sum(t.state.name == "COMPLETE" for t in study_trials(storage)) < trials:
         reruns += 1
-        again = evo(*command, cwd=cwd)
+        try:
+            again = evo(*command, cwd=cwd, timeout=RERUN_S)
+        except subprocess.TimeoutExpired:
+            return SearchKill(delay, phase, reruns, False, None, ran, hung=True)
         if again.returncode != 0 or reruns > 3:
             raise RuntimeError(f"re-run #{reruns} of the search in {folder} failed: {again.stderr.strip()}")
     return SearchKill(delay, phase, reruns, False, None, ran)
@@ -487,14 +499,16 @@ def search_kill_trials(seed: int, kills: int, work: Path, trials: int = 4) -> li
         folder = work / f"s{k}"
         trial = _until_killed(rng, span, lambda delay: search_kill(delay, folder, trials, work))  # noqa: B023
         assert isinstance(trial, SearchKill)
-        got = study_trials(f"sqlite:///{folder / 'evo.db'}")
+        storage = f"sqlite:///{folder / 'evo.db'}"
+        got = study_trials(storage)
         completed = _completed(got)
         trial.exact, trial.same = len(completed) == trials, completed == reference
         retried = _completed([t for t in got if "failed_trial" in t.system_attrs])
         trial.retried, trial.retried_same = len(retried), sum(r in reference for r in retried)
         rows.append(trial)
         print(f"search kill at +{trial.delay:.2f}s ({trial.phase}): reruns={trial.resumes} exact={trial.exact} "
-              f"same={trial.same} retried={trial.retried_same}/{trial.retried}", flush=True)
+              f"same={trial.same} retried={trial.retried_same}/{trial.retried}"
+              + (f" HUNG with {_search_phase(storage)}" if trial.hung else ""), flush=True)
         shutil.rmtree(folder)
     return rows
 
@@ -629,10 +643,12 @@ def search_part(args: argparse.Namespace, work: Path) -> str:
     n = len(kills)
     phases = sorted({t.phase.split(",")[-1].strip() for t in kills})
     kill_row = ("`evo search --trials 4`", n, f"{sum(t.exact for t in kills)}/{n}", f"{sum(t.same for t in kills)}/{n}",
-                f"{sum(t.retried_same for t in kills)}/{sum(t.retried for t in kills)}", ", ".join(phases))
+                f"{sum(t.retried_same for t in kills)}/{sum(t.retried for t in kills)}", sum(t.hung for t in kills),
+                ", ".join(phases))
     return (f"{_about(3, 4, 5)}\n\n{_conditions(args.seed, started)}\n\n"
             + table(["killed", "kills", "exactly 4 COMPLETE trials", "same parameters and values as uninterrupted",
-                     "retried trials equal to a reference trial", "killed at"], [kill_row])
+                     "retried trials equal to a reference trial", f"re-run hung (> {RERUN_S} s)", "killed at"],
+                    [kill_row])
             + "\n\n" + table(["storage", "processes", "trials asked", "COMPLETE", "FAIL: surplus (not run)",
                                 "FAIL: other", "exit codes"],
                                concurrent)
