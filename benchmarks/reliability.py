@@ -601,7 +601,7 @@ def _about(*items: int) -> str:
     """The usage paragraph and the numbered ``items`` of the module docstring: a section's introduction."""
     usage, numbered = __doc__.split("\n\n")[1:3]
     chosen = [text for text in re.split(r"\n(?=\d\. )", numbered) if int(text.split(".")[0]) in items]
-    return usage + "\n\n" + "\n".join(chosen)
+    return usage + "\n\n" + "\n".join(chosen).rstrip()
 
 
 def _conditions(seed: int, started: float) -> str:
