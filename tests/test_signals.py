@@ -284,6 +284,7 @@ def test_ctrl_c_while_loading_leaves_nothing_to_resume(workdir: Path, reference:
 
 # ------------------------------------------------------------------ evo dashboard
 def test_dashboard_on_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "x.db").touch()  # an existing storage: the dashboard refuses a missing one before the port
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
