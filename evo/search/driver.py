@@ -116,9 +116,9 @@ class _Trial:
     backend: Backend | None
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        trial.set_user_attr(WORKER_ATTR, worker_tag())  # first: a process killed while sampling leaves its tag
         values = self.space.sample(trial)
         trial.set_user_attr("overrides", values)
-        trial.set_user_attr(WORKER_ATTR, worker_tag())
         config = apply_params(self.config, values)  # a ConfigError fails this trial only (an invalid combination)
         # A retried trial inherits its predecessor's run directory and resumes it from the last checkpoint.
         run_dir = Path(trial.user_attrs.get("run_dir") or self.runs_dir / _slug(self.study_name) / f"trial_{trial.number:04d}")

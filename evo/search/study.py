@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import time
@@ -35,7 +36,7 @@ from typing import Literal
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from evo.errors import StorageError
@@ -61,6 +62,9 @@ SQLITE_TIMEOUT_S = 60
 MAX_RETRY = 2
 #: user attribute naming the process that runs a trial ("host:pid").
 WORKER_ATTR = "worker"
+#: seconds after its start a RUNNING trial that names no process counts as orphaned: its process died between
+#: creating it and tagging it (milliseconds apart), so nothing else — no heartbeat yet either — would ever end it.
+ORPHAN_GRACE_S = 60
 #: study user attribute identifying the search (config, overrides, space) whose trials the study holds.
 FINGERPRINT_ATTR = "search_fingerprint"
 #: attempts at opening a database another process is creating the tables of at the same moment.
@@ -216,6 +220,15 @@ def _process_gone(tag: object) -> bool:
     return False
 
 
+def _orphaned(trial: FrozenTrial) -> bool:
+    """A RUNNING trial nobody will finish: its process on this host is gone, or it never named one in time."""
+    tag = trial.user_attrs.get(WORKER_ATTR)
+    if tag is None:
+        started = trial.datetime_start or datetime.datetime.now()
+        return (datetime.datetime.now() - started).total_seconds() > ORPHAN_GRACE_S
+    return _process_gone(tag)
+
+
 def recover_orphans(study: optuna.Study) -> list[int]:
     """Fail the RUNNING trials whose process on this host is gone, re-queue their parameters; returns their numbers.
 
@@ -226,7 +239,7 @@ def recover_orphans(study: optuna.Study) -> list[int]:
     storage, recovered = study._storage, []
     retry = _retry()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _process_gone(trial.user_attrs.get(WORKER_ATTR)) and storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+        if _orphaned(trial) and storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
             retry(study, storage.get_trial(trial._trial_id))
             recovered.append(trial.number)
     return recovered

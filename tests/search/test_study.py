@@ -11,6 +11,7 @@ import pytest
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.trial import TrialState
 
+from evo.search import study as study_module
 from evo.search.study import WORKER_ATTR, make_pruner, make_sampler, open_storage, open_study, recover_orphans
 
 
@@ -88,6 +89,20 @@ def test_orphaned_trial_is_failed_and_requeued(tmp_path) -> None:
     assert requeued.params == {"x": orphan.params["x"]}
     assert requeued.system_attrs["failed_trial"] == orphan.number
     assert recover_orphans(study) == []  # idempotent
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_trial_that_never_named_its_process_is_requeued_after_the_grace(tmp_path, monkeypatch) -> None:
+    """A process killed between creating a trial and tagging it leaves a RUNNING trial that has neither a
+    process to check nor a heartbeat: found by a reliability run, where the next search waited for ever."""
+    study = open_study(open_storage(f"sqlite:///{tmp_path}/evo.db"), "s", ["maximize"], make_sampler("random", 0))
+    untagged = study.ask()
+    untagged.suggest_float("x", 0, 1)
+    assert recover_orphans(study) == []  # just created: its process may be about to tag it
+    monkeypatch.setattr(study_module, "ORPHAN_GRACE_S", 0.0)
+    assert recover_orphans(study) == [untagged.number]
+    (requeued,) = study.get_trials(states=(TrialState.WAITING,))
+    assert requeued.params == {"x": untagged.params["x"]}
 
 
 def test_dashboard_outside_a_project_refuses_without_creating_a_storage(tmp_path) -> None:
