@@ -38,7 +38,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -46,6 +46,9 @@ from torch import Tensor, nn
 from evo.errors import DataError, UntrustedFileError
 from evo.genome import Genome
 from evo.preprocessing import PREPROCESSING_JSON, Label, Preprocessing
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["GENOME_JSON", "LoadedModel", "load"]
 
@@ -85,13 +88,14 @@ class LoadedModel:
         """The data's label of each output (e.g. a CSV's strings), or ``None`` (regression, none recorded)."""
         return self.preprocessing.classes
 
-    def __call__(self, x: Tensor) -> Tensor:
+    def __call__(self, x: Tensor | ArrayLike) -> Tensor:
+        """The outputs for a batch of raw samples: a tensor, a numpy array or nested lists (any numeric dtype)."""
         with torch.no_grad():
-            out: Tensor = self.module(x)
+            out: Tensor = self.module(torch.as_tensor(x, dtype=torch.float32))
         return out
 
-    def predict(self, x: Tensor) -> list[Label]:
-        """The data's class label of each raw sample in the batch ``x``.
+    def predict(self, x: Tensor | ArrayLike) -> list[Label]:
+        """The data's class label of each raw sample in the batch ``x`` (as :meth:`__call__` takes it).
 
         Raises:
             DataError: the file records no class labels (a regression task, or a bare genome file).

@@ -145,5 +145,6 @@ class RawInputs(nn.Module):
         self.register_buffer("std", std)
 
     def forward(self, x: Tensor) -> Tensor:
+        x = x.to(self.mean.dtype)  # raw data may come as float64 (numpy's default) or as uint8 pixels
         out: Tensor = self.net((x / self.scale - self.mean) / self.std)
         return out

@@ -289,6 +289,20 @@ def test_export_on_raw_test_data_scores_the_runs_test_accuracy(runs: dict[str, P
     assert expected > 0.5  # a trained network, so that a wrong preprocessing shows
 
 
+@pytest.mark.parametrize("fmt", ["state_dict", "torchscript"])
+def test_raw_data_as_numpy_float64_gives_the_same_answers(runs: dict[str, Path], tmp_path: Path, fmt: str) -> None:
+    """scikit-learn and numpy hand data over as float64 arrays: the export takes them as they are."""
+    best, expected = run_test_accuracy(runs["digits"])
+    store = RunStore.open(runs["digits"])
+    path = export_genome(store.load_genome(best), fmt, tmp_path / f"{best}{ExportFormat(fmt).suffix}",
+                         preprocessing=run_preprocessing(store))
+    x, labels = raw_test_split("digits")
+    model = evo.load(path, trusted=True)
+    as_numpy = x.numpy().astype(np.float64)
+    assert model.predict(as_numpy) == model.predict(x) and accuracy(model.predict(as_numpy), labels) == expected
+    assert torch.equal(model.module(torch.from_numpy(as_numpy)), model.module(x))  # the module itself casts
+
+
 def test_a_runs_genome_files_load_with_its_preprocessing(runs: dict[str, Path]) -> None:
     best, expected = run_test_accuracy(runs["iris"])
     x, labels = raw_test_split("iris")
