@@ -26,7 +26,7 @@ from torch import Tensor
 
 from evo.backends import Backend
 from evo.config import EvoConfig
-from evo.errors import ConfigError, RunFailedError
+from evo.errors import ConfigError, NotApplicable, RunFailedError
 from evo.genome import Genome, LayerKind, LayerSpec
 from evo.hyper import initial_hparams, perturb
 from evo.operators import Operator
@@ -237,7 +237,8 @@ class Evolution:
         return self._newborn(genome, (parent.id,), tuple(applied), generation)
 
     def _apply_one(self, genome: Genome, rng: np.random.Generator) -> tuple[Genome, str]:
-        """Apply one operator drawn by probability among those applicable; a failing one is redrawn."""
+        """Apply one operator drawn by probability among those applicable; one raising :class:`NotApplicable`
+        is redrawn (anything else it raises is a bug and surfaces)."""
         candidates = [(op, p) for op, p in self.operators if p > 0 and op.applicable(genome)]
         while candidates:
             probs = np.array([p for _, p in candidates], dtype=float)
@@ -245,7 +246,7 @@ class Evolution:
             op = candidates[i][0]
             try:
                 return op.apply(genome, rng, data=self._calibration), str(op)
-            except ValueError:
+            except NotApplicable:
                 candidates.pop(i)
         return genome, "clone"
 

@@ -10,8 +10,10 @@ import torch
 
 from evo.backends import SerialBackend
 from evo.config import load_config
-from evo.errors import ConfigError
+from evo.errors import ConfigError, NotApplicable
 from evo.evolution import Evolution, build_operators, derive_seed
+from evo.genome import Genome
+from evo.operators import Operator
 from evo.operators.registry import make_operator
 from evo.selection import non_dominated_fronts, scores
 from evo.store import RunStore
@@ -119,6 +121,28 @@ def test_an_operator_that_cannot_apply_is_redrawn() -> None:
     children = [ind for ind in result.individuals.values() if ind.generation == 1]
     assert all(c.operators == ("mutate_weights(sigma=0.1, rate=1.0)",) or "remove_layer" not in c.operators[0]
                for c in children)
+
+
+class _Raising(Operator):
+    """An operator that always raises ``error``: NotApplicable (does not apply) or anything else (a bug)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__("raising")
+        self.error = error
+
+    def apply(self, genome: Genome, rng, data=None) -> Genome:
+        raise self.error
+
+
+def test_not_applicable_is_redrawn_but_any_other_operator_error_surfaces() -> None:
+    ops = [(_Raising(NotApplicable("raising: nothing to change")), 1.0), (make_operator({"op": "mutate_weights"}), 1e-9)]
+    result = evolution("evolution.generations=1", operators=ops).run()
+    children = [ind for ind in result.individuals.values() if ind.generation == 1]
+    assert children and all(op.startswith("mutate_weights") for c in children for op in c.operators)
+    bug = [(_Raising(ValueError("a bug in the operator")), 1.0), (make_operator({"op": "mutate_weights"}), 1e-9)]
+    with pytest.raises(ValueError, match="a bug in the operator") as err:
+        evolution("evolution.generations=1", operators=bug).run()
+    assert not isinstance(err.value, NotApplicable)
 
 
 @pytest.mark.ray

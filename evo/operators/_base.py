@@ -55,7 +55,8 @@ class Operator(ABC):
         """A new genome; ``data`` is a calibration batch ``(x, y)`` for data-dependent operators.
 
         Raises:
-            ValueError: the operator cannot apply to this genome (e.g. a layer out of range).
+            NotApplicable: the operator cannot apply to this genome (e.g. a layer out of range); the
+                evolution loop then draws another. Anything else raised here is a bug and surfaces.
         """
 
     def applicable(self, genome: Genome) -> bool:

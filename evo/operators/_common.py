@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from evo.errors import NotApplicable
 from evo.genome import Genome, LayerSpec
 
 __all__ = ["pick_layer", "reindex", "torch_generator"]
@@ -26,10 +27,10 @@ def pick_layer(
     allowed = list(genome.hidden_layers if allowed is None else allowed)
     if layer is None:
         if not allowed:
-            raise ValueError(f"{who}: genome {genome} has no layer this operator can change")
+            raise NotApplicable(f"{who}: genome {genome} has no layer this operator can change")
         return int(rng.choice(allowed))
     if layer not in allowed:
-        raise ValueError(f"{who}: layer must be one of {allowed} for genome {genome}, got {layer}")
+        raise NotApplicable(f"{who}: layer must be one of {allowed} for genome {genome}, got {layer}")
     return layer
 
 

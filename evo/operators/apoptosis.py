@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from evo.errors import ConfigError, NotApplicable
 from evo.genome import Genome, LayerKind, skip_name
 from evo.operators._common import pick_layer, reindex
 from evo.operators.importance import check_data, layer_outputs, unit_importance
@@ -38,12 +39,12 @@ def prune_count(width: int, amount: int | float) -> int:
     """Units to remove from a layer of ``width``: ``amount`` itself (int) or that fraction of it (float)."""
     if isinstance(amount, float):
         if not 0.0 < amount < 1.0:
-            raise ValueError(f"prune_neurons: amount as a fraction must be in (0, 1), got {amount}")
+            raise ConfigError(f"prune_neurons: amount as a fraction must be in (0, 1), got {amount}")
         count = max(1, math.floor(amount * width))
     else:
         count = amount
     if not 1 <= count <= width - 1:
-        raise ValueError(f"prune_neurons: amount must remove 1..{width - 1} units of a layer of width {width}, got {amount}")
+        raise NotApplicable(f"prune_neurons: amount must remove 1..{width - 1} units of a layer of width {width}, got {amount}")
     return count
 
 
@@ -164,6 +165,6 @@ def set_dropout(genome: Genome, rng: np.random.Generator, layer: int | None = No
     Preserves the function at inference (dropout is off in eval mode).
     """
     if not 0.0 <= p < 1.0:
-        raise ValueError(f"set_dropout: p must be in [0, 1), got {p}")
+        raise ConfigError(f"set_dropout: p must be in [0, 1), got {p}")
     layer = pick_layer(genome, rng, layer, "set_dropout")
     return genome.with_layer(layer, dropout=p)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from evo.errors import ConfigError, NotApplicable
 from evo.genome import ACTIVATIONS, Genome, LayerKind, init_uniform, skip_name
 from evo.operators._common import pick_layer, reindex, torch_generator
 from evo.surgery import UnitParam, edit_units
@@ -59,9 +60,9 @@ def widen(
             (breaks the symmetry of split copies; exactness is then lost).
     """
     if init not in WIDEN_INITS:
-        raise ValueError(f"widen: init must be one of {list(WIDEN_INITS)}, got {init!r}")
+        raise ConfigError(f"widen: init must be one of {list(WIDEN_INITS)}, got {init!r}")
     if k < 1 or noise < 0:
-        raise ValueError(f"widen: k must be >= 1 and noise >= 0, got k={k}, noise={noise}")
+        raise ConfigError(f"widen: k must be >= 1 and noise >= 0, got k={k}, noise={noise}")
     layer = pick_layer(genome, rng, layer, "widen")
     gen = torch_generator(rng)
     width = genome.layers[layer].width
@@ -105,9 +106,9 @@ def deepen(
         activation: ``same`` (the preceding layer's) or a key of :data:`ACTIVATIONS`.
     """
     if init not in DEEPEN_INITS:
-        raise ValueError(f"deepen: init must be one of {list(DEEPEN_INITS)}, got {init!r}")
+        raise ConfigError(f"deepen: init must be one of {list(DEEPEN_INITS)}, got {init!r}")
     if activation != "same" and activation not in ACTIVATIONS:
-        raise ValueError(f"deepen: activation must be 'same' or one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        raise ConfigError(f"deepen: activation must be 'same' or one of {sorted(ACTIVATIONS)}, got {activation!r}")
     before = pick_layer(genome, rng, None if position is None else position - 1, "deepen (position - 1)")
     position = before + 1
     prev = genome.layers[before]
@@ -152,7 +153,7 @@ def add_skip(genome: Genome, rng: np.random.Generator, src: int | None = None, d
     """
     edges = [(s, d) for s, d in candidate_skips(genome) if src in (None, s) and dst in (None, d)]
     if not edges:
-        raise ValueError(f"add_skip: no valid new skip edge with src={src}, dst={dst} in genome {genome}")
+        raise NotApplicable(f"add_skip: no valid new skip edge with src={src}, dst={dst} in genome {genome}")
     s, d = edges[int(rng.integers(len(edges)))]
     grown = genome.replace(skips=(*genome.skips, (s, d)), weights={})
     weights = {**genome.weights, skip_name(s, d): torch.zeros(grown.param_shapes()[skip_name(s, d)])}
@@ -163,7 +164,7 @@ def remove_skip(genome: Genome, rng: np.random.Generator, src: int | None = None
     """Remove a skip edge (a random one when not given); preserving only if its projection was zero."""
     edges = [(s, d) for s, d in genome.skips if src in (None, s) and dst in (None, d)]
     if not edges:
-        raise ValueError(f"remove_skip: no skip edge with src={src}, dst={dst} in genome {genome}")
+        raise NotApplicable(f"remove_skip: no skip edge with src={src}, dst={dst} in genome {genome}")
     edge = edges[int(rng.integers(len(edges)))]
     weights = {k: v for k, v in genome.weights.items() if k != skip_name(*edge)}
     return genome.replace(skips=tuple(e for e in genome.skips if e != edge), weights=weights)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from evo.errors import ConfigError, NotApplicable
 from evo.genome import Genome, GenomeNet
 from evo.surgery import to_rows, unit_params
 
@@ -105,13 +106,13 @@ def unit_importance(genome: Genome, layer: int, criterion: str, data: tuple[Tens
         data: a batch ``(x, y)``; required by ``activation`` and ``taylor``.
     """
     if criterion not in CRITERIA:
-        raise ValueError(f"unit_importance: criterion must be one of {list(CRITERIA)}, got {criterion!r}")
+        raise ConfigError(f"unit_importance: criterion must be one of {list(CRITERIA)}, got {criterion!r}")
     if layer not in genome.hidden_layers:
-        raise ValueError(f"unit_importance: layer must be a hidden layer in 0..{genome.num_layers - 2}, got {layer}")
+        raise NotApplicable(f"unit_importance: layer must be a hidden layer in 0..{genome.num_layers - 2}, got {layer}")
     if criterion in ("l1", "l2"):
         return _weight_norm(genome, layer, 1 if criterion == "l1" else 2)
     if data is None:
-        raise ValueError(f"unit_importance: criterion {criterion!r} needs data=(x, y), got None")
+        raise NotApplicable(f"unit_importance: criterion {criterion!r} needs data=(x, y), got None")
     x, y = check_data(genome, data, "unit_importance")
     if criterion == "activation":
         h = layer_outputs(genome, x, [layer])[layer]

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from evo.errors import ConfigError
 from evo.genome import NORM_EPS, NORMS, Genome, norm_init, norm_tensors
 from evo.operators._common import pick_layer
 from evo.operators.importance import check_data
@@ -56,7 +57,7 @@ def add_norm(
             from γ = 1, β = 0.
     """
     if kind not in NORMS:
-        raise ValueError(f"add_norm: kind must be one of {list(NORMS)}, got {kind!r}")
+        raise ConfigError(f"add_norm: kind must be one of {list(NORMS)}, got {kind!r}")
     free = [i for i in genome.hidden_layers if genome.layers[i].norm is None]
     layer = pick_layer(genome, rng, layer, "add_norm", allowed=free)
     width = genome.layers[layer].width

@@ -30,6 +30,7 @@ import numpy as np
 import torch.nn.functional as F
 from torch import Tensor
 
+from evo.errors import NotApplicable
 from evo.genome import Genome, LayerKind, LayerSpec
 from evo.operators._common import pick_layer
 
@@ -42,7 +43,7 @@ POOL_FACTORS = (1, 2, 3, 4)
 def add_gap(genome: Genome, rng: np.random.Generator) -> Genome:
     """Switch the head from flattening to global average pooling (approximate; see the module docstring)."""
     if genome.gap or genome.flatten_at == 0:
-        raise ValueError(f"add_gap: genome {genome} has no flattened conv output to pool")
+        raise NotApplicable(f"add_gap: genome {genome} has no flattened conv output to pool")
     head = f"layers.{genome.flatten_at}.weight"
     w = genome.weights[head]
     channels = genome.layers[genome.flatten_at - 1].width
@@ -53,7 +54,7 @@ def add_gap(genome: Genome, rng: np.random.Generator) -> Genome:
 def remove_gap(genome: Genome, rng: np.random.Generator) -> Genome:
     """Switch the head from global average pooling back to flattening (exactly preserving)."""
     if not genome.gap:
-        raise ValueError(f"remove_gap: genome {genome} has no global average pooling")
+        raise NotApplicable(f"remove_gap: genome {genome} has no global average pooling")
     head = f"layers.{genome.flatten_at}.weight"
     w = genome.weights[head]
     positions = math.prod(genome.spatial(genome.flatten_at - 1))

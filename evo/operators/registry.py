@@ -11,7 +11,7 @@ Example:
     >>> make_operator({"op": "widen", "k": 0})
     Traceback (most recent call last):
     ...
-    ValueError: operator 'widen': parameter 'k' must be an int >= 1, got 0
+    evo.errors.ConfigError: operator 'widen': parameter 'k' must be an int >= 1, got 0
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from torch import Tensor
 
+from evo.errors import ConfigError
 from evo.genome import ACTIVATIONS, NORMS, Genome
 from evo.operators import apoptosis, dropin, norms, pooling, weights
 from evo.operators._base import Operator, Preservation
@@ -198,18 +199,18 @@ def make_operator(spec: Mapping[str, Any]) -> Operator:
         ValueError: unknown operator or parameter, or a value of the wrong type or out of range.
     """
     if not isinstance(spec, Mapping) or not isinstance(spec.get("op"), str):
-        raise ValueError(f"an operator spec must be a mapping with a string 'op', got {spec!r}")
+        raise ConfigError(f"an operator spec must be a mapping with a string 'op', got {spec!r}")
     name = spec["op"]
     if name not in OPERATORS:
-        raise ValueError(f"unknown operator {name!r}; allowed: {sorted(OPERATORS)}")
+        raise ConfigError(f"unknown operator {name!r}; allowed: {sorted(OPERATORS)}")
     definition = OPERATORS[name]
     rules = {p.name: p for p in definition.params}
     params = {k: v for k, v in spec.items() if k != "op"}
     for key, value in params.items():
         if key not in rules:
-            raise ValueError(f"operator {name!r}: unknown parameter {key!r}; allowed: {sorted(rules)}")
+            raise ConfigError(f"operator {name!r}: unknown parameter {key!r}; allowed: {sorted(rules)}")
         if not rules[key].check(value):
-            raise ValueError(f"operator {name!r}: parameter {key!r} must be {rules[key].rule}, got {value!r}")
+            raise ConfigError(f"operator {name!r}: parameter {key!r} must be {rules[key].rule}, got {value!r}")
     return RegisteredOperator(definition, params)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from evo.errors import ConfigError
 from evo.genome import Genome, is_norm_stat
 from evo.operators._common import torch_generator
 
@@ -28,7 +29,7 @@ def mutate_weights(genome: Genome, rng: np.random.Generator, sigma: float = 0.1,
         rate: probability that each weight is perturbed, in (0, 1].
     """
     if sigma <= 0 or not 0.0 < rate <= 1.0:
-        raise ValueError(f"mutate_weights: sigma must be > 0 and rate in (0, 1], got sigma={sigma}, rate={rate}")
+        raise ConfigError(f"mutate_weights: sigma must be > 0 and rate in (0, 1], got sigma={sigma}, rate={rate}")
     gen = torch_generator(rng)
     mutated = {}
     for name, w in genome.weights.items():
