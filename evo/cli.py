@@ -9,6 +9,7 @@ import errno
 import importlib
 import json
 import signal
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -114,7 +115,7 @@ def run(
     if name is not None:
         try:
             check_run_name(name)
-        except ValueError as err:
+        except EvoError as err:
             fail(f"--name: {err}")
     run_dir = runs_dir / (name or cfg.name or f"{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     if (run_dir / "config.yaml").exists():
@@ -138,10 +139,7 @@ def resume(
     from evo.evolution import resume_evolution
     from evo.store import RunStore
 
-    try:
-        cfg = load_run_config(RunStore.open(run_dir).config_path, set_)
-    except ValueError as err:
-        fail(str(err))
+    cfg = load_run_config(RunStore.open(run_dir).config_path, set_)
     mirrors = _mirror(cfg, run_dir, storage) if mirror else []
     _execute(lambda reporters, backend: resume_evolution(run_dir, set_, reporters=reporters + mirrors,
                                                          backend=backend), cfg, run_dir, quiet, as_json)
@@ -156,14 +154,11 @@ def _mirror(cfg: EvoConfig, run_dir: Path, storage: str | None) -> list[Reporter
     runs_dir = run_dir.parent
     url = storage or f"sqlite:///{runs_dir / 'evo.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        objectives = task_objectives(cfg)  # builds the task: its errors are the task's, not the storage's
-    except ValueError as err:
-        fail(str(err))
+    objectives = task_objectives(cfg)  # builds the task: its errors are the task's, not the storage's
     try:
         return [OptunaMirror(url, run_dir.name, objectives, changed_settings(cfg.plasticity, "plasticity"),
                              run_dir, runs_dir / "artifacts")]
-    except (ValueError, ImportError) as err:
+    except (EvoError, ImportError) as err:
         fail(f"--storage {url}: {err}")
 
 
@@ -174,17 +169,12 @@ def _execute(start: Callable[[list[Reporter], Backend], RunResult], cfg: EvoConf
     from evo.backends.config import make_backend
     from evo.progress import ProgressReporter
 
-    try:
-        backend = make_backend(cfg.backend)
-    except ValueError as err:
-        fail(str(err))
+    backend = make_backend(cfg.backend)
     progress = ProgressReporter(cfg.evolution.children or cfg.evolution.population_size, console, backend,
                                 cfg.evolution.generations)
     with interrupts.stop_signals():  # also over the clean-up: a SIGTERM there still lets Ray stop its workers
         try:
             result = start([] if quiet or as_json else [progress], backend)
-        except ValueError as err:
-            fail(str(err))
         except KeyboardInterrupt:
             resumable = (run_dir / "config.yaml").exists()
             _interrupted(f"continue with: evo resume {run_dir}" if resumable else "the run had not started")
@@ -227,10 +217,7 @@ def show(
 
     from evo.inspect import load_run
 
-    try:
-        run = load_run(run_dir)
-    except ValueError as err:
-        fail(str(err))
+    run = load_run(run_dir)
     if lineage is not None and lineage not in run.individuals:  # before any output: the error stays the only line
         fail(f"--lineage: no individual {lineage} in {run_dir} (ids 0..{max(run.individuals)})")
     table = Table(title=f"{run_dir} — generations")
@@ -331,8 +318,6 @@ def search(
                                 sampler=sampler, pruner=pruner, timeout=timeout, seed=seed, runs_dir=runs_dir,
                                 mirror=mirror, heartbeat=heartbeat)  # type: ignore[arg-type]
         written = write_best(result, export_best, _load(config, [], {})) if export_best is not None else None
-    except ValueError as err:
-        fail(str(err))
     except KeyboardInterrupt:
         _interrupted("run the same command again to resume the search")
     states = [row["state"] for row in result.trials]
@@ -363,8 +348,6 @@ def dashboard(
 
     try:
         server = dashboard_server(storage, port=port, artifacts=artifacts)
-    except ValueError as err:
-        fail(str(err))
     except OSError as err:
         if err.errno != errno.EADDRINUSE:
             raise
@@ -396,10 +379,7 @@ def export(
     formats = [f.value for f in ExportFormat]
     if fmt not in formats:
         fail(f"--format {fmt!r}: allowed are {', '.join(formats)}")
-    try:
-        run = load_run(run_dir)
-    except ValueError as err:
-        fail(str(err))
+    run = load_run(run_dir)
     ranked = [ind for ind in run.ranked() if ind.evaluation is not None and ind.evaluation.ok]
     if individual is None:
         if rank > len(ranked):
@@ -408,13 +388,17 @@ def export(
     name = f"{individual}{ExportFormat(fmt).suffix}"
     if out is not None and out.is_dir():
         out = out / name
-    try:
-        genome = run.load_genome(individual)
-        path = export_genome(genome, fmt, out or run_dir / "export" / name,
-                             preprocessing=run_preprocessing(run.store), overwrite=force)
-    except ValueError as err:
-        fail(str(err))
+    genome = run.load_genome(individual)
+    path = export_genome(genome, fmt, out or run_dir / "export" / name,
+                         preprocessing=run_preprocessing(run.store), overwrite=force)
     console.print(f"exported individual #{individual} ({genome}) to {path}")
+
+
+def _internal_error() -> int:
+    """The exception being handled is a bug: its full traceback, then one line saying so; exit code 1."""
+    sys.excepthook(*sys.exc_info())
+    _error_line("internal error — this is a bug in evo; please report it with the traceback above")
+    return 1
 
 
 def cli(args: list[str] | None = None) -> NoReturn:
@@ -439,7 +423,10 @@ def cli(args: list[str] | None = None) -> NoReturn:
         code = 2
     except OSError as err:
         if err.errno not in _ENVIRONMENT_ERRNOS:
-            raise  # anything else from the OS is a bug here: keep its traceback
-        _error_line(_os_error_line(err))
-        code = 2
+            code = _internal_error()  # anything else from the OS is a bug here: keep its traceback
+        else:
+            _error_line(_os_error_line(err))
+            code = 2
+    except Exception:  # not an EvoError: a bug in evo, whatever its type (a ValueError from deep inside torch too)
+        code = _internal_error()
     raise SystemExit(code if isinstance(code, int) else 0)  # a command's return value is not an exit code

@@ -40,10 +40,15 @@ def test_cli_names_the_path_of_a_full_disk(monkeypatch, capsys) -> None:
     assert capsys.readouterr().err.strip() == "error: runs/x/individuals/3.pt: No space left on device"
 
 
-def test_cli_keeps_the_traceback_of_a_bug(monkeypatch) -> None:
-    monkeypatch.setattr(evo.cli, "app", _raising(KeyError("bug")))
-    with pytest.raises(KeyError):
+@pytest.mark.parametrize("bug", [KeyError("bug"), ValueError("bug deep inside torch"), OSError(errno.EBADF, "Bad file descriptor")])
+def test_cli_keeps_the_traceback_of_a_bug(monkeypatch, capsys, bug: Exception) -> None:
+    monkeypatch.setattr(evo.cli, "app", _raising(bug))
+    with pytest.raises(SystemExit) as exit_:
         evo.cli.cli(["run"])
-    monkeypatch.setattr(evo.cli, "app", _raising(OSError(errno.EBADF, "Bad file descriptor")))
-    with pytest.raises(OSError):
-        evo.cli.cli(["run"])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):")
+    assert f"{type(bug).__name__}: {bug}" in err
+    assert err.strip().splitlines()[-1] == (
+        "error: internal error — this is a bug in evo; please report it with the traceback above"
+    )
