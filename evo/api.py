@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evo.config import EvoConfig, apply_overrides, load_config, parse_overrides
+from evo.errors import ConfigError, RunExistsError
 from evo.evolution import RunResult, resume_evolution, run_evolution
 from evo.records import GenerationRecord, Reporter
 
@@ -40,7 +41,7 @@ def _as_dict(overrides: Overrides) -> dict[str, Any]:
     if isinstance(overrides, Mapping):
         return dict(overrides)
     if isinstance(overrides, str):
-        raise ValueError(f"overrides must be a list of 'section.field=value' strings or a dict, got the string {overrides!r}")
+        raise ConfigError(f"overrides must be a list of 'section.field=value' strings or a dict, got the string {overrides!r}")
     return parse_overrides(overrides)
 
 
@@ -58,7 +59,7 @@ def to_config(config: ConfigLike, overrides: Overrides = ()) -> EvoConfig:
 
         config = _validate(config, "config")
     if not isinstance(config, EvoConfig):
-        raise ValueError(f"config must be an EvoConfig, a dict or a YAML path, got {type(config).__name__}")
+        raise ConfigError(f"config must be an EvoConfig, a dict or a YAML path, got {type(config).__name__}")
     return apply_overrides(config, values) if values else config
 
 
@@ -110,7 +111,7 @@ def run(
     cfg = to_config(config, overrides)
     root = Path(run_dir) if run_dir is not None else None
     if root is not None and (root / "config.yaml").exists():
-        raise ValueError(f"{root}: a run already exists here (use evo.resume({str(root)!r}) or another run_dir)")
+        raise RunExistsError(f"{root}: a run already exists here (use evo.resume({str(root)!r}) or another run_dir)")
     return _run_with(lambda reps, back: run_evolution(cfg, run_dir=root, runs_dir=runs_dir, reporters=reps, backend=back),
                      cfg, progress, backend, reporters)
 

@@ -139,7 +139,10 @@ def resume(
     from evo.evolution import resume_evolution
     from evo.store import RunStore
 
-    cfg = load_run_config(RunStore.open(run_dir).config_path, set_)
+    try:
+        cfg = load_run_config(RunStore.open(run_dir).config_path, set_)
+    except EvoError as err:
+        fail(str(err))
     mirrors = _mirror(cfg, run_dir, storage) if mirror else []
     _execute(lambda reporters, backend: resume_evolution(run_dir, set_, reporters=reporters + mirrors,
                                                          backend=backend), cfg, run_dir, quiet, as_json)
@@ -154,7 +157,10 @@ def _mirror(cfg: EvoConfig, run_dir: Path, storage: str | None) -> list[Reporter
     runs_dir = run_dir.parent
     url = storage or f"sqlite:///{runs_dir / 'evo.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    objectives = task_objectives(cfg)  # builds the task: its errors are the task's, not the storage's
+    try:
+        objectives = task_objectives(cfg)  # builds the task: its errors are the task's, not the storage's
+    except EvoError as err:
+        fail(str(err))
     try:
         return [OptunaMirror(url, run_dir.name, objectives, changed_settings(cfg.plasticity, "plasticity"),
                              run_dir, runs_dir / "artifacts")]
@@ -169,12 +175,17 @@ def _execute(start: Callable[[list[Reporter], Backend], RunResult], cfg: EvoConf
     from evo.backends.config import make_backend
     from evo.progress import ProgressReporter
 
-    backend = make_backend(cfg.backend)
+    try:
+        backend = make_backend(cfg.backend)
+    except EvoError as err:
+        fail(str(err))
     progress = ProgressReporter(cfg.evolution.children or cfg.evolution.population_size, console, backend,
                                 cfg.evolution.generations)
     with interrupts.stop_signals():  # also over the clean-up: a SIGTERM there still lets Ray stop its workers
         try:
             result = start([] if quiet or as_json else [progress], backend)
+        except EvoError as err:
+            fail(str(err))
         except KeyboardInterrupt:
             resumable = (run_dir / "config.yaml").exists()
             _interrupted(f"continue with: evo resume {run_dir}" if resumable else "the run had not started")
@@ -217,7 +228,10 @@ def show(
 
     from evo.inspect import load_run
 
-    run = load_run(run_dir)
+    try:
+        run = load_run(run_dir)
+    except EvoError as err:
+        fail(str(err))
     if lineage is not None and lineage not in run.individuals:  # before any output: the error stays the only line
         fail(f"--lineage: no individual {lineage} in {run_dir} (ids 0..{max(run.individuals)})")
     table = Table(title=f"{run_dir} — generations")
@@ -318,6 +332,8 @@ def search(
                                 sampler=sampler, pruner=pruner, timeout=timeout, seed=seed, runs_dir=runs_dir,
                                 mirror=mirror, heartbeat=heartbeat)  # type: ignore[arg-type]
         written = write_best(result, export_best, _load(config, [], {})) if export_best is not None else None
+    except EvoError as err:
+        fail(str(err))
     except KeyboardInterrupt:
         _interrupted("run the same command again to resume the search")
     states = [row["state"] for row in result.trials]
@@ -348,6 +364,8 @@ def dashboard(
 
     try:
         server = dashboard_server(storage, port=port, artifacts=artifacts)
+    except EvoError as err:
+        fail(str(err))
     except OSError as err:
         if err.errno != errno.EADDRINUSE:
             raise
@@ -379,7 +397,10 @@ def export(
     formats = [f.value for f in ExportFormat]
     if fmt not in formats:
         fail(f"--format {fmt!r}: allowed are {', '.join(formats)}")
-    run = load_run(run_dir)
+    try:
+        run = load_run(run_dir)
+    except EvoError as err:
+        fail(str(err))
     ranked = [ind for ind in run.ranked() if ind.evaluation is not None and ind.evaluation.ok]
     if individual is None:
         if rank > len(ranked):
@@ -388,9 +409,12 @@ def export(
     name = f"{individual}{ExportFormat(fmt).suffix}"
     if out is not None and out.is_dir():
         out = out / name
-    genome = run.load_genome(individual)
-    path = export_genome(genome, fmt, out or run_dir / "export" / name,
-                         preprocessing=run_preprocessing(run.store), overwrite=force)
+    try:
+        genome = run.load_genome(individual)
+        path = export_genome(genome, fmt, out or run_dir / "export" / name,
+                             preprocessing=run_preprocessing(run.store), overwrite=force)
+    except EvoError as err:
+        fail(str(err))
     console.print(f"exported individual #{individual} ({genome}) to {path}")
 
 

@@ -154,7 +154,7 @@ def check_run_name(name: str) -> str:
     """``name`` if it can name a run directory under runs/: one plain folder name, so a run cannot land (and
     write its Optuna mirror) outside the runs directory."""
     if not name.strip() or name in (".", "..") or os.path.basename(name) != name or "\\" in name:
-        raise ValueError(f"must be a plain folder name, without '/' or '..' (got {name!r})")
+        raise ConfigError(f"must be a plain folder name, without '/' or '..' (got {name!r})")
     return name
 
 

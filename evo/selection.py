@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from evo.errors import ConfigError
 from evo.records import Individual
 from evo.tasks import Direction, Objective
 
@@ -227,5 +228,5 @@ def make_selector(name: str, objectives: Sequence[Objective], tournament_size: i
         return NSGA2Selector(objectives, tournament_size)
     if name == "lemonade":
         return LemonadeSelector(objectives, tournament_size)
-    raise ValueError(f"evolution.selection: unknown selector {name!r} (allowed: auto, aging, tournament, nsga2, "
+    raise ConfigError(f"evolution.selection: unknown selector {name!r} (allowed: auto, aging, tournament, nsga2, "
                      "lemonade)")

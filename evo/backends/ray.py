@@ -45,6 +45,7 @@ from evo.backends._base import Backend
 from evo.backends.reaper import Reaper
 from evo.backends.serial import run_jobs
 from evo.backends.stats import BackendStats, StatsMeter
+from evo.errors import ConfigError
 from evo.tasks import Budget, Evaluation, Job, Task
 
 __all__ = ["LOST", "TASKS_PER_SLOT", "RayBackend", "worker_device"]
@@ -196,13 +197,13 @@ class RayBackend(Backend):
         for name, value, low in (("workers", workers, 0), ("num_gpus", num_gpus, 0), ("max_retries", max_retries, 0),
                                  ("timeout_s", timeout_s, 0), ("max_in_flight", max_in_flight, 0)):
             if value < low:
-                raise ValueError(f"RayBackend {name} must be >= {low}, got {value}")
+                raise ConfigError(f"RayBackend {name} must be >= {low}, got {value}")
         if evals_per_task != "auto" and not (isinstance(evals_per_task, int) and evals_per_task >= 1):
-            raise ValueError(f"RayBackend evals_per_task must be an integer >= 1 or 'auto', got {evals_per_task!r}")
+            raise ConfigError(f"RayBackend evals_per_task must be an integer >= 1 or 'auto', got {evals_per_task!r}")
         if num_cpus <= 0:
-            raise ValueError(f"RayBackend num_cpus must be > 0, got {num_cpus}")
+            raise ConfigError(f"RayBackend num_cpus must be > 0, got {num_cpus}")
         if ship_code not in ("auto", "always", "never"):
-            raise ValueError(f"RayBackend ship_code must be auto, always or never, got {ship_code!r}")
+            raise ConfigError(f"RayBackend ship_code must be auto, always or never, got {ship_code!r}")
         address = address or os.environ.get("RAY_ADDRESS") or "local"
         self.address = None if address == "local" else address
         self.workers, self.num_cpus, self.num_gpus = workers, num_cpus, num_gpus
@@ -254,7 +255,7 @@ class RayBackend(Backend):
         resources = ray.cluster_resources()
         slots = resources.get("CPU", 0.0) / self.num_cpus
         if self.num_gpus and not resources.get("GPU") and self.address is None:  # would wait forever
-            raise ValueError(f"RayBackend num_gpus={self.num_gpus:g} but this machine has no GPU; use num_gpus=0")
+            raise ConfigError(f"RayBackend num_gpus={self.num_gpus:g} but this machine has no GPU; use num_gpus=0")
         if self.num_gpus:
             slots = min(slots, resources.get("GPU", 0.0) / self.num_gpus)
         return max(1, int(slots))

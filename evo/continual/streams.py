@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from evo.continual.config import ContinualTaskConfig
+from evo.errors import ConfigError, DataError
 from evo.tasks.data import SplitData, load_dataset, split_indices
 
 __all__ = ["Stream", "StreamTask", "build_stream", "even_splits", "permuted_stream", "split_stream"]
@@ -71,7 +72,7 @@ class Stream:
 def even_splits(num_classes: int, per_task: int) -> list[list[int]]:
     """Classes in label order, ``per_task`` at a time (the last task takes the remainder)."""
     if not 1 <= per_task <= num_classes:
-        raise ValueError(f"continual stream: classes_per_task must be in 1..{num_classes}, got {per_task}")
+        raise ConfigError(f"continual stream: classes_per_task must be in 1..{num_classes}, got {per_task}")
     return [list(range(c, min(c + per_task, num_classes))) for c in range(0, num_classes, per_task)]
 
 
@@ -80,7 +81,7 @@ def split_stream(data: SplitData, splits: Sequence[Sequence[int]], max_train: in
     num_classes = _num_classes(data)
     for split in splits:
         if max(split) >= num_classes:
-            raise ValueError(f"continual stream: class_splits label {max(split)} is not in 0..{num_classes - 1}")
+            raise ConfigError(f"continual stream: class_splits label {max(split)} is not in 0..{num_classes - 1}")
     tasks = []
     for t, split in enumerate(splits):
         classes = torch.as_tensor(sorted(split), dtype=torch.long)
@@ -127,7 +128,7 @@ def build_stream(cfg: ContinualTaskConfig) -> Stream:
 
 def _num_classes(data: SplitData) -> int:
     if data.num_classes is None:
-        raise ValueError("continual stream: the dataset must be a classification set")
+        raise DataError("continual stream: the dataset must be a classification set")
     return data.num_classes
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from evo.errors import ConfigError
 from evo.search.mirror import DEFAULT_ARTIFACTS
 from evo.search.study import open_storage
 
@@ -46,7 +47,7 @@ def dashboard_server(storage: str | None = None, *, port: int = 8080,
     from optuna.artifacts import FileSystemArtifactStore
 
     if not 0 < port < 65536:
-        raise ValueError(f"dashboard: port must be in 1..65535, got {port}")
+        raise ConfigError(f"dashboard: port must be in 1..65535, got {port}")
     Path(artifacts).mkdir(parents=True, exist_ok=True)
     app = optuna_dashboard.wsgi(open_storage(storage), artifact_store=FileSystemArtifactStore(str(artifacts)))
     return make_server(HOST, port, app)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from evo.errors import ConfigError
+from evo.errors import ConfigError, StorageError
 from evo.records import GenerationRecord, Reporter
 from evo.search.loop import TrialLoop, trial_seed
 from evo.search.mirror import DEFAULT_ARTIFACTS, OptunaMirror, changed_settings
@@ -290,7 +290,7 @@ def export_best(result: SearchResult, path: str | Path, base: EvoConfig | None =
     from evo.files import atomic_write_text
 
     if result.best_trial is None:
-        raise ValueError(f"study {result.study.study_name!r}: no completed trial to export yet")
+        raise StorageError(f"study {result.study.study_name!r}: no completed trial to export yet")
     config = result.best_config
     if base is not None:
         config = apply_overrides(config, {f"evolution.{cap}": getattr(base.evolution, cap) for cap in _CAPS

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from evo.errors import ConfigError
 from evo.search.space import SearchSpace
 
 if TYPE_CHECKING:
@@ -79,4 +80,4 @@ def check_space(space: SearchSpace, config: EvoConfig) -> None:
                 apply_params(config, {path: value})
             except ConfigError as err:
                 reason = str(err).removeprefix("overrides: ")
-                raise ValueError(f"{space.source}: parameter {path!r}: {reason}") from None
+                raise ConfigError(f"{space.source}: parameter {path!r}: {reason}") from None

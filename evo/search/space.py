@@ -38,6 +38,8 @@ import optuna
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from evo.errors import ConfigError
+
 __all__ = [
     "CategoricalParam",
     "FloatParam",
@@ -217,7 +219,7 @@ class FunctionSpace(SearchSpace):
     def sample(self, trial: optuna.Trial) -> dict[str, Any]:
         values = self.fn(trial)
         if not isinstance(values, Mapping) or not all(isinstance(k, str) and _PATH.match(k) for k in values):
-            raise ValueError(f"{self.source}: must return a mapping of dotted config paths to values, got {values!r}")
+            raise ConfigError(f"{self.source}: must return a mapping of dotted config paths to values, got {values!r}")
         return dict(values)
 
     def identity(self) -> Any:
@@ -234,15 +236,15 @@ def parse_space(data: Any, source: str = "space") -> YamlSpace:
         ValueError: one line naming ``source``, the parameter and what is wrong.
     """
     if not isinstance(data, Mapping):
-        raise ValueError(f"{source}: the top level must be a mapping with a 'parameters' section")
+        raise ConfigError(f"{source}: the top level must be a mapping with a 'parameters' section")
     try:
         parsed = _SpaceFile.model_validate(data)
     except ValidationError as err:
-        raise ValueError(f"{source}: {_describe(err)}") from None
+        raise ConfigError(f"{source}: {_describe(err)}") from None
     seen: dict[str, _Param] = {}
     for path, param in parsed.parameters.items():
         if not _PATH.match(path):
-            raise ValueError(f"{source}: parameter {path!r}: must be a dotted config path like plasticity.lr")
+            raise ConfigError(f"{source}: parameter {path!r}: must be a dotted config path like plasticity.lr")
         _check_condition(path, param, seen, source)
         seen[path] = param
     return YamlSpace(parsed.parameters, source, parsed.description)
@@ -252,11 +254,11 @@ def _check_condition(path: str, param: _Param, earlier: Mapping[str, _Param], so
     """A condition may only name parameters defined above it, with values they can take."""
     for other, wanted in (param.when or {}).items():
         if other not in earlier:
-            raise ValueError(f"{source}: parameter {path!r}: when names {other!r}, which is not a parameter defined above it")
+            raise ConfigError(f"{source}: parameter {path!r}: when names {other!r}, which is not a parameter defined above it")
         choices = earlier[other].extremes() if isinstance(earlier[other], CategoricalParam) else None
         for value in wanted if isinstance(wanted, list) else [wanted]:
             if choices is not None and value not in choices:
-                raise ValueError(f"{source}: parameter {path!r}: when {other}={value!r} is not one of its choices {choices}")
+                raise ConfigError(f"{source}: parameter {path!r}: when {other}={value!r} is not one of its choices {choices}")
 
 
 def _describe(err: ValidationError) -> str:
@@ -290,25 +292,25 @@ def load_space(spec: str | Path) -> SearchSpace:
         file, sep = text, ""
     path = Path(file)
     if not path.is_file():
-        raise ValueError(f"{file}: search space file not found")
+        raise ConfigError(f"{file}: search space file not found")
     if sep:
         return FunctionSpace(_load_function(path, function), source=text)
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        raise ValueError(f"{file}: not valid YAML" + (f" at line {mark.line + 1}" if mark else "")) from None
+        raise ConfigError(f"{file}: not valid YAML" + (f" at line {mark.line + 1}" if mark else "")) from None
     return parse_space(data, source=file)
 
 
 def _load_function(path: Path, name: str) -> Callable[[optuna.Trial], Mapping[str, Any]]:
     spec = importlib.util.spec_from_file_location(f"evo_search_space_{path.stem}", path)
     if spec is None or spec.loader is None:
-        raise ValueError(f"{path}: cannot be imported as a Python module")
+        raise ConfigError(f"{path}: cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     fn = getattr(module, name, None)
     if not callable(fn):
-        raise ValueError(f"{path}: has no function {name!r} (expected file.py:function)")
+        raise ConfigError(f"{path}: has no function {name!r} (expected file.py:function)")
     return fn  # type: ignore[no-any-return]
 

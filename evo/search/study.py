@@ -39,7 +39,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from evo.errors import StorageError
+from evo.errors import ConfigError, StorageError
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -150,13 +150,13 @@ def make_sampler(name: SamplerName, seed: int | None, multi_objective: bool = Fa
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
     if name == "cmaes":
         if multi_objective:
-            raise ValueError("sampler 'cmaes' optimises one objective; use tpe, nsga2 or random for several")
+            raise ConfigError("sampler 'cmaes' optimises one objective; use tpe, nsga2 or random for several")
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    raise ValueError(f"sampler {name!r} is unknown; allowed: tpe, cmaes, nsga2, random")
+    raise ConfigError(f"sampler {name!r} is unknown; allowed: tpe, cmaes, nsga2, random")
 
 
 def make_pruner(name: PrunerName, generations: int) -> optuna.pruners.BasePruner:
@@ -167,7 +167,7 @@ def make_pruner(name: PrunerName, generations: int) -> optuna.pruners.BasePruner
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(generations + 1, 2))
     if name == "none":
         return optuna.pruners.NopPruner()
-    raise ValueError(f"pruner {name!r} is unknown; allowed: median, hyperband, none")
+    raise ConfigError(f"pruner {name!r} is unknown; allowed: median, hyperband, none")
 
 
 def open_study(

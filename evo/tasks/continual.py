@@ -37,6 +37,7 @@ from evo.continual import make_learner, run_stream
 from evo.continual._base import StreamResult
 from evo.continual.config import ContinualTaskConfig
 from evo.continual.streams import Part, Stream, build_stream
+from evo.errors import ConfigError
 from evo.genome import Genome
 from evo.tasks._base import Budget, Direction, Evaluation, Objective, Task
 
@@ -103,7 +104,7 @@ class ContinualTask(Task):
     def run(self, genome: Genome, part: Part = "val", seed: int = 0, steps_per_task: int | None = None) -> StreamResult:
         """The learner's run over the stream from ``genome``, measured on ``part`` after every task."""
         if genome.input_shape != self.input_shape or genome.output_size != self.output_size:
-            raise ValueError(
+            raise ConfigError(
                 f"continual task: genome must take {self.input_shape} and output {self.output_size}, got {genome}"
             )
         learner = make_learner(genome, self.cfg.learner, seed)

@@ -32,6 +32,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
+from evo.errors import ConfigError
 from evo.genome import Genome
 from evo.preprocessing import Preprocessing
 from evo.stacked import StackedNet, architecture_key
@@ -61,9 +62,9 @@ class ControlTask(Task):
     def __init__(self, env_id: str = "CartPole-v1", episodes: int = 5, max_episode_steps: int | None = None,
                  normalize: bool = False, test_episodes: int = 100, weight_search: WeightSearch | None = None) -> None:
         if episodes < 1 or test_episodes < 0:
-            raise ValueError(f"ControlTask: episodes must be >= 1 and test_episodes >= 0, got {episodes}, {test_episodes}")
+            raise ConfigError(f"ControlTask: episodes must be >= 1 and test_episodes >= 0, got {episodes}, {test_episodes}")
         if max_episode_steps is not None and max_episode_steps < 1:
-            raise ValueError(f"ControlTask: max_episode_steps must be >= 1 or None, got {max_episode_steps}")
+            raise ConfigError(f"ControlTask: max_episode_steps must be >= 1 or None, got {max_episode_steps}")
         self.env_id = env_id
         self.episodes = episodes
         self.max_episode_steps = max_episode_steps
@@ -231,9 +232,9 @@ class ControlTask(Task):
         try:
             return gym.make(self.env_id, max_episode_steps=self.max_episode_steps)
         except gym.error.DependencyNotInstalled as err:
-            raise ValueError(f"task.env: {self.env_id} needs a missing dependency ({err})") from None
+            raise ConfigError(f"task.env: {self.env_id} needs a missing dependency ({err})") from None
         except gym.error.Error as err:
-            raise ValueError(f"task.env: unknown gymnasium environment {self.env_id!r} ({err})") from None
+            raise ConfigError(f"task.env: unknown gymnasium environment {self.env_id!r} ({err})") from None
 
     def _actions(self, out: np.ndarray) -> list[int] | np.ndarray:
         """Actions for a batch of policy outputs (rows)."""
@@ -272,7 +273,7 @@ def _bounds_scale(space: spaces.Box, normalize: bool) -> tuple[np.ndarray, np.nd
 
 def _check_observation(env_id: str, space: gym.Space) -> tuple[int, ...]:
     if not isinstance(space, spaces.Box) or len(space.shape) != 1:
-        raise ValueError(f"task.env: {env_id} must have a flat Box observation space, got {space}")
+        raise ConfigError(f"task.env: {env_id} must have a flat Box observation space, got {space}")
     return (int(space.shape[0]),)
 
 
@@ -281,5 +282,5 @@ def _check_action(env_id: str, space: gym.Space) -> spaces.Discrete | spaces.Box
         return space
     bounded = isinstance(space, spaces.Box) and np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))
     if not bounded or len(space.shape) != 1 or not math.prod(space.shape):
-        raise ValueError(f"task.env: {env_id} needs a Discrete or bounded flat Box action space, got {space}")
+        raise ConfigError(f"task.env: {env_id} needs a Discrete or bounded flat Box action space, got {space}")
     return space

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from evo.errors import ConfigError
 from evo.genome import Genome
 from evo.preprocessing import Preprocessing
 from evo.tasks._base import Budget, Evaluation, Task
@@ -68,7 +69,7 @@ _MODULES: dict[str, tuple[int, ModuleType]] = {}
 def _import_file(path: Path) -> ModuleType:
     """Import a Python file as a module of its own (re-imported when the file changed)."""
     if not path.is_file():
-        raise ValueError(f"{path}: task file not found")
+        raise ConfigError(f"{path}: task file not found")
     key, mtime = str(path), path.stat().st_mtime_ns
     cached = _MODULES.get(key)
     if cached is not None and cached[0] == mtime:
@@ -76,14 +77,14 @@ def _import_file(path: Path) -> ModuleType:
     module_name = f"evo_user_task_{path.stem}_{hashlib.sha1(key.encode()).hexdigest()[:8]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
-        raise ValueError(f"{path}: not a Python file")
+        raise ConfigError(f"{path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # dataclasses and pickle look classes up here
     try:
         spec.loader.exec_module(module)
     except Exception as err:
         del sys.modules[module_name]
-        raise ValueError(f"{path}: importing it failed: {type(err).__name__}: {err}") from err
+        raise ConfigError(f"{path}: importing it failed: {type(err).__name__}: {err}") from err
     _MODULES[key] = (mtime, module)
     return module
 
@@ -99,9 +100,9 @@ def load_task_class(path: str | Path, name: str) -> type[Task]:
     cls = getattr(module, name, None)
     if cls is None:
         found = sorted(k for k, v in vars(module).items() if isinstance(v, type) and issubclass(v, Task) and v is not Task)
-        raise ValueError(f"{file}: no class {name!r} (Task subclasses there: {', '.join(found) or 'none'})")
+        raise ConfigError(f"{file}: no class {name!r} (Task subclasses there: {', '.join(found) or 'none'})")
     if not (isinstance(cls, type) and issubclass(cls, Task)):
-        raise ValueError(f"{file}: {name} is not a subclass of evo.tasks.Task")
+        raise ConfigError(f"{file}: {name} is not a subclass of evo.tasks.Task")
     return cls
 
 
@@ -112,7 +113,7 @@ def _instantiate(cls: type[Task], path: str, options: dict[str, Any], plasticity
     try:
         return cls(**kwargs)
     except Exception as err:
-        raise ValueError(f"{path}: {cls.__name__}(**options) failed: {type(err).__name__}: {err}") from err
+        raise ConfigError(f"{path}: {cls.__name__}(**options) failed: {type(err).__name__}: {err}") from err
 
 
 class CustomTask(Task):

@@ -111,7 +111,7 @@ def _build(cfg: SupervisedTaskConfig) -> SplitData:
     signal = cfg.dataset in _SIGNALS
     shift_axes = _shift_axes(arrays.x, signal)
     if cfg.augment_shift and arrays.x.ndim < 3:
-        raise ValueError(
+        raise DataError(
             f"task.augment_shift: {source} has flat features {arrays.x.shape[1:]}; shifting needs images (digits, "
             "mnist, fashion_mnist, cifar10, or npz samples shaped (H, W) / (C, H, W)) or signals (mnist1d)"
         )
@@ -162,7 +162,7 @@ def split_indices(y: np.ndarray, fraction: float, seed: int, stratify: bool) -> 
     index = np.arange(len(y))
     held = max(1, round(fraction * len(y)))
     if held >= len(y):
-        raise ValueError(f"dataset: {len(y)} samples are too few to hold out a fraction {fraction:g}")
+        raise DataError(f"dataset: {len(y)} samples are too few to hold out a fraction {fraction:g}")
     classes, counts = np.unique(y, return_counts=True) if stratify else (np.empty(0), np.empty(0))
     ok = stratify and counts.min() >= 2 and len(classes) <= min(held, len(y) - held)
     kept, out = train_test_split(index, test_size=held, random_state=seed % 2**32, stratify=y if ok else None)
@@ -276,7 +276,7 @@ def _as_samples(x: np.ndarray, as_image: bool, signal: bool = False) -> np.ndarr
     if not as_image or x.ndim == 2:
         return x.reshape(len(x), -1)
     if x.ndim != 4:
-        raise ValueError(f"as_image needs samples shaped (H, W) or (C, H, W), got {x.shape[1:]}")
+        raise DataError(f"as_image needs samples shaped (H, W) or (C, H, W), got {x.shape[1:]}")
     return x
 
 
@@ -288,16 +288,16 @@ def _encode_targets(arrays: Arrays, classification: bool, source: str) -> tuple[
         try:
             return [np.asarray(y, dtype=np.float32).reshape(len(y), -1) for y in ys], None
         except ValueError:
-            raise ValueError(f"{source}: regression targets must be numeric") from None
+            raise DataError(f"{source}: regression targets must be numeric") from None
     if any(y.ndim != 1 for y in ys):
-        raise ValueError(f"{source}: class labels must be one per sample, got shape {ys[0].shape}")
+        raise DataError(f"{source}: class labels must be one per sample, got shape {ys[0].shape}")
     if ys[0].dtype.kind == "f" and not np.all(np.mod(np.concatenate(ys), 1) == 0):
-        raise ValueError(f"{source}: targets are not class labels (non-integer values); set problem: regression")
+        raise DataError(f"{source}: targets are not class labels (non-integer values); set problem: regression")
     if ys[0].dtype.kind in "US":
         ys = [_numeric_strings(y, source) for y in ys]
     classes, encoded = np.unique(np.concatenate(ys), return_inverse=True)
     if len(classes) < 2:
-        raise ValueError(f"{source}: classification needs at least 2 classes, found {len(classes)}")
+        raise DataError(f"{source}: classification needs at least 2 classes, found {len(classes)}")
     parts = np.split(encoded.astype(np.int64), [len(ys[0])])
     return parts[: len(ys)], classes
 
@@ -309,5 +309,5 @@ def _numeric_strings(y: np.ndarray, source: str) -> np.ndarray:
     except ValueError:
         return y
     if not np.all(np.mod(values, 1) == 0):
-        raise ValueError(f"{source}: targets are not class labels (non-integer values); set problem: regression")
+        raise DataError(f"{source}: targets are not class labels (non-integer values); set problem: regression")
     return values.astype(np.int64)

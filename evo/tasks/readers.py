@@ -16,6 +16,8 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
+from evo.errors import DataError
+
 __all__ = ["Arrays", "read_cifar10", "read_csv", "read_idx", "read_mnist", "read_npz"]
 
 #: IDX type codes (LeCun's format): code → big-endian numpy dtype.
@@ -42,18 +44,18 @@ def read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as err:
-        raise ValueError(f"{path}: cannot read IDX file ({err})") from None
+        raise DataError(f"{path}: cannot read IDX file ({err})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path}: not an IDX file (expected magic bytes 0 0 <type> <ndim>)")
+        raise DataError(f"{path}: not an IDX file (expected magic bytes 0 0 <type> <ndim>)")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header")
+        raise DataError(f"{path}: truncated IDX header")
     dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     expected = header + int(np.prod(dims)) * dtype.itemsize
     if len(raw) != expected:
-        raise ValueError(f"{path}: IDX data has {len(raw)} bytes, expected {expected} for shape {dims}")
+        raise DataError(f"{path}: IDX data has {len(raw)} bytes, expected {expected} for shape {dims}")
     return np.frombuffer(raw, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 
 
@@ -62,17 +64,17 @@ def _find_file(root: Path, name: str, folder: str) -> Path:
         for candidate in (base / name, base / f"{name}.gz"):
             if candidate.is_file():
                 return candidate
-    raise ValueError(f"{root}: {name}[.gz] not found (expected IDX files in the folder or under {folder}/raw/)")
+    raise DataError(f"{root}: {name}[.gz] not found (expected IDX files in the folder or under {folder}/raw/)")
 
 
 def read_mnist(root: Path, folder: str = "MNIST") -> Arrays:
     """MNIST or Fashion-MNIST raw IDX files in ``root`` or ``root/<folder>/raw/`` (torchvision's layout)."""
     if not root.is_dir():
-        raise ValueError(f"{root}: dataset folder not found (expected the {folder} IDX files)")
+        raise DataError(f"{root}: dataset folder not found (expected the {folder} IDX files)")
     x, y, x_test, y_test = (read_idx(_find_file(root, name, folder)) for name in _MNIST_FILES)
     for images, labels, name in ((x, y, "train"), (x_test, y_test, "t10k")):
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(f"{root}: {name} images {images.shape} and labels {labels.shape} do not match")
+            raise DataError(f"{root}: {name} images {images.shape} and labels {labels.shape} do not match")
     return Arrays(x[:, None], y, x_test[:, None], y_test)
 
 
@@ -96,12 +98,12 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
     except FileNotFoundError:
-        raise ValueError(f"{path}: CIFAR-10 batch not found") from None
+        raise DataError(f"{path}: CIFAR-10 batch not found") from None
     except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as err:
         expected = "a pickled dict with b'data', b'labels'"
-        raise ValueError(f"{path}: not a CIFAR-10 python batch ({expected}): {err}") from None
+        raise DataError(f"{path}: not a CIFAR-10 python batch ({expected}): {err}") from None
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-        raise ValueError(f"{path}: CIFAR-10 data must be N×3072 with N labels, got {data.shape} and {labels.shape}")
+        raise DataError(f"{path}: CIFAR-10 data must be N×3072 with N labels, got {data.shape} and {labels.shape}")
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -109,7 +111,7 @@ def read_cifar10(root: Path) -> Arrays:
     """CIFAR-10 python batches: ``data_batch_1..5`` and ``test_batch`` in ``root/cifar-10-batches-py/`` or ``root``."""
     folder = root / _CIFAR_DIR if (root / _CIFAR_DIR).is_dir() else root
     if not folder.is_dir():
-        raise ValueError(f"{root}: dataset folder not found (expected {_CIFAR_DIR}/data_batch_1..5, test_batch)")
+        raise DataError(f"{root}: dataset folder not found (expected {_CIFAR_DIR}/data_batch_1..5, test_batch)")
     train = [_read_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
     x_test, y_test = _read_cifar_batch(folder / "test_batch")
     return Arrays(np.concatenate([b[0] for b in train]), np.concatenate([b[1] for b in train]), x_test, y_test)
@@ -118,23 +120,23 @@ def read_cifar10(root: Path) -> Arrays:
 def read_npz(path: Path) -> Arrays:
     """Arrays ``x``, ``y`` or ``x_train``, ``y_train`` (and optionally ``x_test``, ``y_test``); no pickles."""
     if not path.is_file():
-        raise ValueError(f"{path}: file not found (expected an .npz with arrays x, y or x_train, y_train)")
+        raise DataError(f"{path}: file not found (expected an .npz with arrays x, y or x_train, y_train)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable .npz file ({err})") from None
+        raise DataError(f"{path}: not a readable .npz file ({err})") from None
     if {"x", "y"} <= arrays.keys():
         found = Arrays(arrays["x"], arrays["y"])
     elif {"x_train", "y_train"} <= arrays.keys():
         found = Arrays(arrays["x_train"], arrays["y_train"], arrays.get("x_test"), arrays.get("y_test"))
     else:
-        raise ValueError(f"{path}: expected arrays x, y or x_train, y_train, found {sorted(arrays)}")
+        raise DataError(f"{path}: expected arrays x, y or x_train, y_train, found {sorted(arrays)}")
     if (found.x_test is None) != (found.y_test is None):
-        raise ValueError(f"{path}: x_test and y_test must come together")
+        raise DataError(f"{path}: x_test and y_test must come together")
     for xs, ys in ((found.x, found.y), (found.x_test, found.y_test)):
         if xs is not None and ys is not None and len(xs) != len(ys):
-            raise ValueError(f"{path}: {len(xs)} samples but {len(ys)} targets")
+            raise DataError(f"{path}: {len(xs)} samples but {len(ys)} targets")
     return found
 
 
@@ -145,20 +147,20 @@ def read_csv(path: Path, target: str | int | None = None) -> Arrays:
     between class labels and regression values).
     """
     if not path.is_file():
-        raise ValueError(f"{path}: file not found (expected a .csv with a header row)")
+        raise DataError(f"{path}: file not found (expected a .csv with a header row)")
     with open(path, newline="") as f:
         rows = [row for row in csv.reader(f) if row]
     if len(rows) < 2:
-        raise ValueError(f"{path}: expected a header row and at least one data row")
+        raise DataError(f"{path}: expected a header row and at least one data row")
     header, body = rows[0], rows[1:]
     column = _target_column(path, header, target)
     if any(len(row) != len(header) for row in body):
-        raise ValueError(f"{path}: every row must have {len(header)} columns like the header")
+        raise DataError(f"{path}: every row must have {len(header)} columns like the header")
     features = [[v for j, v in enumerate(row) if j != column] for row in body]
     try:
         x = np.asarray(features, dtype=np.float32)
     except ValueError as err:
-        raise ValueError(f"{path}: feature columns must be numeric ({err})") from None
+        raise DataError(f"{path}: feature columns must be numeric ({err})") from None
     return Arrays(x, np.asarray([row[column].strip() for row in body]))
 
 
@@ -167,9 +169,9 @@ def _target_column(path: Path, header: list[str], target: str | int | None) -> i
         return len(header) - 1
     if isinstance(target, int):
         if not -len(header) <= target < len(header):
-            raise ValueError(f"{path}: target column {target} out of range for {len(header)} columns")
+            raise DataError(f"{path}: target column {target} out of range for {len(header)} columns")
         return target % len(header)
     names = [h.strip() for h in header]
     if target not in names:
-        raise ValueError(f"{path}: target column {target!r} not in the header {names}")
+        raise DataError(f"{path}: target column {target!r} not in the header {names}")
     return names.index(target)

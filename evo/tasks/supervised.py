@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from evo.errors import ConfigError
 from evo.genome import Genome
 from evo.plasticity import Diverged, PlasticityConfig, train
 from evo.preprocessing import Preprocessing
@@ -78,9 +79,9 @@ class SupervisedTask(Task):
             names = ["val_accuracy" if self.classification else "val_loss"]
         for name in names:
             if name not in OBJECTIVES:
-                raise ValueError(f"SupervisedTask: objective {name!r} unknown; allowed: {sorted(OBJECTIVES)}")
+                raise ConfigError(f"SupervisedTask: objective {name!r} unknown; allowed: {sorted(OBJECTIVES)}")
             if name == "val_accuracy" and not self.classification:
-                raise ValueError("SupervisedTask: objective val_accuracy needs a classification dataset; use val_loss")
+                raise ConfigError("SupervisedTask: objective val_accuracy needs a classification dataset; use val_loss")
         return tuple(Objective(name, OBJECTIVES[name]) for name in dict.fromkeys(names))
 
     @property
