@@ -251,7 +251,7 @@ def _check_study_name(name: str) -> str:
     try:
         check_run_name(name)
         check_run_name(_slug(name))
-    except ValueError as err:
+    except ConfigError as err:
         raise ConfigError(f"study name: {err}") from None
     return name
 
