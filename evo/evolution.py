@@ -405,6 +405,8 @@ class Evolution:
         for i in self._hall_of_fame() - keep:
             self.individuals[i] = load(i, True)
         store.cut_records(state)
+        for reporter in self.reporters:  # e.g. the mirror writes what a kill kept it from writing
+            reporter.on_restored(list(self.individuals.values()))
 
     def _checkpoint(self, record: GenerationRecord) -> None:
         if self.store is None:

@@ -8,6 +8,7 @@ compare and serialise without magic keys.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,9 @@ class Reporter:
 
     def on_evaluated(self, individual: Individual) -> None:
         """Called in the driver as each evaluated individual comes back."""
+
+    def on_restored(self, individuals: Sequence[Individual]) -> None:
+        """Called once when a run resumes, with every individual its checkpoint holds (weightless or not)."""
 
     def on_generation_end(self, record: GenerationRecord) -> None:
         """Called once the generation is complete and checkpointed."""

@@ -169,6 +169,16 @@ class OptunaMirror(Reporter):
         self._genomes[individual.id] = individual.genome.replace(weights={})
         self._pending.append(individual)
 
+    def on_restored(self, individuals: Sequence[Individual]) -> None:
+        """Mirror what a killed process checkpointed but never wrote (the mirror writes after the checkpoint)."""
+        for ind in sorted(individuals, key=lambda ind: ind.id):  # parents first: lineage through first parents
+            parent_id = ind.parents[0] if ind.parents else None
+            self._lineage[ind.id] = [*self._lineage.get(parent_id, []), parent_id] if parent_id is not None else []
+            if ind.evaluation is not None and ind.id not in self._mirrored:
+                self.on_evaluated(ind)
+        if self._pending:
+            self._submit(set())
+
     def on_generation_end(self, record: GenerationRecord) -> None:
         """Hand the generation to the writer thread: diagrams for the best and the front, then one transaction."""
         self._submit({record.best_id, *record.extra.get("pareto", ())})

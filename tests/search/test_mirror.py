@@ -149,3 +149,17 @@ def test_a_trial_a_killed_run_left_open_is_finished_when_its_individual_is_redon
     _generation_end(resumed, best_id=0)
     trials = optuna.load_study(study_name=run_study_name("r"), storage=storage).trials
     assert [(t.state, t.user_attrs["individual_id"]) for t in trials] == [(TrialState.COMPLETE, 0)]
+
+
+def test_a_resumed_run_mirrors_what_a_kill_kept_from_the_mirror(tmp_path, xor_config: EvoConfig) -> None:
+    """The mirror writes after the checkpoint: a kill between the two left checkpointed individuals unmirrored,
+    and resume never redoes them (found by benchmarks/reliability.py)."""
+    from evo.evolution import resume_evolution
+
+    run_dir = tmp_path / "run"
+    run_evolution(apply_overrides(xor_config, {"evolution.generations": 1}), run_dir=run_dir)  # the mirror missed it
+    mirror = OptunaMirror(f"sqlite:///{tmp_path}/evo.db", "xor", [Objective("fitness")], run_dir=run_dir, artifacts=None)
+    result = resume_evolution(run_dir, ["evolution.generations=2"], reporters=[mirror])
+    ids = [t.user_attrs["individual_id"] for t in mirror.study.trials]
+    assert sorted(ids) == sorted(result.individuals) and len(set(ids)) == len(ids)
+    assert {t.user_attrs["generation"] for t in mirror.study.trials} == {0, 1, 2}
