@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from enum import Enum
@@ -46,6 +45,7 @@ import torch
 from torch import nn
 
 from evo.errors import ConfigError
+from evo.files import atomic_write_with
 from evo.genome import Genome
 from evo.load import GENOME_JSON
 from evo.preprocessing import PREPROCESSING_JSON, Preprocessing
@@ -123,7 +123,9 @@ def export_genome(
         out.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(out.parent, os.W_OK):  # torch's writers would fail with an obscure RuntimeError
             raise PermissionError(errno.EACCES, "permission denied")
-        _write_atomically(out, lambda tmp: writers[ExportFormat(fmt)](genome, preprocessing or Preprocessing(), tmp))
+        # the temporary file keeps the format's suffix: torch checks it
+        atomic_write_with(out, lambda tmp: writers[ExportFormat(fmt)](genome, preprocessing or Preprocessing(), tmp),
+                          suffix=out.suffix)
     except OSError as err:
         raise ConfigError(f"export out={str(out)!r} is not writable: {err.strerror or err}") from err
     return out
@@ -145,18 +147,6 @@ def run_preprocessing(store: RunStore) -> Preprocessing:
 def example_input(genome: Genome, batch: int = _EXAMPLE_BATCH) -> torch.Tensor:
     """A zero input batch of the genome's input shape, for tracing and shape checks."""
     return torch.zeros(batch, *genome.input_shape)
-
-
-def _write_atomically(out: Path, write: Callable[[Path], None]) -> None:
-    """``write`` to a temporary file beside ``out`` (same suffix: torch checks it), then rename it to ``out``."""
-    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=out.suffix)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _eval_module(genome: Genome, preprocessing: Preprocessing) -> nn.Module:

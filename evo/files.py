@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["append_synced", "atomic_write_bytes", "atomic_write_text", "naming_path", "sha256_hex"]
+__all__ = ["append_synced", "atomic_write_bytes", "atomic_write_text", "atomic_write_with", "naming_path", "sha256_hex"]
 
 
 @contextmanager
@@ -36,22 +36,31 @@ def naming_path(path: str | os.PathLike[str]) -> Iterator[None]:
         raise type(err)(err.errno, err.strerror, str(path)) from err
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half of one
-    (synced to disk before the rename, so a power cut cannot leave an empty file either)."""
+def atomic_write_with(path: str | os.PathLike[str], write: Callable[[Path], None], suffix: str = ".tmp") -> None:
+    """Let ``write`` fill a temporary file beside ``path``, sync it and rename it to ``path``, so readers see the
+    old file or the new one, never half of one (nor, after a power cut, an empty one).
+
+    Args:
+        suffix: the temporary file's suffix (writers such as ``torch.export.save`` check the one they get).
+    """
     path = Path(path)
     with naming_path(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+        os.close(fd)
+        tmp = Path(name)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
+            write(tmp)
+            with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """:func:`atomic_write_with` of ``data``."""
+    atomic_write_with(path, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
