@@ -163,21 +163,25 @@ class OptunaMirror(Reporter):
     def on_evaluated(self, individual: Individual) -> None:
         if individual.id in self._mirrored:
             return  # a resumed run redoes the generation that was in flight
-        parent_id = individual.parents[0] if individual.parents else None
-        ancestors = [*self._lineage.get(parent_id, []), parent_id] if parent_id is not None else []
-        self._lineage[individual.id] = ancestors  # oldest first, through first parents
+        self._remember_lineage(individual)
         self._genomes[individual.id] = individual.genome.replace(weights={})
         self._pending.append(individual)
 
     def on_restored(self, individuals: Sequence[Individual]) -> None:
         """Mirror what a killed process checkpointed but never wrote (the mirror writes after the checkpoint)."""
-        for ind in sorted(individuals, key=lambda ind: ind.id):  # parents first: lineage through first parents
-            parent_id = ind.parents[0] if ind.parents else None
-            self._lineage[ind.id] = [*self._lineage.get(parent_id, []), parent_id] if parent_id is not None else []
+        for ind in sorted(individuals, key=lambda ind: ind.id):  # parents first, so lineages are whole
             if ind.evaluation is not None and ind.id not in self._mirrored:
                 self.on_evaluated(ind)
+            else:
+                self._remember_lineage(ind)
         if self._pending:
             self._submit(set())
+
+    def _remember_lineage(self, individual: Individual) -> None:
+        """Its ancestors, oldest first, through first parents (its parent's must be known already)."""
+        parent_id = individual.parents[0] if individual.parents else None
+        ancestors = [*self._lineage.get(parent_id, []), parent_id] if parent_id is not None else []
+        self._lineage[individual.id] = ancestors
 
     def on_generation_end(self, record: GenerationRecord) -> None:
         """Hand the generation to the writer thread: diagrams for the best and the front, then one transaction."""
