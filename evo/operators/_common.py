@@ -12,7 +12,7 @@ from torch import Tensor
 from evo.errors import NotApplicable
 from evo.genome import Genome, LayerSpec
 
-__all__ = ["pick_layer", "reindex", "torch_generator"]
+__all__ = ["layer_ok", "pick_layer", "reindex", "torch_generator"]
 
 
 def torch_generator(rng: np.random.Generator) -> torch.Generator:
@@ -32,6 +32,11 @@ def pick_layer(
     if layer not in allowed:
         raise NotApplicable(f"{who}: layer must be one of {allowed} for genome {genome}, got {layer}")
     return layer
+
+
+def layer_ok(allowed: Sequence[int], layer: int | None) -> bool:
+    """Whether :func:`pick_layer` can pick ``layer`` (or, when None, any layer) among ``allowed``."""
+    return bool(allowed) if layer is None else layer in allowed
 
 
 _INDEXED = re.compile(r"^((?:layers|norms)\.)(\d+)(\..*)$|^(skips\.)(\d+)_(\d+)(\..*)$")

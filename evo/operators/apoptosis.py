@@ -25,24 +25,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from evo.errors import ConfigError, NotApplicable
+from evo.errors import NotApplicable
 from evo.genome import Genome, LayerKind, skip_name
-from evo.operators._common import pick_layer, reindex
-from evo.operators.importance import check_data, layer_outputs, unit_importance
+from evo.operators._base import Preservation
+from evo.operators._common import layer_ok, pick_layer, reindex
+from evo.operators._declare import FLAG, LAYER, Rule, choice, is_int, number, register
+from evo.operators.importance import CRITERIA, check_data, layer_outputs, unit_importance
 from evo.operators.norms import fold_norm
 from evo.surgery import gather_units, unit_params
 
 __all__ = ["compensate_bias", "prunable_layers", "prune_count", "prune_neurons", "removable_layers", "remove_layer", "set_dropout"]
 
 
+#: a count of units, or a fraction of a layer's width.
+_AMOUNT = Rule("an int >= 1 or a float in (0, 1)", lambda v: (is_int(v) and v >= 1) or (isinstance(v, float) and 0 < v < 1))
+
+
 def prune_count(width: int, amount: int | float) -> int:
     """Units to remove from a layer of ``width``: ``amount`` itself (int) or that fraction of it (float)."""
-    if isinstance(amount, float):
-        if not 0.0 < amount < 1.0:
-            raise ConfigError(f"prune_neurons: amount as a fraction must be in (0, 1), got {amount}")
-        count = max(1, math.floor(amount * width))
-    else:
-        count = amount
+    count = max(1, math.floor(amount * width)) if isinstance(amount, float) else amount
     if not 1 <= count <= width - 1:
         raise NotApplicable(f"prune_neurons: amount must remove 1..{width - 1} units of a layer of width {width}, got {amount}")
     return count
@@ -51,9 +52,16 @@ def prune_count(width: int, amount: int | float) -> int:
 def prunable_layers(genome: Genome, amount: int | float) -> list[int]:
     """Hidden layers that can lose ``amount`` units (a fraction always removes at least one)."""
     need = amount if isinstance(amount, int) else 1
-    return [i for i in genome.hidden_layers if genome.layers[i].width - 1 >= need]
+    return [i for i in genome.hidden_layers if 1 <= need <= genome.layers[i].width - 1]
 
 
+@register(
+    "prune_neurons",
+    {"layer": LAYER, "amount": _AMOUNT, "importance": choice(CRITERIA), "compensate": FLAG},
+    preserves=Preservation.NO,
+    note="exact only for units with zero fan-out; bias compensation keeps their mean contribution",
+    applicable=lambda g, p: layer_ok(prunable_layers(g, p["amount"]), p["layer"]),
+)
 def prune_neurons(
     genome: Genome,
     rng: np.random.Generator,
@@ -133,6 +141,13 @@ def removable_layers(genome: Genome) -> list[int]:
     ]
 
 
+@register(
+    "remove_layer",
+    {"layer": LAYER},
+    preserves=Preservation.CONDITIONAL,
+    note="exact for a linear layer with identity activation; approximate otherwise",
+    applicable=lambda g, p: layer_ok(removable_layers(g), p["layer"]),
+)
 def remove_layer(genome: Genome, rng: np.random.Generator, layer: int | None = None) -> Genome:
     """Remove hidden layer ``layer`` (a random removable one when None); skips touching it are dropped.
 
@@ -159,12 +174,17 @@ def remove_layer(genome: Genome, rng: np.random.Generator, layer: int | None = N
     return reindex(genome, layers, lambda i: None if i == layer else i - (i > layer), overrides)
 
 
+@register(
+    "set_dropout",
+    {"layer": LAYER, "p": number(0.0, 1.0, "[)")},
+    preserves=Preservation.YES,
+    note="at inference (dropout is off in eval mode)",
+    applicable=lambda g, p: layer_ok(g.hidden_layers, p["layer"]),
+)
 def set_dropout(genome: Genome, rng: np.random.Generator, layer: int | None = None, p: float = 0.1) -> Genome:
     """Set hidden layer ``layer``'s dropout rate to ``p`` (a random hidden layer when None).
 
     Preserves the function at inference (dropout is off in eval mode).
     """
-    if not 0.0 <= p < 1.0:
-        raise ConfigError(f"set_dropout: p must be in [0, 1), got {p}")
     layer = pick_layer(genome, rng, layer, "set_dropout")
     return genome.with_layer(layer, dropout=p)

@@ -21,22 +21,35 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from evo.errors import ConfigError, NotApplicable
+from evo.errors import NotApplicable
 from evo.genome import ACTIVATIONS, Genome, LayerKind, init_uniform, skip_name
-from evo.operators._common import pick_layer, reindex, torch_generator
+from evo.operators._base import Preservation
+from evo.operators._common import layer_ok, pick_layer, reindex, torch_generator
+from evo.operators._declare import LAYER, choice, integer, number, register
 from evo.surgery import UnitParam, edit_units
 
 __all__ = ["DEEPEN_INITS", "WIDEN_INITS", "add_skip", "candidate_skips", "deepen", "remove_skip", "widen"]
 
 WIDEN_INITS = ("zero", "split", "random")
 DEEPEN_INITS = ("identity", "random")
+#: the rules of a skip edge's ends (either may be left to the operator).
+_EDGE = {"src": integer(0, optional=True), "dst": integer(2, optional=True)}
 
 
+@register(
+    "widen",
+    {"layer": LAYER, "k": integer(1), "init": choice(WIDEN_INITS), "noise": number(0.0, float("inf"), "[)")},
+    preserves=Preservation.CONDITIONAL,
+    note="exact for init zero/split without noise (in a layer without a layer norm); random is not",
+    applicable=lambda g, p: layer_ok(g.hidden_layers, p["layer"]),
+    exact=lambda p: p["init"] != "random" and p["noise"] == 0,
+)
 def widen(
     genome: Genome,
     rng: np.random.Generator,
@@ -59,10 +72,6 @@ def widen(
         noise: std of Gaussian noise added to the new units' fan-in weights
             (breaks the symmetry of split copies; exactness is then lost).
     """
-    if init not in WIDEN_INITS:
-        raise ConfigError(f"widen: init must be one of {list(WIDEN_INITS)}, got {init!r}")
-    if k < 1 or noise < 0:
-        raise ConfigError(f"widen: k must be >= 1 and noise >= 0, got k={k}, noise={noise}")
     layer = pick_layer(genome, rng, layer, "widen")
     gen = torch_generator(rng)
     width = genome.layers[layer].width
@@ -87,6 +96,13 @@ def widen(
     return edit_units(genome, layer, edit)
 
 
+@register(
+    "deepen",
+    {"position": integer(1, optional=True), "init": choice(DEEPEN_INITS), "activation": choice(["same", *ACTIVATIONS])},
+    preserves=Preservation.CONDITIONAL,
+    note="exact for identity init after relu/identity with activation same; approximate otherwise",
+    applicable=lambda g, p: layer_ok(g.hidden_layers, None if p["position"] is None else p["position"] - 1),
+)
 def deepen(
     genome: Genome,
     rng: np.random.Generator,
@@ -105,10 +121,6 @@ def deepen(
     Args:
         activation: ``same`` (the preceding layer's) or a key of :data:`ACTIVATIONS`.
     """
-    if init not in DEEPEN_INITS:
-        raise ConfigError(f"deepen: init must be one of {list(DEEPEN_INITS)}, got {init!r}")
-    if activation != "same" and activation not in ACTIVATIONS:
-        raise ConfigError(f"deepen: activation must be 'same' or one of {sorted(ACTIVATIONS)}, got {activation!r}")
     before = pick_layer(genome, rng, None if position is None else position - 1, "deepen (position - 1)")
     position = before + 1
     prev = genome.layers[before]
@@ -146,12 +158,24 @@ def candidate_skips(genome: Genome) -> list[tuple[int, int]]:
     return edges
 
 
+def _matching(edges: Sequence[tuple[int, int]], src: int | None, dst: int | None) -> list[tuple[int, int]]:
+    """The ``edges`` with source ``src`` and destination ``dst`` (None: any)."""
+    return [(s, d) for s, d in edges if src in (None, s) and dst in (None, d)]
+
+
+@register(
+    "add_skip",
+    _EDGE,
+    preserves=Preservation.YES,
+    note="zero-initialised projection",
+    applicable=lambda g, p: bool(_matching(candidate_skips(g), p["src"], p["dst"])),
+)
 def add_skip(genome: Genome, rng: np.random.Generator, src: int | None = None, dst: int | None = None) -> Genome:
     """Add a zero-initialised skip projection ``h_src → z_dst`` (exactly preserving).
 
     A random valid edge when ``src``/``dst`` are not given (a given one narrows the choice).
     """
-    edges = [(s, d) for s, d in candidate_skips(genome) if src in (None, s) and dst in (None, d)]
+    edges = _matching(candidate_skips(genome), src, dst)
     if not edges:
         raise NotApplicable(f"add_skip: no valid new skip edge with src={src}, dst={dst} in genome {genome}")
     s, d = edges[int(rng.integers(len(edges)))]
@@ -160,9 +184,16 @@ def add_skip(genome: Genome, rng: np.random.Generator, src: int | None = None, d
     return grown.with_weights(weights)
 
 
+@register(
+    "remove_skip",
+    _EDGE,
+    preserves=Preservation.NO,
+    note="exact only if the projection was zero",
+    applicable=lambda g, p: bool(_matching(g.skips, p["src"], p["dst"])),
+)
 def remove_skip(genome: Genome, rng: np.random.Generator, src: int | None = None, dst: int | None = None) -> Genome:
     """Remove a skip edge (a random one when not given); preserving only if its projection was zero."""
-    edges = [(s, d) for s, d in genome.skips if src in (None, s) and dst in (None, d)]
+    edges = _matching(genome.skips, src, dst)
     if not edges:
         raise NotApplicable(f"remove_skip: no skip edge with src={src}, dst={dst} in genome {genome}")
     edge = edges[int(rng.integers(len(edges)))]

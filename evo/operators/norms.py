@@ -32,15 +32,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from evo.errors import ConfigError
 from evo.genome import NORM_EPS, NORMS, Genome, norm_init, norm_tensors
-from evo.operators._common import pick_layer
+from evo.operators._base import Preservation
+from evo.operators._common import layer_ok, pick_layer
+from evo.operators._declare import LAYER, choice, register
 from evo.operators.importance import check_data
 from evo.surgery import from_rows, to_rows, unit_params
 
 __all__ = ["add_norm", "fold_norm", "remove_norm"]
 
 
+@register(
+    "add_norm",
+    {"layer": LAYER, "kind": choice(NORMS)},
+    preserves=Preservation.CONDITIONAL,
+    note="batch: exact in eval mode (statistics of the calibration batch, γ = √(σ²+ε), β = μ); "
+    "layer: least-squares fit, approximate",
+    applicable=lambda g, p: layer_ok(_unnormed(g), p["layer"]),
+    exact=lambda p: p["kind"] == "batch",
+)
 def add_norm(
     genome: Genome,
     rng: np.random.Generator,
@@ -56,10 +66,7 @@ def add_norm(
             norm starts from μ = 0, σ² = 1 (still the identity in eval mode) and a layer norm
             from γ = 1, β = 0.
     """
-    if kind not in NORMS:
-        raise ConfigError(f"add_norm: kind must be one of {list(NORMS)}, got {kind!r}")
-    free = [i for i in genome.hidden_layers if genome.layers[i].norm is None]
-    layer = pick_layer(genome, rng, layer, "add_norm", allowed=free)
+    layer = pick_layer(genome, rng, layer, "add_norm", allowed=_unnormed(genome))
     width = genome.layers[layer].width
     fitted = {name: norm_init(name, width) for name in norm_tensors(kind)}
     normed = _with_norm(genome, layer, kind, {**genome.weights, **_named(layer, fitted)})
@@ -75,10 +82,16 @@ def add_norm(
     return normed.with_weights({**normed.weights, **_named(layer, fitted)})
 
 
+@register(
+    "remove_norm",
+    {"layer": LAYER},
+    preserves=Preservation.CONDITIONAL,
+    note="a batch norm is folded into the layer's weights (exact in eval mode); a layer norm is dropped (approximate)",
+    applicable=lambda g, p: layer_ok(_normed(g), p["layer"]),
+)
 def remove_norm(genome: Genome, rng: np.random.Generator, layer: int | None = None) -> Genome:
     """Remove the norm of hidden layer ``layer`` (a random layer with one when None); see :func:`fold_norm`."""
-    normed = [i for i in genome.hidden_layers if genome.layers[i].norm is not None]
-    return fold_norm(genome, pick_layer(genome, rng, layer, "remove_norm", allowed=normed))
+    return fold_norm(genome, pick_layer(genome, rng, layer, "remove_norm", allowed=_normed(genome)))
 
 
 def fold_norm(genome: Genome, layer: int) -> Genome:
@@ -102,6 +115,16 @@ def fold_norm(genome: Genome, layer: int) -> Genome:
                 weights[param.name] = from_rows(rows, param.dim, genome.weights[param.name], width)
         weights[f"layers.{layer}.bias"] = weights[f"layers.{layer}.bias"] + shift
     return _with_norm(genome, layer, None, weights)
+
+
+def _unnormed(genome: Genome) -> list[int]:
+    """The hidden layers that have no norm."""
+    return [i for i in genome.hidden_layers if genome.layers[i].norm is None]
+
+
+def _normed(genome: Genome) -> list[int]:
+    """The hidden layers that have a norm."""
+    return [i for i in genome.hidden_layers if genome.layers[i].norm is not None]
 
 
 def _with_norm(genome: Genome, layer: int, kind: str | None, weights: dict[str, Tensor]) -> Genome:

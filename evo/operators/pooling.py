@@ -32,7 +32,9 @@ from torch import Tensor
 
 from evo.errors import NotApplicable
 from evo.genome import Genome, LayerKind, LayerSpec
-from evo.operators._common import pick_layer
+from evo.operators._base import Preservation
+from evo.operators._common import layer_ok, pick_layer
+from evo.operators._declare import LAYER, integer, register
 
 __all__ = ["POOL_FACTORS", "add_gap", "pool_choices", "pool_layers", "remove_gap", "set_pool"]
 
@@ -40,6 +42,12 @@ __all__ = ["POOL_FACTORS", "add_gap", "pool_choices", "pool_layers", "remove_gap
 POOL_FACTORS = (1, 2, 3, 4)
 
 
+@register(
+    "add_gap",
+    preserves=Preservation.NO,
+    note="head weights summed over positions: exact only for features constant over positions",
+    applicable=lambda g, _p: not g.gap and g.flatten_at > 0,
+)
 def add_gap(genome: Genome, rng: np.random.Generator) -> Genome:
     """Switch the head from flattening to global average pooling (approximate; see the module docstring)."""
     if genome.gap or genome.flatten_at == 0:
@@ -51,6 +59,7 @@ def add_gap(genome: Genome, rng: np.random.Generator) -> Genome:
     return genome.replace(gap=True, weights={**genome.weights, head: pooled})
 
 
+@register("remove_gap", preserves=Preservation.YES, note="head weights spread over positions", applicable=lambda g, _p: g.gap)
 def remove_gap(genome: Genome, rng: np.random.Generator) -> Genome:
     """Switch the head from global average pooling back to flattening (exactly preserving)."""
     if not genome.gap:
@@ -74,6 +83,13 @@ def pool_layers(genome: Genome, pool: int | None = None) -> list[int]:
     return [i for i in range(genome.num_layers) if (pool_choices(genome, i) if pool is None else pool in pool_choices(genome, i))]
 
 
+@register(
+    "set_pool",
+    {"layer": LAYER, "pool": integer(1, optional=True)},
+    preserves=Preservation.NO,
+    note="a conv block's max-pool factor (null: another of 1-4); a flattening head is resampled",
+    applicable=lambda g, p: layer_ok(pool_layers(g, p["pool"]), p["layer"]),
+)
 def set_pool(genome: Genome, rng: np.random.Generator, layer: int | None = None, pool: int | None = None) -> Genome:
     """Set conv ``layer``'s max-pool factor to ``pool`` (drawn from :func:`pool_choices` when None).
 

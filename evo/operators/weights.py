@@ -13,13 +13,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from evo.errors import ConfigError
 from evo.genome import Genome, is_norm_stat
+from evo.operators._base import Preservation
 from evo.operators._common import torch_generator
+from evo.operators._declare import number, register
 
 __all__ = ["mutate_weights", "reset_weights"]
 
 
+@register(
+    "mutate_weights",
+    {"sigma": number(0.0, float("inf"), "()"), "rate": number(0.0, 1.0, "(]")},
+    preserves=Preservation.NO,
+    note="Gaussian perturbation, for gradient-free tasks",
+)
 def mutate_weights(genome: Genome, rng: np.random.Generator, sigma: float = 0.1, rate: float = 1.0) -> Genome:
     """Add N(0, σ²) noise to a random fraction ``rate`` of all weights (biases, skips and norms' affine included;
     BatchNorm's running statistics are state, left alone).
@@ -28,8 +35,6 @@ def mutate_weights(genome: Genome, rng: np.random.Generator, sigma: float = 0.1,
         sigma: noise standard deviation (> 0).
         rate: probability that each weight is perturbed, in (0, 1].
     """
-    if sigma <= 0 or not 0.0 < rate <= 1.0:
-        raise ConfigError(f"mutate_weights: sigma must be > 0 and rate in (0, 1], got sigma={sigma}, rate={rate}")
     gen = torch_generator(rng)
     mutated = {}
     for name, w in genome.weights.items():
@@ -43,6 +48,7 @@ def mutate_weights(genome: Genome, rng: np.random.Generator, sigma: float = 0.1,
     return genome.with_weights(mutated)
 
 
+@register("reset_weights", preserves=Preservation.NO, note="fresh random weights")
 def reset_weights(genome: Genome, rng: np.random.Generator) -> Genome:
     """The same architecture with fresh PyTorch-default random weights (a restart, not a morphism)."""
     return genome.reinitialised(seed=int(rng.integers(2**62)))
