@@ -18,7 +18,7 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 
 from benchmarks._report import table, update_section
-from evo.genome import Genome
+from evo.genome import Genome, weight_name
 from evo.operators.importance import task_loss
 from evo.plasticity import PlasticityConfig, train
 from evo.plasticity.growth import grow
@@ -58,13 +58,9 @@ def new_weight_grads(genome: Genome, data: Data, width: int) -> tuple[float, flo
 
 def random_direction(grown: Genome, width: int, seed: int, norm: float) -> Genome:
     """Zero fan-in like GradMax, but a random fan-out of the same norm (the ablation of GradMax's choice)."""
-    w = dict(grown.weights)
-    fan_out = torch.randn(
-        w["layers.1.weight"].shape[0],
-        w["layers.1.weight"].shape[1] - width,
-        generator=torch.Generator().manual_seed(seed),
-    )
-    w["layers.1.weight"] = torch.cat([w["layers.1.weight"][:, :width], fan_out * norm / fan_out.norm()], dim=1)
+    w, head = dict(grown.weights), weight_name(1)
+    fan_out = torch.randn(w[head].shape[0], w[head].shape[1] - width, generator=torch.Generator().manual_seed(seed))
+    w[head] = torch.cat([w[head][:, :width], fan_out * norm / fan_out.norm()], dim=1)
     return grown.with_weights(w)
 
 

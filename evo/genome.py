@@ -26,12 +26,13 @@ import io
 import json
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from evo.files import atomic_write_bytes, sha256_hex
 
@@ -54,10 +55,16 @@ __all__ = [
     "GenomeNet",
     "LayerKind",
     "LayerSpec",
+    "WeightName",
     "init_uniform",
     "is_norm_stat",
     "norm_init",
+    "norm_name",
     "norm_tensors",
+    "parse_weight_name",
+    "skip_key",
+    "skip_name",
+    "weight_name",
 ]
 
 #: the activations a layer may name; :data:`evo.network.ACTIVATIONS` maps them to torch modules.
@@ -149,6 +156,68 @@ def norm_init(name: str, width: int) -> Tensor:
 def is_norm_stat(name: str) -> bool:
     """Whether weight ``name`` is a running statistic (state, not a parameter: not counted, trained or mutated)."""
     return name.endswith(_NORM_STATS)
+
+
+# ------------------------------------------------------------- weight names
+# The names below are the only place weight names are spelled: they are the state_dict keys of the
+# module GenomeNet builds (ModuleList ``layers``, ModuleDicts ``norms`` by layer and ``skips`` by edge).
+
+
+class WeightName(NamedTuple):
+    """A weight's name taken apart; ``str()`` puts it back together.
+
+    Attributes:
+        group: ``layers`` (a layer's weight and bias), ``norms`` (a layer's norm) or ``skips``.
+        layer: the layer the tensor belongs to; for a skip, the layer it feeds (its destination).
+        tensor: ``weight``, ``bias``, ``running_mean`` or ``running_var``.
+        src: a skip's source layer (None otherwise).
+    """
+
+    group: str
+    layer: int
+    tensor: str
+    src: int | None = None
+
+    def __str__(self) -> str:
+        owner = str(self.layer) if self.src is None else skip_key(self.src, self.layer)
+        return f"{self.group}.{owner}.{self.tensor}"
+
+
+_WEIGHT_NAME = re.compile(r"(layers|norms)\.(\d+)\.(\w+)|skips\.(\d+)_(\d+)\.(weight)")
+
+
+def weight_name(layer: int, tensor: str = "weight") -> str:
+    """Name of layer ``layer``'s ``weight`` or ``bias``: ``layers.{layer}.{tensor}``."""
+    return str(WeightName("layers", layer, tensor))
+
+
+def norm_name(layer: int, tensor: str) -> str:
+    """Name of one of layer ``layer``'s norm tensors (:func:`norm_tensors`): ``norms.{layer}.{tensor}``."""
+    return str(WeightName("norms", layer, tensor))
+
+
+def skip_key(src: int, dst: int) -> str:
+    """Key of the skip edge ``src → dst`` among a GenomeNet's skips: ``{src}_{dst}``."""
+    return f"{src}_{dst}"
+
+
+def skip_name(src: int, dst: int) -> str:
+    """Name of the skip edge ``src → dst``'s projection: ``skips.{src}_{dst}.weight``."""
+    return str(WeightName("skips", dst, "weight", src))
+
+
+def parse_weight_name(name: str) -> WeightName:
+    """``name`` taken apart: ``layers.3.bias`` → ``WeightName("layers", 3, "bias")``.
+
+    Raises:
+        ValueError: ``name`` is not a genome weight's name.
+    """
+    m = _WEIGHT_NAME.fullmatch(name)
+    if m is None:
+        raise ValueError(f"not a genome weight name: {name!r}")
+    if m.group(1):
+        return WeightName(m.group(1), int(m.group(2)), m.group(3))
+    return WeightName("skips", int(m.group(5)), m.group(6), int(m.group(4)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,7 +314,9 @@ class Genome:
 
         gen = torch.Generator().manual_seed(seed)
         weights = {
-            name: norm_init(name, shape[0]) if name.startswith("norms.") else init_uniform(shape, self.fan_in(name), gen)
+            name: norm_init(name, shape[0])
+            if parse_weight_name(name).group == "norms"
+            else init_uniform(shape, self.fan_in(name), gen)
             for name, shape in self.param_shapes().items()
         }
         return self.with_weights(weights)
@@ -303,11 +374,11 @@ class Genome:
         for i, layer in enumerate(self.layers):
             fan = self.in_width(i) * self.flatten_block(i)
             kernel = (layer.kernel_size,) * self.rank if layer.kind is LayerKind.CONV else ()
-            shapes[f"layers.{i}.weight"] = (layer.width, fan, *kernel)
-            shapes[f"layers.{i}.bias"] = (layer.width,)
+            shapes[weight_name(i)] = (layer.width, fan, *kernel)
+            shapes[weight_name(i, "bias")] = (layer.width,)
         for i, layer in enumerate(self.layers):
             if layer.norm is not None:
-                shapes.update({f"norms.{i}.{name}": (layer.width,) for name in norm_tensors(layer.norm)})
+                shapes.update({norm_name(i, name): (layer.width,) for name in norm_tensors(layer.norm)})
         for s, d in self.skips:
             tail = (1,) * self.rank if self.layers[d].kind is LayerKind.CONV else ()
             shapes[skip_name(s, d)] = (self.layers[d].width, self.layers[s].width, *tail)
@@ -315,7 +386,7 @@ class Genome:
 
     def fan_in(self, name: str) -> int:
         """Fan-in of a parameter's units (a bias shares its weight's fan-in)."""
-        weight = name.rsplit(".", 1)[0] + ".weight"
+        weight = str(parse_weight_name(name)._replace(tensor="weight"))
         return math.prod(self.param_shapes()[weight][1:])
 
     def _check_structure(self) -> None:
@@ -404,9 +475,10 @@ class Genome:
         """Forward FLOPs for one sample (2 per multiply-add; activations, norms and pooling ignored)."""
         total = 0
         for name, shape in self.param_shapes().items():
-            if name.endswith(".bias") or name.startswith("norms."):
+            parsed = parse_weight_name(name)
+            if parsed.tensor == "bias" or parsed.group == "norms":
                 continue
-            i = int(name.split(".")[1].split("_")[-1])  # the consuming layer (dst for skips)
+            i = parsed.layer  # the consuming layer (dst for skips)
             pixels = math.prod(self.spatial(i - 1)) if self.layers[i].kind is LayerKind.CONV else 1
             total += 2 * math.prod(shape) * pixels
         return total
@@ -497,11 +569,6 @@ class Genome:
         if not isinstance(content, dict) or "genome" not in content or "weights" not in content:
             raise ValueError(f"{path}: not an evo genome file")
         return cls.from_dict(content["genome"], content["weights"])
-
-
-def skip_name(src: int, dst: int) -> str:
-    """Parameter name of the skip edge ``src → dst``."""
-    return f"skips.{src}_{dst}.weight"
 
 
 def _unpickle(input_shape: tuple[int, ...], layers: tuple[LayerSpec, ...], skips: tuple[tuple[int, int], ...],

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from evo.genome import ACTIVATION_NAMES, NORM_EPS, Genome, LayerKind, norm_tensors, skip_name
+from evo.genome import ACTIVATION_NAMES, NORM_EPS, Genome, LayerKind, norm_name, norm_tensors, skip_key, skip_name, weight_name
 
 __all__ = ["ACTIVATIONS", "GenomeNet", "RawInputs"]
 
@@ -82,13 +82,13 @@ class GenomeNet(nn.Module):
         self.post = nn.ModuleList()  # activation → pool → dropout, per layer
         pool = nn.MaxPool1d if genome.rank == 1 else nn.MaxPool2d
         for i, spec in enumerate(genome.layers):
-            weight, bias = weights[f"layers.{i}.weight"], weights[f"layers.{i}.bias"]
+            weight, bias = weights[weight_name(i)], weights[weight_name(i, "bias")]
             if spec.kind is LayerKind.CONV:
                 self.layers.append(_conv(weight, bias, padding=spec.kernel_size // 2))
             else:
                 self.layers.append(_linear(weight, bias))
             if spec.norm is not None:
-                tensors = {name: weights[f"norms.{i}.{name}"] for name in norm_tensors(spec.norm)}
+                tensors = {name: weights[norm_name(i, name)] for name in norm_tensors(spec.norm)}
                 self.norms[str(i)] = _norm(spec.norm, tensors, spec.kind is LayerKind.CONV and genome.rank == 2)
             post: list[nn.Module] = [ACTIVATIONS[spec.activation]()]
             if spec.pool > 1:
@@ -99,7 +99,7 @@ class GenomeNet(nn.Module):
         self.skips = nn.ModuleDict()
         for s, d in genome.skips:
             weight = weights[skip_name(s, d)]
-            self.skips[f"{s}_{d}"] = _conv(weight, None) if weight.dim() > 2 else _linear(weight, None)
+            self.skips[skip_key(s, d)] = _conv(weight, None) if weight.dim() > 2 else _linear(weight, None)
         # The forward pass walks plain tuples of the modules registered above: indexing a ModuleList or
         # ModuleDict is a Python call per layer and step, which small networks notice. For the same reason
         # the output layer's Identity (most networks' last activation) is not called: hooks go on hidden
@@ -110,7 +110,7 @@ class GenomeNet(nn.Module):
         self._plan = tuple(
             (i == self.flatten_at and not (i == 0 and flat_input), layer, self.norms[str(i)] if spec.norm else None,
              None if i == last and isinstance(post, nn.Identity) else post,
-             tuple((s, self.skips[f"{s}_{i}"]) for s, d in genome.skips if d == i))
+             tuple((s, self.skips[skip_key(s, i)]) for s, d in genome.skips if d == i))
             for i, (spec, layer, post) in enumerate(zip(genome.layers, self.layers, self.post, strict=True))
         )
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy.special import erf, expit
 
-from evo.genome import Genome, LayerKind, skip_name
+from evo.genome import Genome, LayerKind, skip_name, weight_name
 
 __all__ = ["StackedNet", "architecture_key", "stackable", "to_vector", "with_vector"]
 
@@ -88,8 +88,8 @@ class StackedNet:
         last = len(genome.layers) - 1
         self._plan = tuple(
             (
-                np.ascontiguousarray(weights[f"layers.{i}.weight"].transpose(0, 2, 1)),  # (P, in, out)
-                weights[f"layers.{i}.bias"][:, None, :],  # (P, 1, out)
+                np.ascontiguousarray(weights[weight_name(i)].transpose(0, 2, 1)),  # (P, in, out)
+                weights[weight_name(i, "bias")][:, None, :],  # (P, 1, out)
                 None if i == last and spec.activation == "identity" else NP_ACTIVATIONS[spec.activation],
                 tuple((s, np.ascontiguousarray(weights[skip_name(s, d)].transpose(0, 2, 1)))
                       for s, d in genome.skips if d == i),

@@ -28,7 +28,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from evo.genome import Genome, norm_tensors, skip_name
+from evo.genome import Genome, norm_name, norm_tensors, skip_name, weight_name
 
 __all__ = ["UnitParam", "edit_units", "from_rows", "gather_units", "to_rows", "unit_params"]
 
@@ -46,11 +46,11 @@ def unit_params(genome: Genome, layer: int) -> tuple[UnitParam, ...]:
     """Every parameter slice owned by the units of hidden layer ``layer``."""
     if layer not in genome.hidden_layers:
         raise ValueError(f"layer {layer} is not a hidden layer (allowed 0..{genome.num_layers - 2})")
-    params = [UnitParam(f"layers.{layer}.weight", 0, "in"), UnitParam(f"layers.{layer}.bias", 0, "in")]
+    params = [UnitParam(weight_name(layer), 0, "in"), UnitParam(weight_name(layer, "bias"), 0, "in")]
     params += [UnitParam(skip_name(s, d), 0, "in") for s, d in genome.skips if d == layer]
     norm = genome.layers[layer].norm
-    params += [UnitParam(f"norms.{layer}.{name}", 0, "norm") for name in norm_tensors(norm)] if norm else []
-    params.append(UnitParam(f"layers.{layer + 1}.weight", 1, "out"))
+    params += [UnitParam(norm_name(layer, name), 0, "norm") for name in norm_tensors(norm)] if norm else []
+    params.append(UnitParam(weight_name(layer + 1), 1, "out"))
     params += [UnitParam(skip_name(s, d), 1, "out") for s, d in genome.skips if s == layer]
     return tuple(params)
 

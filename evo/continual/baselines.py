@@ -23,7 +23,7 @@ from evo.continual._base import Learner
 from evo.continual.config import LearnerConfig
 from evo.continual.streams import StreamTask
 from evo.continual.training import Hold, predict
-from evo.genome import ACTIVATIONS, Genome, LayerKind, init_uniform
+from evo.genome import ACTIVATIONS, Genome, LayerKind, init_uniform, parse_weight_name, weight_name
 
 __all__ = ["FineTune", "Joint", "PackNet", "Progressive", "ProgressiveNet"]
 
@@ -88,11 +88,12 @@ class PackNet(Learner):
 
     def _claimable(self, classes: Tensor) -> dict[str, Tensor]:
         """Free entries the task may keep: all but the output rows of classes outside the task (another head)."""
-        out = f"layers.{self.genome.num_layers - 1}."
+        out = self.genome.num_layers - 1
         claim = {}
         for name, owner in self.owner.items():
+            parsed = parse_weight_name(name)
             rows = torch.zeros(owner.shape[0], dtype=torch.bool)
-            rows[classes if name.startswith(out) else slice(None)] = True
+            rows[classes if parsed.group == "layers" and parsed.layer == out else slice(None)] = True
             claim[name] = (owner == FREE) & rows.view(-1, *[1] * (owner.dim() - 1))
         return claim
 
@@ -107,7 +108,7 @@ class PackNet(Learner):
             for name, param in net.named_parameters():
                 free = claim[name]
                 pruned[name] = torch.zeros_like(free)
-                if name.endswith(".bias") or int(free.sum()) == 0:
+                if parse_weight_name(name).tensor == "bias" or int(free.sum()) == 0:
                     continue
                 k = int(self.cfg.prune_fraction * int(free.sum()))
                 magnitude = torch.where(free, param.abs(), torch.full_like(param, torch.inf))
@@ -152,7 +153,8 @@ class ProgressiveNet(nn.Module):
             for p in [*layers.parameters(), *lateral.parameters()]:
                 p.copy_(init_uniform(p.shape, p.shape[1] if p.dim() > 1 else len(p), gen))
         if first is not None:
-            layers.load_state_dict({k.removeprefix("layers."): v for k, v in first.weights.items()})
+            tensors = ("weight", "bias")
+            layers.load_state_dict({f"{i}.{t}": first.weights[weight_name(i, t)] for i in range(len(layers)) for t in tensors})
         self.columns.append(layers)
         self.laterals.append(lateral)
 

@@ -43,7 +43,7 @@ from evo.continual._base import Learner
 from evo.continual.config import LearnerConfig
 from evo.continual.streams import StreamTask
 from evo.continual.training import Hold, predict
-from evo.genome import Genome
+from evo.genome import Genome, parse_weight_name
 from evo.operators.dropin import widen
 from evo.operators.importance import unit_importance
 from evo.surgery import gather_units
@@ -142,9 +142,7 @@ class PlasticLearner(Learner):
 def _endpoints(name: str) -> tuple[int, int | None]:
     """(consuming layer, feeding layer) of a parameter: ``layers.i.weight`` is fed by layer i-1 (−1: the input),
     ``skips.s_d.weight`` by s; biases have no feeding layer."""
-    parts = name.split(".")
-    if parts[0] == "skips":
-        src, dst = (int(v) for v in parts[1].split("_"))
-        return dst, src
-    layer = int(parts[1])
-    return layer, (layer - 1 if parts[2] == "weight" else None)
+    parsed = parse_weight_name(name)
+    if parsed.src is not None:
+        return parsed.layer, parsed.src
+    return parsed.layer, (parsed.layer - 1 if parsed.tensor == "weight" else None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -10,7 +9,7 @@ import torch
 from torch import Tensor
 
 from evo.errors import NotApplicable
-from evo.genome import Genome, LayerSpec
+from evo.genome import Genome, LayerSpec, parse_weight_name
 
 __all__ = ["layer_ok", "pick_layer", "reindex", "torch_generator"]
 
@@ -39,9 +38,6 @@ def layer_ok(allowed: Sequence[int], layer: int | None) -> bool:
     return bool(allowed) if layer is None else layer in allowed
 
 
-_INDEXED = re.compile(r"^((?:layers|norms)\.)(\d+)(\..*)$|^(skips\.)(\d+)_(\d+)(\..*)$")
-
-
 def reindex(
     genome: Genome,
     layers: Sequence[LayerSpec],
@@ -62,13 +58,12 @@ def reindex(
             skips[(s, d)] = (ns, nd)
     renamed: dict[str, Tensor] = {}
     for name, value in genome.weights.items():
-        m = _INDEXED.match(name)
-        assert m is not None, name
-        if m.group(1):
-            i = new_index(int(m.group(2)))
+        parsed = parse_weight_name(name)
+        if parsed.src is None:
+            i = new_index(parsed.layer)
             if i is not None:
-                renamed[f"{m.group(1)}{i}{m.group(3)}"] = value
-        elif (edge := (int(m.group(5)), int(m.group(6)))) in skips:
+                renamed[str(parsed._replace(layer=i))] = value
+        elif (edge := (parsed.src, parsed.layer)) in skips:
             ns, nd = skips[edge]
-            renamed[f"skips.{ns}_{nd}{m.group(7)}"] = value
+            renamed[str(parsed._replace(src=ns, layer=nd))] = value
     return genome.replace(layers=tuple(layers), skips=tuple(skips.values()), weights={**renamed, **overrides})

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from evo.errors import NotApplicable
-from evo.genome import Genome, LayerKind, skip_name
+from evo.genome import Genome, LayerKind, parse_weight_name, skip_name, weight_name
 from evo.operators._base import Preservation
 from evo.operators._common import layer_ok, pick_layer, reindex
 from evo.operators._declare import FLAG, LAYER, Rule, choice, is_int, number, register
@@ -115,7 +115,7 @@ def compensate_bias(genome: Genome, layer: int, removed: Tensor, data: tuple[Ten
         if param.fan != "out":
             continue
         w = genome.weights[param.name]
-        consumer = int(param.name.split(".")[1].split("_")[-1])  # layers.{i}.weight or skips.{s}_{d}.weight
+        consumer = parse_weight_name(param.name).layer  # the next layer, or the skip's destination
         if genome.gap and consumer == genome.flatten_at:  # the head reads the channel means
             delta = w @ lost.flatten(1).mean(dim=1)
         elif w.dim() > 2:
@@ -123,7 +123,7 @@ def compensate_bias(genome: Genome, layer: int, removed: Tensor, data: tuple[Ten
             delta = conv(lost[None], w, padding=w.shape[-1] // 2).flatten(2).mean(dim=(0, 2))
         else:
             delta = w @ lost.flatten()
-        weights[f"layers.{consumer}.bias"] = weights[f"layers.{consumer}.bias"] + delta
+        weights[weight_name(consumer, "bias")] = weights[weight_name(consumer, "bias")] + delta
     return genome.with_weights(weights)
 
 
@@ -164,12 +164,12 @@ def remove_layer(genome: Genome, rng: np.random.Generator, layer: int | None = N
     overrides: dict[str, Tensor] = {}
     if genome.layers[layer].kind is LayerKind.LINEAR:
         genome = fold_norm(genome, layer)
-        w, b = genome.weights[f"layers.{layer}.weight"], genome.weights[f"layers.{layer}.bias"]
-        w_next, b_next = genome.weights[f"layers.{layer + 1}.weight"], genome.weights[f"layers.{layer + 1}.bias"]
+        w, b = genome.weights[weight_name(layer)], genome.weights[weight_name(layer, "bias")]
+        w_next, b_next = genome.weights[weight_name(layer + 1)], genome.weights[weight_name(layer + 1, "bias")]
         folded = w_next @ w
         if (layer - 1, layer + 1) in genome.skips:  # that skip now joins adjacent layers: fold it in too
             folded = folded + genome.weights[skip_name(layer - 1, layer + 1)]
-        overrides = {f"layers.{layer}.weight": folded, f"layers.{layer}.bias": w_next @ b + b_next}
+        overrides = {weight_name(layer): folded, weight_name(layer, "bias"): w_next @ b + b_next}
     layers = [spec for i, spec in enumerate(genome.layers) if i != layer]
     return reindex(genome, layers, lambda i: None if i == layer else i - (i > layer), overrides)
 

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from evo.errors import NotApplicable
-from evo.genome import ACTIVATIONS, Genome, LayerKind, init_uniform, skip_name
+from evo.genome import ACTIVATIONS, Genome, LayerKind, init_uniform, parse_weight_name, skip_name, weight_name
 from evo.operators._base import Preservation
 from evo.operators._common import layer_ok, pick_layer, reindex, torch_generator
 from evo.operators._declare import LAYER, choice, integer, number, register
@@ -89,7 +89,7 @@ def widen(
             old = rows
             random = param.fan == "in" or init == "random"
             new = init_uniform((k, rows.shape[1]), genome.fan_in(param.name), gen) if random else rows.new_zeros(k, rows.shape[1])
-        if noise > 0 and param.fan == "in" and param.name.endswith(".weight"):
+        if noise > 0 and param.fan == "in" and parse_weight_name(param.name).tensor == "weight":
             new = new + noise * torch.randn(new.shape, generator=gen)
         return torch.cat([old, new])
 
@@ -139,7 +139,7 @@ def deepen(
         gen, fan = torch_generator(rng), spec.width * math.prod(kernel)
         weight, bias = init_uniform(shape, fan, gen), init_uniform((spec.width,), fan, gen)
     layers = [*genome.layers[:position], spec, *genome.layers[position:]]
-    new = {f"layers.{position}.weight": weight, f"layers.{position}.bias": bias}
+    new = {weight_name(position): weight, weight_name(position, "bias"): bias}
     return reindex(genome, layers, lambda i: i if i < position else i + 1, new)
 
 

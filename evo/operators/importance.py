@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from evo.errors import ConfigError, NotApplicable
-from evo.genome import Genome, GenomeNet
+from evo.genome import Genome, GenomeNet, parse_weight_name
 from evo.surgery import to_rows, unit_params
 
 __all__ = ["CRITERIA", "DATA_CRITERIA", "capture_outputs", "check_data", "layer_outputs", "task_loss", "unit_importance"]
@@ -125,7 +125,7 @@ def _weight_norm(genome: Genome, layer: int, p: int) -> Tensor:
     width = genome.layers[layer].width
     total = torch.zeros(width)
     for param in unit_params(genome, layer):
-        if param.fan != "norm" and param.name.endswith(".weight"):
+        if param.fan != "norm" and parse_weight_name(param.name).tensor == "weight":
             rows = to_rows(genome.weights[param.name], param.dim, width)
             total += rows.abs().pow(p).sum(dim=1)
     return total.pow(1.0 / p)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from evo.genome import NORM_EPS, NORMS, Genome, norm_init, norm_tensors
+from evo.genome import NORM_EPS, NORMS, Genome, norm_init, norm_name, norm_tensors, weight_name
 from evo.operators._base import Preservation
 from evo.operators._common import layer_ok, pick_layer
 from evo.operators._declare import LAYER, choice, register
@@ -102,10 +102,10 @@ def fold_norm(genome: Genome, layer: int) -> Genome:
     kind = genome.layers[layer].norm
     if kind is None:
         return genome
-    prefix = f"norms.{layer}."
-    weights = {k: v for k, v in genome.weights.items() if not k.startswith(prefix)}
+    names = {name: norm_name(layer, name) for name in norm_tensors(kind)}
+    weights = {k: v for k, v in genome.weights.items() if k not in names.values()}
     if kind == "batch":
-        stats = {name: genome.weights[prefix + name] for name in norm_tensors(kind)}
+        stats = {name: genome.weights[full] for name, full in names.items()}
         scale = stats["weight"] / torch.sqrt(stats["running_var"] + NORM_EPS)
         shift = stats["bias"] - scale * stats["running_mean"]
         width = genome.layers[layer].width
@@ -113,7 +113,7 @@ def fold_norm(genome: Genome, layer: int) -> Genome:
             if param.fan == "in":  # the layer's weight and bias, and the skip projections into it
                 rows = to_rows(genome.weights[param.name], param.dim, width) * scale[:, None]
                 weights[param.name] = from_rows(rows, param.dim, genome.weights[param.name], width)
-        weights[f"layers.{layer}.bias"] = weights[f"layers.{layer}.bias"] + shift
+        weights[weight_name(layer, "bias")] = weights[weight_name(layer, "bias")] + shift
     return _with_norm(genome, layer, None, weights)
 
 
@@ -134,7 +134,7 @@ def _with_norm(genome: Genome, layer: int, kind: str | None, weights: dict[str, 
 
 
 def _named(layer: int, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {f"norms.{layer}.{name}": value for name, value in tensors.items()}
+    return {norm_name(layer, name): value for name, value in tensors.items()}
 
 
 def _norm_input(genome: Genome, layer: int, x: Tensor) -> Tensor:

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from evo.errors import NotApplicable
-from evo.genome import Genome, LayerKind, LayerSpec
+from evo.genome import Genome, LayerKind, LayerSpec, weight_name
 from evo.operators._base import Preservation
 from evo.operators._common import layer_ok, pick_layer
 from evo.operators._declare import LAYER, integer, register
@@ -52,7 +52,7 @@ def add_gap(genome: Genome, rng: np.random.Generator) -> Genome:
     """Switch the head from flattening to global average pooling (approximate; see the module docstring)."""
     if genome.gap or genome.flatten_at == 0:
         raise NotApplicable(f"add_gap: genome {genome} has no flattened conv output to pool")
-    head = f"layers.{genome.flatten_at}.weight"
+    head = weight_name(genome.flatten_at)
     w = genome.weights[head]
     channels = genome.layers[genome.flatten_at - 1].width
     pooled = w.reshape(w.shape[0], channels, -1).sum(dim=2)
@@ -64,7 +64,7 @@ def remove_gap(genome: Genome, rng: np.random.Generator) -> Genome:
     """Switch the head from global average pooling back to flattening (exactly preserving)."""
     if not genome.gap:
         raise NotApplicable(f"remove_gap: genome {genome} has no global average pooling")
-    head = f"layers.{genome.flatten_at}.weight"
+    head = weight_name(genome.flatten_at)
     w = genome.weights[head]
     positions = math.prod(genome.spatial(genome.flatten_at - 1))
     spread = (w[:, :, None] / positions).expand(-1, -1, positions).reshape(w.shape[0], -1)
@@ -118,9 +118,9 @@ def _resized_head(genome: Genome, layer: int, pool: int) -> Genome:
     """``layer`` pooling by ``pool``, the flattening head's per-position weights resampled to the new positions."""
     skeleton = genome.replace(layers=_with_pool(genome, layer, pool), weights={})
     head, last = genome.flatten_at, genome.flatten_at - 1
-    w = genome.weights[f"layers.{head}.weight"]
+    w = genome.weights[weight_name(head)]
     old, new = genome.spatial(last), skeleton.spatial(last)
     blocks = w.reshape(w.shape[0], genome.layers[last].width, *old)
     resampled: Tensor = F.interpolate(blocks, size=new, mode="area") * (math.prod(old) / math.prod(new))
-    weights = {**genome.weights, f"layers.{head}.weight": resampled.reshape(w.shape[0], -1)}
+    weights = {**genome.weights, weight_name(head): resampled.reshape(w.shape[0], -1)}
     return skeleton.with_weights(weights)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from evo.genome import Genome, GenomeNet, LayerKind
+from evo.genome import Genome, GenomeNet, LayerKind, weight_name
 from evo.operators.dropin import widen
 from evo.operators.importance import task_loss
 from evo.surgery import UnitParam, edit_units
@@ -109,9 +109,9 @@ def grow(
 
     def edit(param: UnitParam, rows: Tensor) -> Tensor:
         new = rows.new_zeros(k, rows.shape[1])
-        if param.name == f"layers.{layer}.bias":
+        if param.name == weight_name(layer, "bias"):
             new += bias
-        elif param.name == f"layers.{layer + 1}.weight":
+        elif param.name == weight_name(layer + 1):
             new = fan_out.T.to(rows)
         return torch.cat([rows, new])
 

@@ -9,7 +9,7 @@ newborn unit (whose fan-out starts at zero) is not killed before it had a
 chance to learn — the developmental window of biological neurogenesis.
 
 Example:
-    >>> from evo.genome import Genome
+    >>> from evo.genome import Genome, parse_weight_name
     >>> g = Genome.mlp((4,), hidden=(6,), output_size=2)
     >>> select_victims(torch.tensor([3., 1., 2., 0., 5., 4.]), torch.tensor([9., 9., 9., 0., 9., 9.]),
     ...                PruningConfig(fraction=0.4, maturity=5), max_remove=5).tolist()
@@ -23,7 +23,7 @@ import math
 import torch
 from torch import Tensor
 
-from evo.genome import Genome
+from evo.genome import Genome, parse_weight_name
 from evo.operators.apoptosis import compensate_bias
 from evo.operators.importance import unit_importance
 from evo.plasticity.config import PruningConfig
@@ -83,7 +83,7 @@ def prune_mature(
         return None
     if config.bias_compensation:
         compensated = compensate_bias(effective, layer, victims, data)
-        biases = {k: v for k, v in compensated.weights.items() if k.endswith(".bias")}
+        biases = {k: v for k, v in compensated.weights.items() if parse_weight_name(k).tensor == "bias"}
         raw = raw.with_weights({**raw.weights, **biases})
     keep = torch.tensor([j for j in range(width) if j not in set(victims.tolist())], dtype=torch.long)
     return gather_units(raw, layer, keep), keep

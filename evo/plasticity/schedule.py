@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from evo.genome import parse_weight_name
 from evo.operators.importance import layer_outputs
 from evo.plasticity.config import PlasticityConfig
 from evo.plasticity.growth import grow
@@ -65,11 +66,8 @@ class Schedule:
     # ------------------------------------------------------------- rewiring
     def _init_masks(self) -> None:
         params = self.state.params
-        shapes = {
-            name: tuple(p.shape)
-            for name, p in params.items()
-            if name.startswith("layers.") and name.endswith(".weight")
-        }
+        names = {name: parse_weight_name(name) for name in params}
+        shapes = {name: tuple(params[name].shape) for name, n in names.items() if n.group == "layers" and n.tensor == "weight"}
         densities = layer_densities(shapes, self.config.rewiring.density, self.config.rewiring.distribution)
         for name, shape in shapes.items():
             self.state.masks[name] = random_mask(shape, densities[name], self.gen).to(params[name].device)
