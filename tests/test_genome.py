@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from evo.genome import Genome, LayerKind, LayerSpec
+from evo.genome import Genome, LayerKind, LayerSpec, WeightName, norm_name, parse_weight_name, skip_name, weight_name
 from evo.surgery import gather_units, unit_params
 
 CONV, LINEAR = LayerKind.CONV, LayerKind.LINEAR
@@ -256,3 +256,22 @@ def test_norms_and_gap_live_in_the_module_and_round_trip(tmp_path: Path) -> None
         Genome.random((4,), [LayerSpec(LINEAR, 2, "identity")], gap=True)
     with pytest.raises(ValueError, match="unknown norm 'instance'"):
         LayerSpec(CONV, 2, norm="instance")
+
+
+def test_weight_names_are_the_modules_state_dict_keys_and_parse_back() -> None:
+    layers = [LayerSpec(CONV, 4, norm="batch"), LayerSpec(CONV, 3, norm="layer"), LayerSpec(CONV, 3),
+              LayerSpec(LINEAR, 5), LayerSpec(LINEAR, 2, "identity")]
+    genome = Genome.random((1, 6, 6), layers, skips=[(0, 2)], seed=1)
+    assert list(genome.to_module().state_dict()) == list(genome.param_shapes()) == list(genome.weights)
+    for name in genome.weights:
+        assert str(parse_weight_name(name)) == name
+    assert parse_weight_name(weight_name(3, "bias")) == WeightName("layers", 3, "bias")
+    assert parse_weight_name(norm_name(0, "running_var")) == WeightName("norms", 0, "running_var")
+    assert parse_weight_name(skip_name(0, 2)) == WeightName("skips", 2, "weight", src=0)
+    assert skip_name(0, 2) in genome.weights and norm_name(1, "bias") in genome.weights
+
+
+@pytest.mark.parametrize("name", ["layers.x.weight", "skips.0.weight", "net.layers.0.weight", "layers.0", "layers.0.weight.extra"])
+def test_parse_weight_name_refuses_other_names(name: str) -> None:
+    with pytest.raises(ValueError, match="not a genome weight name"):
+        parse_weight_name(name)
