@@ -35,7 +35,8 @@ from evo.reevaluation import apply_merged, latest_merged, merged_record, reevalu
 from evo.selection import Selector, make_selector, pareto_front
 from evo.store import (Checkpoint, RunStore, individual_from_record, individual_to_record, record_from_dict,
                        record_to_dict)
-from evo.tasks import Budget, Direction, Evaluation, Job, Task
+from evo.tasks import Task
+from evo.types import Budget, Direction, Evaluation, Job
 
 __all__ = ["DEFAULT_OPERATORS", "Evolution", "RunResult", "build_operators", "derive_seed", "operator_specs", "resume_evolution", "run_evolution"]
 

@@ -11,7 +11,7 @@ from evo.genome import Genome
 from evo.records import GenerationRecord, Individual
 from evo.selection import make_selector
 from evo.store import RunStore
-from evo.tasks import Direction, Objective
+from evo.types import Direction, Objective
 
 __all__ = ["RunView", "load_run"]
 

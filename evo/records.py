@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evo.genome import Genome
-from evo.tasks import Budget, Evaluation
+from evo.types import Budget, Evaluation
 
 __all__ = ["GenerationRecord", "Individual", "Reporter"]
 

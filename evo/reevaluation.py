@@ -10,7 +10,7 @@ from the run seed, their id and the generation), without learning (``Job.learn=F
 and their fitness becomes the mean over every episode they have been measured on.
 
 Example:
-    >>> from evo.tasks import Budget, Evaluation
+    >>> from evo.types import Budget, Evaluation
     >>> old = Evaluation(0, {"r": 100.0}, None, {"episodes": 3.0})
     >>> merge(old, Evaluation(0, {"r": 20.0}, None, {"episodes": 1.0})).objectives
     {'r': 80.0}
@@ -24,7 +24,8 @@ from typing import Any
 
 from evo.backends import Backend
 from evo.records import Individual
-from evo.tasks import Budget, Evaluation, Job, Task
+from evo.tasks import Task
+from evo.types import Budget, Evaluation, Job
 
 __all__ = ["apply_merged", "latest_merged", "merge", "merged_record", "reevaluate", "reevaluated"]
 

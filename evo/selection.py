@@ -28,7 +28,7 @@ import numpy as np
 
 from evo.errors import ConfigError
 from evo.records import Individual
-from evo.tasks import Direction, Objective
+from evo.types import Direction, Objective
 
 __all__ = [
     "AgingSelector",

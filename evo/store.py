@@ -48,7 +48,7 @@ from evo.genome import Genome
 from evo.preprocessing import PREPROCESSING_JSON, Preprocessing
 from evo.records import GenerationRecord, Individual
 from evo.runfiles import check_records, check_state
-from evo.tasks import Budget, Evaluation
+from evo.types import Budget, Evaluation
 
 __all__ = ["Checkpoint", "RunStore", "atomic_write_text", "individual_from_record", "individual_to_record"]
 

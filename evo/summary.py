@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evo.records import Individual
-from evo.tasks import Direction, Objective
+from evo.types import Direction, Objective
 
 if TYPE_CHECKING:
     from evo.evolution import RunResult

@@ -40,7 +40,8 @@ from torch import nn
 from evo.backends import Backend
 from evo.backends.serial import run_job
 from evo.genome import Genome
-from evo.tasks import Budget, Direction, Evaluation, Job, Objective, Task
+from evo.tasks import Task
+from evo.types import Budget, Direction, Evaluation, Job, Objective
 
 __all__ = [
     "BackendContract",

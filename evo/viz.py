@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from evo.genome import Genome, LayerKind, LayerSpec
 from evo.records import GenerationRecord, Individual
 from evo.selection import pareto_front
-from evo.tasks import Objective
+from evo.types import Objective
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -12,7 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 
 from evo.backends.stats import BackendStats
-from evo.tasks import Evaluation, Job, Task
+from evo.tasks import Task
+from evo.types import Evaluation, Job
 
 __all__ = ["Backend"]
 

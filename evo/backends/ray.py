@@ -46,7 +46,8 @@ from evo.backends.reaper import Reaper
 from evo.backends.serial import run_jobs
 from evo.backends.stats import BackendStats, StatsMeter
 from evo.errors import ConfigError
-from evo.tasks import Budget, Evaluation, Job, Task
+from evo.tasks import Task
+from evo.types import Budget, Evaluation, Job
 
 __all__ = ["LOST", "TASKS_PER_SLOT", "RayBackend", "worker_device"]
 

@@ -11,8 +11,9 @@ import torch
 from evo import interrupts
 from evo.backends._base import Backend
 from evo.backends.stats import BackendStats, StatsMeter
-from evo.tasks import Evaluation, Job, Task
+from evo.tasks import Task
 from evo.tasks._base import batches
+from evo.types import Evaluation, Job
 
 __all__ = ["SerialBackend", "run_job", "run_jobs"]
 

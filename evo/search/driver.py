@@ -39,7 +39,7 @@ from evo.search.overrides import apply_params, check_space
 from evo.search.space import SearchSpace
 from evo.search.study import (WORKER_ATTR, PrunerName, SamplerName, make_pruner, make_sampler, open_storage,
                               open_study, worker_tag)
-from evo.tasks import Objective
+from evo.types import Objective
 
 if TYPE_CHECKING:
     from evo.backends import Backend

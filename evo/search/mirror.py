@@ -14,7 +14,7 @@ One study per run (``run:<run name>``), one trial per evaluated individual, writ
   individual would cost more than evaluating a small one; ``evo show --lineage`` draws any other.
 
 Example:
-    >>> from evo.tasks import Objective
+    >>> from evo.types import Objective
     >>> mirror = OptunaMirror("sqlite:///:memory:", "demo", [Objective("fitness")])  # doctest: +SKIP
     >>> run_evolution(config, reporters=[mirror])  # doctest: +SKIP
 """
@@ -45,7 +45,7 @@ from evo.genome import Genome
 from evo.hyper import GENES
 from evo.records import GenerationRecord, Individual, Reporter
 from evo.search.bulk import add_trials
-from evo.tasks import Objective
+from evo.types import Objective
 
 __all__ = ["OptunaMirror", "architecture_params", "changed_settings", "run_study_name", "setting_params"]
 

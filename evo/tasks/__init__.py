@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from evo.tasks._base import Budget, Direction, Evaluation, Job, Objective, Task
+from evo.tasks._base import Task
+from evo.types import Budget, Direction, Evaluation, Job, Objective
 
 __all__ = [
     "Budget",

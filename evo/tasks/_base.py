@@ -1,111 +1,26 @@
 """The Task interface: the problem being solved, free of Ray and Optuna.
 
-A task turns a genome into an :class:`Evaluation` — it trains (or rolls out)
-the network within a :class:`Budget` and measures it. Workers only ever call
+A task turns a genome into an :class:`~evo.types.Evaluation` — it trains (or rolls out)
+the network within a :class:`~evo.types.Budget` and measures it. Workers only ever call
 ``evaluate``; everything they need travels in the arguments, so the same task
 runs serially, in a Ray worker, or on another node.
 """
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING
 
 from evo.genome import Genome
+from evo.types import Budget, Evaluation, Job, Objective
 
 if TYPE_CHECKING:
     from torch import Tensor
 
     from evo.preprocessing import Preprocessing
 
-__all__ = ["Budget", "Direction", "Evaluation", "Job", "Objective", "Task", "batches"]
-
-
-class Direction(str, Enum):
-    MAXIMIZE = "maximize"
-    MINIMIZE = "minimize"
-
-
-@dataclass(frozen=True)
-class Objective:
-    """A named objective and whether larger is better. The first of a task's objectives is its fitness."""
-
-    name: str
-    direction: Direction = Direction.MAXIMIZE
-
-    def worst(self) -> float:
-        """The value a failed evaluation gets: −inf when maximising, +inf when minimising."""
-        return -math.inf if self.direction is Direction.MAXIMIZE else math.inf
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Work allowed for (or used by) one evaluation; a zero field means "task default" / "none used".
-
-    Attributes:
-        steps: optimiser steps (supervised) or environment steps (control).
-        samples: training sample-steps (steps × batch size), the unit budgets are compared in.
-        episodes: environment episodes (control).
-        seconds: wall-clock time.
-    """
-
-    steps: int = 0
-    samples: int = 0
-    episodes: int = 0
-    seconds: float = 0.0
-
-    def __add__(self, other: Budget) -> Budget:
-        return Budget(
-            self.steps + other.steps,
-            self.samples + other.samples,
-            self.episodes + other.episodes,
-            self.seconds + other.seconds,
-        )
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """What a task says about one genome. Returned, never assigned onto the genome.
-
-    Attributes:
-        individual_id: the individual this evaluation belongs to (results are matched by id).
-        objectives: objective name → value (see :attr:`Task.objectives`).
-        genome: the genome after training (Lamarckian inheritance passes it on); the input genome
-            for gradient-free tasks; ``None`` when the evaluation failed.
-        metrics: anything else worth recording (losses, growth events, ...).
-        budget_used: work actually done.
-        error: why the evaluation failed, or ``None``.
-    """
-
-    individual_id: int
-    objectives: dict[str, float]
-    genome: Genome | None
-    metrics: dict[str, float] = field(default_factory=dict)
-    budget_used: Budget = Budget()
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass(frozen=True)
-class Job:
-    """One unit of work for a backend: evaluate ``genome`` as individual ``individual_id``.
-
-    ``learn=False`` asks for a measurement of the genome as it is, without the learning a task may do within
-    an evaluation (re-evaluating an elite on fresh episodes must not change its weights).
-    """
-
-    individual_id: int
-    genome: Genome
-    budget: Budget
-    seed: int
-    learn: bool = True
+__all__ = ["Task", "batches"]
 
 
 class Task(ABC):

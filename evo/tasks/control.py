@@ -36,8 +36,9 @@ from evo.errors import ConfigError
 from evo.genome import Genome
 from evo.preprocessing import Preprocessing
 from evo.stacked import StackedNet, architecture_key
-from evo.tasks._base import Budget, Evaluation, Job, Objective, Task
+from evo.tasks._base import Task
 from evo.tasks.es import WeightSearch, search_weights
+from evo.types import Budget, Evaluation, Job, Objective
 
 __all__ = ["TEST_SEED", "ControlTask", "Rollouts"]
 

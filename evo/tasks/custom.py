@@ -27,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from evo.errors import ConfigError
 from evo.genome import Genome
 from evo.preprocessing import Preprocessing
-from evo.tasks._base import Budget, Evaluation, Task
+from evo.tasks._base import Task
+from evo.types import Budget, Evaluation
 
 if TYPE_CHECKING:
     from evo.plasticity import PlasticityConfig

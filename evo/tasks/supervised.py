@@ -30,9 +30,10 @@ from evo.errors import ConfigError
 from evo.genome import Genome
 from evo.plasticity import Diverged, PlasticityConfig, train
 from evo.preprocessing import Preprocessing
-from evo.tasks._base import Budget, Direction, Evaluation, Objective, Task
+from evo.tasks._base import Task
 from evo.tasks.config import SupervisedTaskConfig
 from evo.tasks.data import SplitData, load_dataset
+from evo.types import Budget, Direction, Evaluation, Objective
 
 __all__ = ["OBJECTIVES", "SupervisedTask"]
 

@@ -26,7 +26,8 @@ from torch import Tensor
 
 from evo.genome import Genome
 from evo.stacked import StackedNet, architecture_key
-from evo.tasks._base import Budget, Evaluation, Job, Objective, Task
+from evo.tasks._base import Task
+from evo.types import Budget, Evaluation, Job, Objective
 
 __all__ = ["SOLVED_FITNESS", "XorTask"]
 
