@@ -38,8 +38,9 @@ from evo.genome import Genome
 from evo.plasticity import PlasticityConfig
 from evo.records import Individual
 from evo.store import RunStore, individual_to_record
+from evo.task_kinds import build_task
 from evo.tasks import Budget, Evaluation, Job, Task
-from evo.tasks.config import SupervisedTaskConfig, build_task
+from evo.tasks.config import SupervisedTaskConfig
 
 
 @dataclass(frozen=True)

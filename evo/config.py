@@ -25,7 +25,7 @@ from evo.backends.config import BackendConfig
 from evo.errors import ConfigError, DamagedRunError, EvoError
 from evo.hyper import HyperConfig
 from evo.plasticity import PlasticityConfig
-from evo.tasks.config import TaskConfig
+from evo.task_kinds import TaskConfig
 
 __all__ = [
     "ConfigError",

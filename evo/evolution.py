@@ -536,7 +536,7 @@ def resume_evolution(
 
 
 def _build_task(config: EvoConfig) -> Task:
-    from evo.tasks.config import build_task
+    from evo.task_kinds import build_task
 
     return build_task(config.task, config.plasticity)
 

@@ -138,7 +138,7 @@ def run_preprocessing(store: RunStore) -> Preprocessing:
     if recorded is not None:
         return recorded
     from evo.config import load_config
-    from evo.tasks.config import build_task
+    from evo.task_kinds import build_task
 
     config = load_config(store.config_path)
     return build_task(config.task, config.plasticity).preprocessing()

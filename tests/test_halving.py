@@ -14,8 +14,8 @@ from evo.evolution import Evolution
 from evo.operators.registry import make_operator
 from evo.records import Individual, Reporter
 from evo.store import RunStore
+from evo.task_kinds import build_task
 from evo.tasks import Evaluation, Job, Task
-from evo.tasks.config import build_task
 from evo.testing import ToyTask
 
 MUTATE = [(make_operator({"op": "mutate_weights", "sigma": 0.05}), 1.0)]

@@ -184,7 +184,7 @@ def evo_config(dataset: str, budget: int, seed: int, *, lamarckian: bool = True,
 def run_evolution_traced(config: EvoConfig) -> Trace:
     """One evo run (``evo run`` without a run directory: serial, one torch thread), recorded."""
     from evo.evolution import Evolution, build_operators
-    from evo.tasks.config import build_task
+    from evo.task_kinds import build_task
 
     trace = Trace()
     backend = RecordingBackend(SerialBackend(threads=1), trace)

@@ -1,6 +1,6 @@
 """Life-long learning: task streams, evo's plastic continual learner, baselines and metrics.
 
-:class:`evo.tasks.continual.ContinualTask` puts them behind the Task interface,
+:class:`evo.continual.task.ContinualTask` puts them behind the Task interface,
 so evolution searches the starting architecture and the learner's knobs with
 the end-of-stream average accuracy as fitness.
 """

@@ -1,6 +1,6 @@
 """Configuration of a continual-learning task: the stream of tasks and the learner that meets it.
 
-Both sections are plain data (no torch), so :mod:`evo.tasks.config` can put
+Both sections are plain data (no torch), so :mod:`evo.task_kinds` can put
 :class:`ContinualTaskConfig` in its union without importing the learners. The
 learner's knobs live here so ``evo run`` / ``evo search`` can tune them by
 dotted paths such as ``task.learner.growth``.

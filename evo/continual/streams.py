@@ -31,6 +31,7 @@ from torch import Tensor
 
 from evo.continual.config import ContinualTaskConfig
 from evo.errors import ConfigError, DataError
+from evo.tasks.config import SupervisedTaskConfig
 from evo.tasks.data import SplitData, load_dataset, split_indices
 
 __all__ = ["Stream", "StreamTask", "build_stream", "even_splits", "permuted_stream", "split_stream"]
@@ -117,8 +118,6 @@ def permuted_stream(
 
 def build_stream(cfg: ContinualTaskConfig) -> Stream:
     """The stream a config describes (the dataset comes from :func:`load_dataset`'s cache)."""
-    from evo.tasks.config import SupervisedTaskConfig  # evo.tasks.config imports this package's config
-
     data = load_dataset(SupervisedTaskConfig(dataset=cfg.dataset, split_seed=cfg.split_seed))
     if cfg.stream == "permuted":
         return permuted_stream(data, cfg.tasks, cfg.permute_seed, cfg.max_train_samples, cfg.shared_head)

@@ -91,7 +91,7 @@ class SearchResult:
 
 def task_objectives(config: EvoConfig) -> tuple[Objective, ...]:
     """The objectives of the config's task (builds the task; datasets are cached)."""
-    from evo.tasks.config import build_task
+    from evo.task_kinds import build_task
 
     return tuple(build_task(config.task, config.plasticity).objectives)
 

@@ -10,7 +10,6 @@ from evo.types import Budget, Direction, Evaluation, Job, Objective
 
 __all__ = [
     "Budget",
-    "ContinualTaskConfig",
     "ControlTask",
     "ControlTaskConfig",
     "Direction",
@@ -20,18 +19,15 @@ __all__ = [
     "SplitData",
     "SupervisedTaskConfig",
     "Task",
-    "TaskConfig",
     "XorTask",
     "XorTaskConfig",
-    "build_task",
     "load_dataset",
 ]
 
 #: names imported on first use: reading a run (``evo show``) needs the value types above, not gymnasium,
 #: scikit-learn or torch.
 _LAZY = {
-    **dict.fromkeys(("ContinualTaskConfig", "ControlTaskConfig", "SupervisedTaskConfig", "TaskConfig", "XorTaskConfig",
-                     "build_task"), "evo.tasks.config"),
+    **dict.fromkeys(("ControlTaskConfig", "SupervisedTaskConfig", "XorTaskConfig"), "evo.tasks.config"),
     "ControlTask": "evo.tasks.control",
     "SplitData": "evo.tasks.data",
     "load_dataset": "evo.tasks.data",

@@ -1,27 +1,24 @@
-"""Task configuration: one model per task kind, chosen by ``kind``, and :func:`build_task`.
+"""Configuration of the task kinds this package holds: one model per kind, chosen by ``kind``.
+
+The union of every kind (these and :class:`~evo.continual.config.ContinualTaskConfig`) and the task each
+config builds are in :mod:`evo.task_kinds`, above both packages.
 
 Example:
-    >>> from pydantic import TypeAdapter
-    >>> cfg = TypeAdapter(TaskConfig).validate_python({"dataset": "iris"})
-    >>> cfg.kind, cfg.dataset
-    ('supervised', 'iris')
+    >>> cfg = SupervisedTaskConfig(dataset="iris")
+    >>> cfg.kind, cfg.resolved_objectives()
+    ('supervised', ('val_accuracy',))
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from evo.continual.config import ContinualTaskConfig
 from evo.tasks.custom import CustomTaskConfig
 from evo.tasks.es import WeightSearch
 
-if TYPE_CHECKING:
-    from evo.plasticity import PlasticityConfig
-    from evo.tasks._base import Task
-
-__all__ = ["ContinualTaskConfig", "ControlTaskConfig", "CustomTaskConfig", "SupervisedTaskConfig", "TaskConfig", "XorTaskConfig", "build_task"]
+__all__ = ["ControlTaskConfig", "CustomTaskConfig", "SupervisedTaskConfig", "XorTaskConfig"]
 
 DatasetName = Literal[
     "digits", "iris", "wine", "breast_cancer", "synthetic", "mnist1d", "mnist", "fashion_mnist", "cifar10", "npz", "csv"
@@ -136,53 +133,3 @@ class XorTaskConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["xor"] = Field("xor", description="Task kind.")
-
-
-def _kind(value: Any) -> str:
-    """The union's tag; a section without ``kind`` is supervised."""
-    if isinstance(value, dict):
-        return str(value.get("kind", "supervised"))
-    return str(getattr(value, "kind", "supervised"))
-
-
-TaskConfig = Annotated[
-    Union[
-        Annotated[SupervisedTaskConfig, Tag("supervised")],
-        Annotated[ControlTaskConfig, Tag("control")],
-        Annotated[XorTaskConfig, Tag("xor")],
-        Annotated[ContinualTaskConfig, Tag("continual")],
-        Annotated[CustomTaskConfig, Tag("custom")],
-    ],
-    Discriminator(_kind),
-]
-
-
-def build_task(
-    cfg: SupervisedTaskConfig | ControlTaskConfig | XorTaskConfig | ContinualTaskConfig | CustomTaskConfig,
-    plasticity: PlasticityConfig | None = None,
-) -> Task:
-    """The task a config describes; loads (and caches) the dataset or checks the environment.
-
-    Raises:
-        ValueError: a missing or malformed data file, or an unknown environment.
-    """
-    if isinstance(cfg, SupervisedTaskConfig):
-        from evo.tasks.supervised import SupervisedTask
-
-        return SupervisedTask(cfg, plasticity)
-    if isinstance(cfg, ControlTaskConfig):
-        from evo.tasks.control import ControlTask
-
-        return ControlTask(cfg.env, episodes=cfg.episodes, max_episode_steps=cfg.max_episode_steps,
-                           normalize=cfg.normalize, test_episodes=cfg.test_episodes, weight_search=cfg.weight_search)
-    if isinstance(cfg, ContinualTaskConfig):
-        from evo.tasks.continual import ContinualTask
-
-        return ContinualTask(cfg)
-    if isinstance(cfg, CustomTaskConfig):
-        from evo.tasks.custom import build_custom_task
-
-        return build_custom_task(cfg, plasticity)
-    from evo.tasks.xor import XorTask
-
-    return XorTask()

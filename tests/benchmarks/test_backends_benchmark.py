@@ -17,8 +17,9 @@ from benchmarks.backends import (
     timed,
 )
 from evo.plasticity import PlasticityConfig
+from evo.task_kinds import build_task
 from evo.tasks import Budget, Evaluation
-from evo.tasks.config import SupervisedTaskConfig, build_task
+from evo.tasks.config import SupervisedTaskConfig
 
 NAN = math.nan
 

@@ -8,10 +8,10 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from evo.config import ConfigError, load_config
 from evo.continual.config import ContinualTaskConfig, LearnerConfig
+from evo.continual.task import ContinualTask
 from evo.genome import Genome
-from evo.tasks import Budget, Direction, build_task
-from evo.tasks.config import TaskConfig
-from evo.tasks.continual import ContinualTask
+from evo.task_kinds import TaskConfig, build_task
+from evo.types import Budget, Direction
 
 SMALL = {"class_splits": [[0, 1], [2, 3]], "max_train_samples": 100, "learner": {"epochs": 2, "growth": 4}}
 

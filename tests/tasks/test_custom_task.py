@@ -15,7 +15,8 @@ from pydantic import TypeAdapter
 from evo.config import ConfigError, load_config
 from evo.genome import Genome
 from evo.plasticity import PlasticityConfig
-from evo.tasks import Budget, TaskConfig, build_task
+from evo.task_kinds import TaskConfig, build_task
+from evo.tasks import Budget
 from evo.tasks.custom import CustomTask, CustomTaskConfig, load_task_class
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "my_task.py"

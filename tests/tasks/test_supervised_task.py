@@ -13,7 +13,8 @@ import torch
 
 from evo.genome import Genome
 from evo.plasticity import PlasticityConfig
-from evo.tasks import Budget, SplitData, SupervisedTaskConfig, build_task, load_dataset
+from evo.task_kinds import build_task
+from evo.tasks import Budget, SplitData, SupervisedTaskConfig, load_dataset
 from evo.tasks import supervised as supervised_module
 from evo.tasks.supervised import SupervisedTask
 

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from evo.tasks import ControlTask, XorTask, build_task
-from evo.tasks.config import ControlTaskConfig, SupervisedTaskConfig, TaskConfig, XorTaskConfig
+from evo.task_kinds import TaskConfig, build_task
+from evo.tasks import ControlTask, XorTask
+from evo.tasks.config import ControlTaskConfig, SupervisedTaskConfig, XorTaskConfig
 
 ADAPTER: TypeAdapter[Any] = TypeAdapter(TaskConfig)
 

@@ -10,7 +10,8 @@ from pydantic import ValidationError
 from evo.config import load_config
 from evo.genome import Genome
 from evo.stacked import to_vector
-from evo.tasks import Budget, ControlTask, Job, build_task
+from evo.task_kinds import build_task
+from evo.tasks import Budget, ControlTask, Job
 from evo.tasks.es import WeightSearch, search_weights
 
 

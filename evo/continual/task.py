@@ -39,7 +39,7 @@ from evo.continual.config import ContinualTaskConfig
 from evo.continual.streams import Part, Stream, build_stream
 from evo.errors import ConfigError
 from evo.genome import Genome
-from evo.tasks._base import Task
+from evo.tasks import Task
 from evo.types import Budget, Direction, Evaluation, Objective
 
 __all__ = ["ContinualTask", "OBJECTIVES"]
