@@ -23,7 +23,7 @@ test: install
 test-all: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Headless Chromium for tests/search/test_dashboard_browser.py (Debian; the test also installs it when missing).
+# Headless Chromium for tests/tuning/test_dashboard_browser.py (Debian; the test also installs it when missing).
 browser:
 	apt-get install -y -q chromium chromium-driver
 

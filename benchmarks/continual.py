@@ -30,7 +30,7 @@ from evo.continual import LEARNERS, ContinualTaskConfig, LearnerConfig, build_st
 from evo.continual.training import accuracy, predict
 from evo.genome import Genome
 from evo.plasticity import PlasticityConfig, train
-from evo.search import load_space, search
+from evo.tuning import load_space, run_search
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1, 2)
@@ -63,8 +63,8 @@ def searched_settings(trials: int) -> tuple[LearnerConfig, str]:
     ])
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="evo-bench-continual-") as tmp:
-        result = search(config, load_space(ROOT / "search_spaces/continual.yaml"), trials=trials, seed=0,
-                        storage=f"sqlite:///{tmp}/search.db", runs_dir=tmp, mirror=False)
+        result = run_search(config, load_space(ROOT / "search_spaces/continual.yaml"), trials=trials, seed=0,
+                            storage=f"sqlite:///{tmp}/search.db", runs_dir=tmp, mirror=False)
     knobs = {k.removeprefix("task.learner."): v for k, v in result.best_params.items()}
     found = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(knobs.items()))
     return SETTINGS.model_copy(update=knobs), found

@@ -26,13 +26,13 @@ one part only and leaves the other's section as it was.
    there are exactly 4 COMPLETE trials and their parameters and values equal the reference's. The killed
    process's RUNNING trial is failed and re-queued with its parameters (it resumes its run directory); the
    table counts those retried trials and how many equal a reference trial. A retried trial takes the next free
-   trial number, and each trial's sampler is seeded from (seed, trial number) (evo/search/loop.py), so the
+   trial number, and each trial's sampler is seeded from (seed, trial number) (evo/tuning/loop.py), so the
    trials started after it draw other parameters than the reference's did: a kill during any trial but the
    last leaves 4 COMPLETE trials, not the same 4. A re-run still running after RERUN_S seconds (uninterrupted,
    the search takes seconds) is stopped and counted as hung.
 4. Concurrent searches: N `evo search` processes (the search of 3) started at once on one fresh storage, asked
    for 6 trials in all: SQLite, and a throwaway PostgreSQL cluster (``evo.testing.postgres_server``, as
-   tests/search/test_postgres.py starts it) where its server and driver are installed.
+   tests/tuning/test_postgres.py starts it) where its server and driver are installed.
 5. Crafted files named ``best.pt`` (the builders of tests/test_export.py, in ``evo.testing``) read with
    ``evo.load(path)`` and with ``trusted=True``: what it says, and whether the payload wrote its marker.
 """
@@ -110,7 +110,7 @@ def _mirror_ok(run_dir: Path, individuals: int) -> bool | None:
         return None
     import optuna
 
-    from evo.search import run_study_name
+    from evo.tuning import run_study_name
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trials = optuna.load_study(study_name=run_study_name(run_dir.name), storage=f"sqlite:///{database}").trials
@@ -331,7 +331,7 @@ def _full_mirror(run_dir: Path) -> contextlib.AbstractContextManager[None]:
     """The mirror's SQLite database limited to the pages it has: SQLite's own "database or disk is full"."""
     from sqlalchemy import event
 
-    from evo.search.study import open_storage
+    from evo.tuning.study import open_storage
 
     real = open_storage
 
@@ -342,15 +342,15 @@ def _full_mirror(run_dir: Path) -> contextlib.AbstractContextManager[None]:
         storage.engine.dispose()
         return storage
 
-    import evo.search.study
+    import evo.tuning.study
 
     @contextlib.contextmanager
     def patched() -> Iterator[None]:
-        evo.search.study.open_storage = limited
+        evo.tuning.study.open_storage = limited
         try:
             yield
         finally:
-            evo.search.study.open_storage = real
+            evo.tuning.study.open_storage = real
 
     return patched()
 

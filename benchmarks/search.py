@@ -1,6 +1,6 @@
 """Benchmark: an evo search against plain Optuna TPE and random search on digits, at equal training budget.
 
-evo: ``evo search`` (``evo.search.search``) with ``search_spaces/plasticity.yaml`` over
+evo: ``evo search`` (``evo.tuning.run_search``) with ``search_spaces/plasticity.yaml`` over
 ``configs/digits_mlp.yaml``: each of ``--trials`` trials is one Lamarckian evolution run capped at
 ``--trial-epochs`` epochs of training (``evolution.max_samples``), one epoch per evaluation, serial.
 Every method sees the same data: standardised like that config (``--no-standardize``: raw pixels),
@@ -40,7 +40,7 @@ from benchmarks.peers.common import (
 )
 from evo.backends import SerialBackend
 from evo.config import load_config
-from evo.search import load_space, search
+from evo.tuning import load_space, run_search
 from evo.tasks.config import SupervisedTaskConfig
 from evo.tasks.data import SplitData, load_dataset
 
@@ -60,9 +60,9 @@ def evo_search(data: SplitData, seed: int, trials: int, trial_epochs: int, workd
         f"evolution.max_samples={trial_epochs * len(data.x_train)}", f"evolution.seed={seed}",
     ])
     trace = Trace()
-    search(config, load_space(ROOT / "search_spaces/plasticity.yaml"), trials=trials, seed=seed,
-           storage=f"sqlite:///{workdir}/search.db", study_name=f"bench-search-{seed}", runs_dir=workdir,
-           mirror=False, backend=RecordingBackend(SerialBackend(threads=1), trace))
+    run_search(config, load_space(ROOT / "search_spaces/plasticity.yaml"), trials=trials, seed=seed,
+               storage=f"sqlite:///{workdir}/search.db", study_name=f"bench-search-{seed}", runs_dir=workdir,
+               mirror=False, backend=RecordingBackend(SerialBackend(threads=1), trace))
     return trace
 
 

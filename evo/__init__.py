@@ -14,10 +14,10 @@ __all__ = ["Genome", "LayerKind", "LayerSpec", "__version__", "load", "resume", 
 def __getattr__(name: str) -> Any:
     """``evo.run``/``evo.resume``/``evo.search``/``evo.load`` import the engine (and torch) on first use, so
     ``import evo`` and the ``evo`` command's start-up stay light."""
-    if name in ("run", "resume"):
+    if name in ("run", "resume", "search"):
         from evo import api
 
         return getattr(api, name)
-    if name in ("search", "load"):  # subpackage/module, callable: evo.search(config, space), evo.load(path)
-        return importlib.import_module(f"evo.{name}")
+    if name == "load":  # a module, callable: evo.load(path)
+        return importlib.import_module("evo.load")
     raise AttributeError(f"module 'evo' has no attribute {name!r}")

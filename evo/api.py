@@ -27,7 +27,7 @@ from evo.records import GenerationRecord, Reporter
 
 if TYPE_CHECKING:
     from evo.backends import Backend
-    from evo.search import SearchResult, SearchSpace
+    from evo.tuning import SearchResult, SearchSpace
 
 __all__ = ["ConfigLike", "Overrides", "history_records", "resume", "run", "search", "study_name", "to_config"]
 
@@ -101,7 +101,7 @@ def run(
         run_dir: where to write; default ``runs_dir/<config name or a timestamped name>``.
         progress: show a progress bar (evaluations/s, best so far).
         backend: evaluate here instead of the config's ``backend`` section (kept open).
-        reporters: extra observers, e.g. an ``evo.search.OptunaMirror``.
+        reporters: extra observers, e.g. an ``evo.tuning.OptunaMirror``.
 
     Raises:
         ValueError: an invalid config (``ConfigError``), an existing run in ``run_dir``, or unreadable data.
@@ -151,11 +151,10 @@ def search(config: ConfigLike, space: SearchSpace | str | os.PathLike[str], *, o
         overrides: dotted overrides applied to ``config`` first.
         trials: finished trials wanted (running the same search again resumes it).
         progress: print one line as each trial ends (its state, values, run directory and the best so far).
-        kwargs: the rest of :func:`evo.search.driver.search` (jobs, storage, sampler, pruner...); ``study_name``
+        kwargs: the rest of :func:`evo.tuning.run_search` (jobs, storage, sampler, pruner...); ``study_name``
             defaults to :func:`study_name`, the name ``evo search`` gives the same config and space.
     """
-    from evo.search import load_space
-    from evo.search.driver import search as run_search
+    from evo.tuning import load_space, run_search
 
     kwargs.setdefault("study_name", study_name(config, space))
     if isinstance(space, str | os.PathLike):

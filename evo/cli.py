@@ -151,8 +151,8 @@ def _mirror(cfg: EvoConfig, run_dir: Path, storage: str | None) -> list[Reporter
     """The Optuna mirror of this run: a study ``run:<name>`` that optuna-dashboard shows."""
     import optuna
 
-    from evo.search.driver import task_objectives
-    from evo.search.mirror import OptunaMirror, changed_settings
+    from evo.tuning.driver import task_objectives
+    from evo.tuning.mirror import OptunaMirror, changed_settings
 
     runs_dir = run_dir.parent
     url = storage or f"sqlite:///{runs_dir / 'evo.db'}"
@@ -320,9 +320,8 @@ def search(
     --trials trials.
     """
     from evo.api import study_name as default_study_name
-    from evo.search import export_best as write_best
-    from evo.search import load_space
-    from evo.search import search as run_search
+    from evo.tuning import export_best as write_best
+    from evo.tuning import load_space, run_search
 
     cfg = _load(config, set_, {})
     name = study_name or default_study_name(config, space)
@@ -355,8 +354,8 @@ def dashboard(
     artifacts: Path = typer.Option(Path("runs/artifacts"), help="Artifact folder holding the architecture diagrams."),
 ) -> None:
     """Browse searches and mirrored runs in optuna-dashboard (bound to 127.0.0.1)."""
-    from evo.search import DEFAULT_STORAGE, dashboard_server, dashboard_url
-    from evo.search.study import storage_file
+    from evo.tuning import DEFAULT_STORAGE, dashboard_server, dashboard_url
+    from evo.tuning.study import storage_file
 
     missing = storage_file(storage or DEFAULT_STORAGE)
     if missing is not None and not missing.exists():  # opening it would create an empty one

@@ -39,7 +39,6 @@ import torch
 from ray import cloudpickle
 from ray import exceptions as rex
 
-import evo
 from evo import interrupts
 from evo.backends._base import Backend
 from evo.backends.reaper import Reaper
@@ -234,7 +233,7 @@ class RayBackend(Backend):
         """The runtime environment workers get: the user's entries plus, when shipping code, the evo package."""
         env = dict(self.runtime_env)
         if self.ship_code == "always" or (self.ship_code == "auto" and self.address is not None):
-            env["py_modules"] = [*env.get("py_modules", []), str(Path(evo.__file__).resolve().parent)]
+            env["py_modules"] = [*env.get("py_modules", []), str(Path(__file__).resolve().parents[1])]  # evo/
         return env
 
     def _connect(self) -> None:

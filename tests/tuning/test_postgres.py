@@ -20,7 +20,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from evo.search.study import WORKER_ATTR
+from evo.tuning.study import WORKER_ATTR
 from evo.testing import PostgresUnavailable, postgres_server
 
 SPACE = {"parameters": {"operators.mutate_weights.sigma": {"type": "float", "low": 0.05, "high": 1.0, "log": True}}}

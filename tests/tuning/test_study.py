@@ -11,8 +11,8 @@ import pytest
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.trial import TrialState
 
-from evo.search import study as study_module
-from evo.search.study import WORKER_ATTR, make_pruner, make_sampler, open_storage, open_study, recover_orphans
+from evo.tuning import study as study_module
+from evo.tuning.study import WORKER_ATTR, make_pruner, make_sampler, open_storage, open_study, recover_orphans
 
 
 def test_sqlite_storage_is_created_on_demand(tmp_path, monkeypatch) -> None:

@@ -12,7 +12,7 @@ from evo.evolution import run_evolution
 from evo.genome import Genome
 from evo.plasticity import PlasticityConfig
 from evo.records import GenerationRecord, Individual
-from evo.search import OptunaMirror, changed_settings, open_storage, run_study_name
+from evo.tuning import OptunaMirror, changed_settings, open_storage, run_study_name
 from evo.tasks import Budget, Direction, Evaluation, Objective
 
 OBJECTIVES = [Objective("acc"), Objective("params", Direction.MINIMIZE)]

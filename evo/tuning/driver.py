@@ -7,13 +7,13 @@ objectives in the task make a multi-objective study (no pruning then) whose Pare
 :attr:`SearchResult.pareto` holds. Running the same search again resumes it: finished trials count
 towards ``trials``, and a trial whose process was killed is re-queued and resumes its run directory.
 Several processes (machines) running the same search on one storage run ``trials`` between them
-(:mod:`evo.search.loop`).
+(:mod:`evo.tuning.loop`).
 
 Example:
     >>> from evo.config import load_config
-    >>> from evo.search import load_space, search
-    >>> result = search(load_config("configs/digits_mlp.yaml"), load_space("search_spaces/plasticity.yaml"),
-    ...                 trials=20, jobs=2)  # doctest: +SKIP
+    >>> from evo.tuning import load_space, run_search
+    >>> result = run_search(load_config("configs/digits_mlp.yaml"), load_space("search_spaces/plasticity.yaml"),
+    ...                     trials=20, jobs=2)  # doctest: +SKIP
     >>> result.best_params  # doctest: +SKIP
 """
 
@@ -33,11 +33,11 @@ from optuna.trial import FrozenTrial
 
 from evo.errors import ConfigError, StorageError
 from evo.records import GenerationRecord, Reporter
-from evo.search.loop import TrialLoop, trial_seed
-from evo.search.mirror import DEFAULT_ARTIFACTS, OptunaMirror, changed_settings
-from evo.search.overrides import apply_params, check_space
-from evo.search.space import SearchSpace
-from evo.search.study import (WORKER_ATTR, PrunerName, SamplerName, make_pruner, make_sampler, open_storage,
+from evo.tuning.loop import TrialLoop, trial_seed
+from evo.tuning.mirror import DEFAULT_ARTIFACTS, OptunaMirror, changed_settings
+from evo.tuning.overrides import apply_params, check_space
+from evo.tuning.space import SearchSpace
+from evo.tuning.study import (WORKER_ATTR, PrunerName, SamplerName, make_pruner, make_sampler, open_storage,
                               open_study, worker_tag)
 from evo.types import Objective
 
@@ -147,7 +147,7 @@ class _Trial:
         return run_evolution(config, run_dir=run_dir, reporters=reporters, backend=self.backend)
 
 
-def search(
+def run_search(
     config: EvoConfig,
     space: SearchSpace,
     *,
@@ -170,9 +170,9 @@ def search(
 
     Args:
         config: the base config every trial starts from.
-        space: what to vary (see :func:`evo.search.load_space`).
+        space: what to vary (see :func:`evo.tuning.load_space`).
         trials: finished trials wanted in the study, counting earlier runs of the same search and other
-            processes running it on the same storage at the same time (see :mod:`evo.search.loop`).
+            processes running it on the same storage at the same time (see :mod:`evo.tuning.loop`).
         jobs: trials run in parallel (threads; evaluations go through each trial's backend).
         storage: Optuna storage URL; default ``sqlite:///runs/evo.db``.
         study_name: default ``search:<config name or 'evo'>``; a plain folder name (it names the folder of the

@@ -20,7 +20,7 @@ import pytest
 
 from evo.config import EvoConfig
 from evo.evolution import run_evolution
-from evo.search import OptunaMirror
+from evo.tuning import OptunaMirror
 from evo.tasks import Objective
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evo.search.space import FunctionSpace, YamlSpace, load_space, parse_space
+from evo.tuning.space import FunctionSpace, YamlSpace, load_space, parse_space
 
 
 def _trial(seed: int = 0) -> optuna.Trial:
@@ -130,7 +130,7 @@ def test_shipped_spaces_fit_the_config(name: str, config_name: str) -> None:
     from pathlib import Path
 
     from evo.config import load_config
-    from evo.search import apply_params, check_space
+    from evo.tuning import apply_params, check_space
 
     root = Path(__file__).parents[2]
     config = load_config(root / "configs" / config_name)

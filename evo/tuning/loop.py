@@ -31,7 +31,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from evo.search.study import recover_orphans
+from evo.tuning.study import recover_orphans
 
 __all__ = ["POLL_S", "Surplus", "TrialLoop", "trial_seed"]
 

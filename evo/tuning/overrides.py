@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from evo.errors import ConfigError
-from evo.search.space import SearchSpace
+from evo.tuning.space import SearchSpace
 
 if TYPE_CHECKING:
     from evo.config import EvoConfig

@@ -15,10 +15,10 @@ from optuna.trial import TrialState
 
 from evo.config import EvoConfig, apply_overrides
 from evo.errors import ConfigError, StorageError
-from evo.search import open_storage, open_study, parse_space, search
-from evo.search import loop
-from evo.search.loop import SURPLUS_ATTR, TrialLoop
-from evo.search.study import WORKER_ATTR, make_sampler
+from evo.tuning import open_storage, open_study, parse_space, run_search
+from evo.tuning import loop
+from evo.tuning.loop import SURPLUS_ATTR, TrialLoop
+from evo.tuning.study import WORKER_ATTR, make_sampler
 from evo.testing import at_once
 
 SPACE = {"parameters": {
@@ -67,8 +67,8 @@ def test_a_worker_waits_for_a_running_trial_and_redoes_it_when_its_machine_dies(
     elsewhere.set_user_attr(WORKER_ATTR, "another-host:4242")
     storage.record_heartbeat(elsewhere._trial_id)  # then that machine died
 
-    result = search(xor_config, space, trials=1, storage=url, runs_dir=tmp_path / "runs", mirror=False,
-                    pruner="none", heartbeat=1)
+    result = run_search(xor_config, space, trials=1, storage=url, runs_dir=tmp_path / "runs", mirror=False,
+                        pruner="none", heartbeat=1)
     trials = result.study.trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert trials[1].system_attrs["failed_trial"] == elsewhere.number and trials[1].params == elsewhere.params
@@ -77,36 +77,36 @@ def test_a_worker_waits_for_a_running_trial_and_redoes_it_when_its_machine_dies(
 def test_a_resumed_search_draws_new_values(tmp_path, xor_config: EvoConfig) -> None:
     kwargs = {"storage": f"sqlite:///{tmp_path}/evo.db", "runs_dir": tmp_path / "runs", "mirror": False,
               "pruner": "none"}
-    search(xor_config, parse_space(SPACE), trials=2, **kwargs)
-    result = search(xor_config, parse_space(SPACE), trials=3, **kwargs)  # the same command, one trial more
+    run_search(xor_config, parse_space(SPACE), trials=2, **kwargs)
+    result = run_search(xor_config, parse_space(SPACE), trials=3, **kwargs)  # the same command, one trial more
     sigmas = [t.params["operators.mutate_weights.sigma"] for t in result.study.trials]
     assert len(sigmas) == 3 and len(set(sigmas)) == 3
-    again = search(xor_config, parse_space(SPACE), trials=2, storage=f"sqlite:///{tmp_path}/again.db",
-                   runs_dir=tmp_path / "runs2", mirror=False, pruner="none")
+    again = run_search(xor_config, parse_space(SPACE), trials=2, storage=f"sqlite:///{tmp_path}/again.db",
+                       runs_dir=tmp_path / "runs2", mirror=False, pruner="none")
     assert [t.params for t in again.study.trials] == [t.params for t in result.study.trials[:2]]  # seeded
 
 
 def test_a_study_keeps_to_one_search(tmp_path, xor_config: EvoConfig) -> None:
     kwargs = {"storage": f"sqlite:///{tmp_path}/evo.db", "runs_dir": tmp_path / "runs", "mirror": False,
               "study_name": "s"}
-    search(xor_config, parse_space(SPACE), trials=1, **kwargs)
+    run_search(xor_config, parse_space(SPACE), trials=1, **kwargs)
     other_config = apply_overrides(xor_config, {"evolution.population_size": 4})
     with pytest.raises(StorageError, match="study 's' holds the trials of another search .* use another --study-name"):
-        search(other_config, parse_space(SPACE), trials=2, **kwargs)
+        run_search(other_config, parse_space(SPACE), trials=2, **kwargs)
     other_space = parse_space({"parameters": {**SPACE["parameters"],
                                               "evolution.lamarckian": {"type": "categorical", "choices": [True]}}})
     with pytest.raises(StorageError, match="holds the trials of another search"):
-        search(xor_config, other_space, trials=2, **kwargs)
+        run_search(xor_config, other_space, trials=2, **kwargs)
     # another machine may evaluate differently (its backend) and name its runs otherwise: the same search
     elsewhere = apply_overrides(xor_config, {"backend.kind": "serial", "name": "other", "backend.workers": 3})
-    assert len(search(elsewhere, parse_space(SPACE), trials=2, **kwargs).study.trials) == 2
+    assert len(run_search(elsewhere, parse_space(SPACE), trials=2, **kwargs).study.trials) == 2
 
 
 @pytest.mark.parametrize("name", ["..", ".", "a/b", "../../elsewhere", "..:"])
 def test_study_names_stay_inside_the_runs_directory(tmp_path, xor_config: EvoConfig, name: str) -> None:
     with pytest.raises(ConfigError, match="study name: must be a plain folder name"):
-        search(xor_config, parse_space(SPACE), trials=1, storage=f"sqlite:///{tmp_path}/evo.db", study_name=name,
-               runs_dir=tmp_path / "runs")
+        run_search(xor_config, parse_space(SPACE), trials=1, storage=f"sqlite:///{tmp_path}/evo.db", study_name=name,
+                   runs_dir=tmp_path / "runs")
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, not even the storage
 
 

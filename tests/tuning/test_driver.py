@@ -16,8 +16,8 @@ import evo
 from evo.config import EvoConfig, apply_overrides, load_config
 from evo.evolution import run_evolution
 from evo.records import Reporter
-from evo.search import export_best, open_storage, open_study, parse_space, search
-from evo.search.study import WORKER_ATTR, make_sampler
+from evo.tuning import export_best, open_storage, open_study, parse_space, run_search
+from evo.tuning.study import WORKER_ATTR, make_sampler
 
 SPACE = {"parameters": {
     "operators.mutate_weights.sigma": {"type": "float", "low": 0.05, "high": 1.0, "log": True},
@@ -31,8 +31,8 @@ class AlwaysPrune(optuna.pruners.BasePruner):
 
 
 def test_tiny_parallel_search(tmp_path, xor_config: EvoConfig) -> None:
-    result = search(xor_config, parse_space(SPACE), trials=3, jobs=2, storage=f"sqlite:///{tmp_path}/evo.db",
-                    runs_dir=tmp_path / "runs", artifacts=tmp_path / "art", pruner="none")
+    result = run_search(xor_config, parse_space(SPACE), trials=3, jobs=2, storage=f"sqlite:///{tmp_path}/evo.db",
+                        runs_dir=tmp_path / "runs", artifacts=tmp_path / "art", pruner="none")
     done = result.study.get_trials(states=(TrialState.COMPLETE,))
     assert len(done) == 3
     for trial in done:
@@ -49,8 +49,8 @@ def test_tiny_parallel_search(tmp_path, xor_config: EvoConfig) -> None:
 
 
 def test_pruned_trial_stops_after_a_checkpoint(tmp_path, xor_config: EvoConfig) -> None:
-    result = search(xor_config, parse_space(SPACE), trials=2, storage=f"sqlite:///{tmp_path}/evo.db",
-                    runs_dir=tmp_path / "runs", mirror=False, pruner=AlwaysPrune())
+    result = run_search(xor_config, parse_space(SPACE), trials=2, storage=f"sqlite:///{tmp_path}/evo.db",
+                        runs_dir=tmp_path / "runs", mirror=False, pruner=AlwaysPrune())
     trials = result.study.trials
     assert [t.state for t in trials] == [TrialState.PRUNED] * 2
     for trial in trials:
@@ -79,11 +79,11 @@ def test_interrupted_search_resumes(tmp_path, xor_config: EvoConfig) -> None:
     orphan.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{_dead_pid()}")
     orphan.set_user_attr("run_dir", str(run_dir))
     with pytest.raises(_Killed):
-        from evo.search import apply_params
+        from evo.tuning import apply_params
 
         run_evolution(apply_params(xor_config, values), run_dir=run_dir, reporters=[_KillAfterFirstGeneration()])
 
-    result = search(xor_config, space, trials=2, storage=url, runs_dir=tmp_path / "runs", mirror=False, pruner="none")
+    result = run_search(xor_config, space, trials=2, storage=url, runs_dir=tmp_path / "runs", mirror=False, pruner="none")
     states = [t.state for t in result.study.trials]
     assert states[orphan.number] == TrialState.FAIL
     assert states.count(TrialState.COMPLETE) == 2
@@ -93,7 +93,7 @@ def test_interrupted_search_resumes(tmp_path, xor_config: EvoConfig) -> None:
     events = [line for line in (run_dir / "events.jsonl").read_text().splitlines() if '"resume"' in line]
     assert len(events) == 1 and (run_dir / "checkpoints" / "gen_0002.json").is_file()
 
-    again = search(xor_config, space, trials=2, storage=url, runs_dir=tmp_path / "runs", mirror=False)
+    again = run_search(xor_config, space, trials=2, storage=url, runs_dir=tmp_path / "runs", mirror=False)
     assert len(again.study.trials) == len(result.study.trials)  # already done: the same command does nothing
 
 
@@ -108,8 +108,8 @@ def test_several_objectives_make_a_pareto_study(tmp_path) -> None:
                                 "plasticity.epochs=1", "evolution.generations=1", "evolution.population_size=2",
                                 "backend.kind=serial", "name=iris"])
     space = parse_space({"parameters": {"plasticity.lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True}}})
-    result = search(config, space, trials=2, storage=f"sqlite:///{tmp_path}/evo.db", runs_dir=tmp_path / "runs",
-                    mirror=False)
+    result = run_search(config, space, trials=2, storage=f"sqlite:///{tmp_path}/evo.db", runs_dir=tmp_path / "runs",
+                        mirror=False)
     assert [d.name for d in result.study.directions] == ["MAXIMIZE", "MINIMIZE"]
     assert isinstance(result.study.sampler, optuna.samplers.NSGAIISampler)
     assert result.pareto and all(len(t.values) == 2 for t in result.pareto)
@@ -117,8 +117,8 @@ def test_several_objectives_make_a_pareto_study(tmp_path) -> None:
 
 
 def test_export_best(tmp_path, xor_config: EvoConfig) -> None:
-    result = search(xor_config, parse_space(SPACE), trials=1, storage=f"sqlite:///{tmp_path}/evo.db",
-                    runs_dir=tmp_path / "runs", mirror=False)
+    result = run_search(xor_config, parse_space(SPACE), trials=1, storage=f"sqlite:///{tmp_path}/evo.db",
+                        runs_dir=tmp_path / "runs", mirror=False)
     path = export_best(result, tmp_path / "best.yaml")
     exported = load_config(path)
     assert exported == result.best_config
@@ -127,8 +127,8 @@ def test_export_best(tmp_path, xor_config: EvoConfig) -> None:
 
 def test_export_best_runs_as_long_as_the_base_config(tmp_path, xor_config: EvoConfig) -> None:
     short = apply_overrides(xor_config, {"evolution.generations": 1, "evolution.max_seconds": 75})
-    result = search(short, parse_space(SPACE), trials=1, storage=f"sqlite:///{tmp_path}/evo.db",
-                    runs_dir=tmp_path / "runs", mirror=False)
+    result = run_search(short, parse_space(SPACE), trials=1, storage=f"sqlite:///{tmp_path}/evo.db",
+                        runs_dir=tmp_path / "runs", mirror=False)
     exported = load_config(export_best(result, tmp_path / "best.yaml", base=xor_config))
     assert exported.evolution.generations == xor_config.evolution.generations == 2
     assert exported.evolution.max_seconds == xor_config.evolution.max_seconds
@@ -150,14 +150,14 @@ def test_api_search_names_the_study_as_the_cli_does_and_prints_each_trial(tmp_pa
 
 def test_bad_arguments(tmp_path, xor_config: EvoConfig) -> None:
     with pytest.raises(ValueError, match="search: trials must be >= 1, got 0"):
-        search(xor_config, parse_space(SPACE), trials=0, storage=f"sqlite:///{tmp_path}/evo.db")
+        run_search(xor_config, parse_space(SPACE), trials=0, storage=f"sqlite:///{tmp_path}/evo.db")
     bad = parse_space({"parameters": {"evolution.population_size": {"type": "int", "low": 1, "high": 3}}}, "s.yaml")
     with pytest.raises(ValueError, match="s.yaml: parameter 'evolution.population_size'"):
-        search(xor_config, bad, trials=1, storage=f"sqlite:///{tmp_path}/evo.db")
+        run_search(xor_config, bad, trials=1, storage=f"sqlite:///{tmp_path}/evo.db")
     config = apply_overrides(xor_config, {})
     with pytest.raises(ValueError, match="sampler 'cmaes' optimises one objective"):
         multi = load_config(None, ["task.dataset=iris", "task.objectives=[val_accuracy, params]"])
-        search(multi, parse_space(SPACE), trials=1, sampler="cmaes", storage=f"sqlite:///{tmp_path}/evo.db")
+        run_search(multi, parse_space(SPACE), trials=1, sampler="cmaes", storage=f"sqlite:///{tmp_path}/evo.db")
     assert config == xor_config
 
 

@@ -179,7 +179,7 @@ def open_study(
     fingerprint: str | None = None,
 ) -> optuna.Study:
     """Create the study ``name`` or load it to resume; refuses one created with other objectives or, given a
-    ``fingerprint`` (see :func:`evo.search.driver.search_fingerprint`), by another search.
+    ``fingerprint`` (see :func:`evo.tuning.driver.search_fingerprint`), by another search.
 
     A study that has no fingerprint yet (new, or made before fingerprints were kept) takes this one.
 

@@ -6,7 +6,7 @@ import pytest
 
 from evo.config import ConfigError, EvoConfig, load_config
 from evo.evolution import DEFAULT_OPERATORS, operator_specs
-from evo.search import apply_params, check_space, parse_space
+from evo.tuning import apply_params, check_space, parse_space
 
 
 def test_dotted_paths_and_operators(xor_config: EvoConfig) -> None:
