@@ -458,9 +458,18 @@ class Genome:
     # ------------------------------------------------------------- modules
     def to_module(self, device: str | torch.device = "cpu") -> GenomeNet:
         """A fresh ``nn.Module`` holding copies of the weights, on ``device``."""
-        from evo.network import GenomeNet
+        from evo.network import GenomeNet, LayerPlan  # torch: reading genomes does without
 
-        return GenomeNet(self, device)
+        weights = {k: v.to(device, copy=True) for k, v in self.weights.items()}
+        layers = [
+            LayerPlan(weights[weight_name(i)], weights[weight_name(i, "bias")], spec.kind is LayerKind.CONV, spec.norm,
+                      {name: weights[norm_name(i, name)] for name in norm_tensors(spec.norm)} if spec.norm else {},
+                      spec.activation, spec.pool, spec.dropout)
+            for i, spec in enumerate(self.layers)
+        ]
+        skips = [(skip_key(s, d), s, d, weights[skip_name(s, d)]) for s, d in self.skips]
+        return GenomeNet(layers, skips, input_rank=len(self.input_shape), flatten_at=self.flatten_at, gap=self.gap,
+                         rank=self.rank, norm_eps=NORM_EPS)
 
     def from_module(self, module: nn.Module) -> Genome:
         """This architecture with the module's current weights (e.g. after training)."""

@@ -2,28 +2,52 @@
 module that puts a task's input steps in front of a network (:class:`RawInputs`, see :mod:`evo.preprocessing`).
 
 Kept apart from :mod:`evo.genome` so that reading genomes (``evo show``, the store, the Optuna mirror)
-does not import torch; :meth:`evo.genome.Genome.to_module` builds a :class:`GenomeNet`.
+does not import torch. It imports nothing of evo: :meth:`evo.genome.Genome.to_module`, the one place that
+reads weights by name, hands :class:`GenomeNet` each layer's tensors and settings as a :class:`LayerPlan`.
 
 Example:
     >>> import torch
     >>> from evo.genome import Genome
-    >>> GenomeNet(Genome.mlp((4,), hidden=(8,), output_size=2))(torch.zeros(3, 4)).shape
+    >>> Genome.mlp((4,), hidden=(8,), output_size=2).to_module()(torch.zeros(3, 4)).shape
     torch.Size([3, 2])
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
-from evo.genome import ACTIVATION_NAMES, NORM_EPS, Genome, LayerKind, norm_name, norm_tensors, skip_key, skip_name, weight_name
+__all__ = ["ACTIVATIONS", "GenomeNet", "LayerPlan", "RawInputs"]
 
-__all__ = ["ACTIVATIONS", "GenomeNet", "RawInputs"]
+#: the torch module of each of :data:`evo.genome.ACTIVATION_NAMES`.
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "elu": nn.ELU, "sigmoid": nn.Sigmoid,
+    "identity": nn.Identity,
+}
 
-ACTIVATIONS: dict[str, type[nn.Module]] = dict(zip(
-    ACTIVATION_NAMES, (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.GELU, nn.ELU, nn.Sigmoid, nn.Identity), strict=True))
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """One layer of a genome as :class:`GenomeNet` builds it.
+
+    Attributes:
+        weight, bias: the layer's tensors (a Conv1d/Conv2d weight by its rank, else Linear).
+        conv: whether the layer is a convolution.
+        norm: ``"batch"``, ``"layer"`` or ``None``.
+        norm_tensors: the norm's tensors by name (weight, bias and BatchNorm's running statistics).
+        activation, pool, dropout: what follows the layer, in that order.
+    """
+
+    weight: Tensor
+    bias: Tensor
+    conv: bool
+    norm: str | None
+    norm_tensors: Mapping[str, Tensor]
+    activation: str
+    pool: int
+    dropout: float
 
 
 def _linear(weight: Tensor, bias: Tensor | None) -> nn.Linear:
@@ -50,8 +74,8 @@ def _conv(weight: Tensor, bias: Tensor | None, padding: int = 0) -> nn.Conv1d | 
     return conv
 
 
-def _norm(kind: str, tensors: Mapping[str, Tensor], image: bool) -> nn.Module:
-    """The norm module of a layer holding ``tensors`` (:func:`norm_tensors`); ``image``: after a Conv2d.
+def _norm(kind: str, tensors: Mapping[str, Tensor], image: bool, eps: float) -> nn.Module:
+    """The norm module of a layer holding ``tensors`` (:func:`evo.genome.norm_tensors`); ``image``: after a Conv2d.
 
     BatchNorm keeps no ``num_batches_tracked`` counter: its momentum is fixed, so the counter would
     be unused state in every genome file.
@@ -59,9 +83,9 @@ def _norm(kind: str, tensors: Mapping[str, Tensor], image: bool) -> nn.Module:
     width = len(tensors["weight"])
     module: nn.Module
     if kind == "layer":
-        module = nn.GroupNorm(1, width, eps=NORM_EPS, device="meta")
+        module = nn.GroupNorm(1, width, eps=eps, device="meta")
     else:
-        module = (nn.BatchNorm2d if image else nn.BatchNorm1d)(width, eps=NORM_EPS, device="meta")
+        module = (nn.BatchNorm2d if image else nn.BatchNorm1d)(width, eps=eps, device="meta")
         module.running_mean, module.running_var = tensors["running_mean"], tensors["running_var"]
         module.num_batches_tracked = None
     module.weight, module.bias = nn.Parameter(tensors["weight"]), nn.Parameter(tensors["bias"])
@@ -69,27 +93,36 @@ def _norm(kind: str, tensors: Mapping[str, Tensor], image: bool) -> nn.Module:
 
 
 class GenomeNet(nn.Module):
-    """The ``nn.Module`` a genome describes, holding copies of its weights on ``device``; its ``state_dict``
-    keys are the genome's weight names."""
+    """The ``nn.Module`` a genome describes (built by :meth:`evo.genome.Genome.to_module`, which names its
+    tensors); its ``state_dict`` keys are the genome's weight names.
 
-    def __init__(self, genome: Genome, device: str | torch.device = "cpu") -> None:
+    Args:
+        layers: every layer, in order.
+        skips: the skip edges ``(key, src, dst, weight)``: ``dst``'s pre-activation adds ``src``'s output times
+            ``weight``; ``key`` (:func:`evo.genome.skip_key`) names the edge's module.
+        input_rank: the rank of one input sample (1: a flat vector).
+        flatten_at: the first dense layer, where conv feature maps are flattened (or averaged when ``gap``).
+        gap: global average pooling instead of flattening.
+        rank: the conv layers' spatial rank (1: Conv1d, 2: Conv2d).
+        norm_eps: ε of every norm module.
+    """
+
+    def __init__(self, layers: Sequence[LayerPlan], skips: Sequence[tuple[str, int, int, Tensor]], *, input_rank: int,
+                 flatten_at: int, gap: bool, rank: int, norm_eps: float) -> None:
         super().__init__()
-        weights = {k: v.to(device, copy=True) for k, v in genome.weights.items()}
-        self.flatten_at = genome.flatten_at
-        self.gap = genome.gap
+        self.flatten_at = flatten_at
+        self.gap = gap
         self.layers = nn.ModuleList()
         self.norms = nn.ModuleDict()  # by layer index, for the layers that have one
         self.post = nn.ModuleList()  # activation → pool → dropout, per layer
-        pool = nn.MaxPool1d if genome.rank == 1 else nn.MaxPool2d
-        for i, spec in enumerate(genome.layers):
-            weight, bias = weights[weight_name(i)], weights[weight_name(i, "bias")]
-            if spec.kind is LayerKind.CONV:
-                self.layers.append(_conv(weight, bias, padding=spec.kernel_size // 2))
+        pool = nn.MaxPool1d if rank == 1 else nn.MaxPool2d
+        for i, spec in enumerate(layers):
+            if spec.conv:
+                self.layers.append(_conv(spec.weight, spec.bias, padding=spec.weight.shape[2] // 2))
             else:
-                self.layers.append(_linear(weight, bias))
+                self.layers.append(_linear(spec.weight, spec.bias))
             if spec.norm is not None:
-                tensors = {name: weights[norm_name(i, name)] for name in norm_tensors(spec.norm)}
-                self.norms[str(i)] = _norm(spec.norm, tensors, spec.kind is LayerKind.CONV and genome.rank == 2)
+                self.norms[str(i)] = _norm(spec.norm, spec.norm_tensors, spec.conv and rank == 2, norm_eps)
             post: list[nn.Module] = [ACTIVATIONS[spec.activation]()]
             if spec.pool > 1:
                 post.append(pool(spec.pool))
@@ -97,21 +130,20 @@ class GenomeNet(nn.Module):
                 post.append(nn.Dropout(spec.dropout))
             self.post.append(post[0] if len(post) == 1 else nn.Sequential(*post))  # one module: no wrapper call
         self.skips = nn.ModuleDict()
-        for s, d in genome.skips:
-            weight = weights[skip_name(s, d)]
-            self.skips[skip_key(s, d)] = _conv(weight, None) if weight.dim() > 2 else _linear(weight, None)
+        for key, _, _, weight in skips:
+            self.skips[key] = _conv(weight, None) if weight.dim() > 2 else _linear(weight, None)
         # The forward pass walks plain tuples of the modules registered above: indexing a ModuleList or
         # ModuleDict is a Python call per layer and step, which small networks notice. For the same reason
         # the output layer's Identity (most networks' last activation) is not called: hooks go on hidden
         # layers' post modules (capture_outputs, PlasticNet), never on the output's; and flat inputs are
         # not flattened (a conv reads them as one channel).
-        last, flat_input = len(genome.layers) - 1, len(genome.input_shape) == 1
-        self.unsqueeze = flat_input and genome.layers[0].kind is LayerKind.CONV
+        last, flat_input = len(layers) - 1, input_rank == 1
+        self.unsqueeze = flat_input and layers[0].conv
         self._plan = tuple(
             (i == self.flatten_at and not (i == 0 and flat_input), layer, self.norms[str(i)] if spec.norm else None,
              None if i == last and isinstance(post, nn.Identity) else post,
-             tuple((s, self.skips[skip_key(s, i)]) for s, d in genome.skips if d == i))
-            for i, (spec, layer, post) in enumerate(zip(genome.layers, self.layers, self.post, strict=True))
+             tuple((s, self.skips[key]) for key, s, d, _ in skips if d == i))
+            for i, (spec, layer, post) in enumerate(zip(layers, self.layers, self.post, strict=True))
         )
 
     def forward(self, x: Tensor) -> Tensor:

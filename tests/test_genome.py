@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from evo.genome import Genome, LayerKind, LayerSpec, WeightName, norm_name, parse_weight_name, skip_name, weight_name
+from evo.genome import (ACTIVATION_NAMES, Genome, LayerKind, LayerSpec, WeightName, norm_name, parse_weight_name,
+                        skip_name, weight_name)
+from evo.network import ACTIVATIONS
 from evo.surgery import gather_units, unit_params
 
 CONV, LINEAR = LayerKind.CONV, LayerKind.LINEAR
@@ -275,3 +277,7 @@ def test_weight_names_are_the_modules_state_dict_keys_and_parse_back() -> None:
 def test_parse_weight_name_refuses_other_names(name: str) -> None:
     with pytest.raises(ValueError, match="not a genome weight name"):
         parse_weight_name(name)
+
+
+def test_every_activation_a_layer_may_name_has_a_torch_module() -> None:
+    assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
