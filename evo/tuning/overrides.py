@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from evo.config import apply_overrides
 from evo.errors import ConfigError
+from evo.evolution import operator_specs
 from evo.tuning.space import SearchSpace
 
 if TYPE_CHECKING:
@@ -26,8 +28,6 @@ __all__ = ["apply_params", "check_space"]
 
 def _operator_index(specs: list[dict[str, Any]], ref: str, path: str) -> int:
     """The entry ``operators.<ref>`` names: an index, or an operator name that occurs exactly once."""
-    from evo.config import ConfigError
-
     if ref.isdigit():
         if int(ref) >= len(specs):
             raise ConfigError(f"{path}: there are only {len(specs)} operators (indices 0..{len(specs) - 1})")
@@ -49,13 +49,9 @@ def apply_params(config: EvoConfig, values: Mapping[str, Any]) -> EvoConfig:
     Raises:
         ConfigError: a value the config rejects, naming the field.
     """
-    from evo.config import ConfigError, apply_overrides
-
     plain = {path: value for path, value in values.items() if not path.startswith("operators.")}
     edits = {path: value for path, value in values.items() if path.startswith("operators.")}
     if edits:
-        from evo.evolution import operator_specs
-
         specs = operator_specs(config)
         for path, value in edits.items():
             parts = path.split(".")
@@ -72,8 +68,6 @@ def check_space(space: SearchSpace, config: EvoConfig) -> None:
     Raises:
         ValueError: ``<space file>: parameter 'a.b': <what the config says>``.
     """
-    from evo.config import ConfigError
-
     for path, values in space.extremes().items():
         for value in values:
             try:
