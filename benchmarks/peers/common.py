@@ -2,7 +2,7 @@
 
 Every method (evo, Optuna TPE/NSGA-II, random search, Ray PBT) is charged the same way: the training
 sample-steps (optimiser steps × batch size) of every network it trains, as
-:attr:`evo.tasks.Budget.samples` reports them. A :class:`Trace` records each evaluated network in
+:attr:`evo.types.Budget.samples` reports them. A :class:`Trace` records each evaluated network in
 order, so one record gives a method's anytime curve, its best network, its accuracy-vs-parameters
 front and the budget it needed to first reach a target. The best network and the front are chosen on
 the *validation* split; only those networks are then measured on the test split.
