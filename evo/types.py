@@ -1,4 +1,7 @@
-"""Value types every layer shares: objectives, budgets, evaluations and jobs (the bottom layer: imports nothing of evo).
+"""Value types every layer shares: objectives, budgets, evaluations and jobs.
+
+The bottom layer: at run time it imports nothing of evo (:class:`~evo.genome.Genome` is named in
+annotations only).
 
 A task returns an :class:`Evaluation`; a backend carries each :class:`Job` to a worker; records, selection and
 the store read them back. Keeping them here, apart from the tasks, lets those modules name the values

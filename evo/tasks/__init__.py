@@ -1,4 +1,8 @@
-"""Tasks: the problems genomes are evaluated on."""
+"""Tasks: the problems genomes are evaluated on.
+
+The value types tasks return (:class:`Evaluation`, :class:`Budget`, ...) live in :mod:`evo.types` and are
+re-exported here; the union of every task kind's config and ``build_task`` are in :mod:`evo.task_kinds`.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +28,8 @@ __all__ = [
     "load_dataset",
 ]
 
-#: names imported on first use: reading a run (``evo show``) needs the value types above, not gymnasium,
-#: scikit-learn or torch.
+#: names imported on first use: a module that needs only the Task interface (the backends, the loop) does
+#: not import gymnasium, scikit-learn or every task.
 _LAZY = {
     **dict.fromkeys(("ControlTaskConfig", "SupervisedTaskConfig", "XorTaskConfig"), "evo.tasks.config"),
     "ControlTask": "evo.tasks.control",
