@@ -17,9 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
-__all__ = ["ACTIVATIONS", "GenomeNet", "LayerPlan", "RawInputs"]
+__all__ = ["ACTIVATIONS", "PIXEL_SCALE", "GenomeNet", "LayerPlan", "RawInputs", "as_inputs"]
+
+#: ``uint8`` samples are pixels: the network sees them divided by this, in [0, 1].
+PIXEL_SCALE = 255.0
 
 #: the torch module of each of :data:`evo.genome.ACTIVATION_NAMES`.
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -160,6 +164,17 @@ class GenomeNet(nn.Module):
             h = z if post is None else post(z)
             outputs.append(h)
         return h
+
+
+def as_inputs(x: Tensor) -> Tensor:
+    """The network's float32 inputs from stored samples ``x``: ``uint8`` pixels ÷ :data:`PIXEL_SCALE`, anything
+    else as float32 (no copy when it is already), on ``x``'s device.
+
+    Image data sets keep their pixels as bytes (a quarter of float32's memory, and of the bytes a GPU copy
+    takes) and convert one batch at a time where it is used. The division is the float32 one
+    :mod:`evo.tasks.data` applied to the whole set before: on the CPU the inputs are the same to the bit.
+    """
+    return x.float().div_(PIXEL_SCALE) if x.dtype == torch.uint8 else x.float()
 
 
 class RawInputs(nn.Module):

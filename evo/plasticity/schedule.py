@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from evo.genome import parse_weight_name
+from evo.network import as_inputs
 from evo.operators.importance import layer_outputs
 from evo.plasticity.config import PlasticityConfig
 from evo.plasticity.growth import grow
@@ -50,7 +51,7 @@ class Schedule:
         self.state, self.config, self.total, self.gen, self.rng = state, config, total, gen, rng
         x, y = data
         pick = torch.randperm(len(x), generator=gen)[: config.growth.calibration_samples]
-        self.calibration = (x[pick].cpu(), y[pick].cpu())
+        self.calibration = (as_inputs(x[pick]).cpu(), y[pick].cpu())
         self.trigger = make_trigger(config.growth)
         self.replacer = Replacer(config.replacement)
         self.events: list[str] = []

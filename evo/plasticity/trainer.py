@@ -30,6 +30,7 @@ from torch import Tensor
 
 from evo import interrupts
 from evo.genome import Genome
+from evo.network import as_inputs
 from evo.operators.importance import task_loss
 from evo.plasticity.config import PlasticityConfig
 from evo.plasticity.schedule import Schedule
@@ -86,8 +87,10 @@ def train(
     the same fields of ``config``, and the trained genome carries them on.
 
     Args:
+        x: the inputs; ``uint8`` pixels are turned into floats one batch at a time (:func:`evo.network.as_inputs`).
         steps: optimiser steps; ``None``: ``config.epochs`` passes over the data.
-        device: ``"cpu"`` or ``"cuda:N"``; data and module move there, the result comes back to the CPU.
+        device: ``"cpu"`` or ``"cuda:N"``; data and module move there (data already there is not copied), the
+            result comes back to the CPU.
         seed: seeds a private torch generator (shuffling, every init, every random mask) and numpy rng.
         loss: ``cross_entropy`` (integer labels) or ``mse`` (targets shaped like the output).
 
@@ -115,8 +118,8 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     state = PlasticNet(_override_dropout(genome, config.dropout), config, device, gen)
-    schedule = Schedule(state, config, (x.float(), y), total, gen, rng)
-    x_dev, y_dev = x.float().to(device), y.to(device)
+    schedule = Schedule(state, config, (x, y), total, gen, rng)
+    x_dev, y_dev = x.to(device), y.to(device)  # no copy when the task keeps its data on the device
     # Chosen once, not per step: labels are already int64 and flat, so task_loss would pick cross-entropy
     # every time; a constant rate is already the optimiser's (rebuilds after shape changes keep config.lr).
     criterion = F.cross_entropy if not y.is_floating_point() else task_loss
@@ -124,7 +127,7 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
     losses: list[float] = []
     for step, batch in zip(range(total), _batches(len(x), config.batch_size, gen, x_dev.device), strict=False):
         interrupts.check()  # a swallowed Ctrl-C stops a long evaluation here, not at its end
-        xb, yb = x_dev[batch], y_dev[batch]
+        xb, yb = as_inputs(x_dev[batch]), y_dev[batch]  # uint8 pixels become floats here, a batch at a time
         try:
             lr = learning_rate(config, step, total) if scheduled else None
             value = _step(state, schedule, criterion, xb, yb, step, lr)

@@ -46,6 +46,13 @@ class SupervisedTaskConfig(BaseModel):
         "classification", description="regression: real-valued targets, MSE loss (npz, csv)."
     )
     target: str | int | None = Field(None, description="csv: the target column, by name or index; null = the last.")
+    mmap: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="npz: memory-map the arrays stored uncompressed (np.savez, not np.savez_compressed) instead of "
+        "reading them: pages are read as touched and shared by every worker of the machine through the page cache; "
+        "the training and validation rows a split picks are still copied (in the file's dtype). auto: when the "
+        "file is larger than a worker's share of memory (physical memory / CPU cores).",
+    )
     as_image: bool = Field(
         False,
         description="Keep samples shaped for conv layers: images (C, H, W), e.g. digits as (1, 8, 8), signals "

@@ -14,7 +14,9 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import os
 import random
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 
 from evo.errors import DataError
+from evo.network import PIXEL_SCALE
 from evo.preprocessing import Preprocessing
 from evo.tasks.readers import Arrays, read_cifar10, read_csv, read_mnist, read_npz
 
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["SplitData", "clear_cache", "load_dataset", "shift_augment", "split_indices"]
 
 _TABULAR = frozenset({"iris", "wine", "breast_cancer", "synthetic", "csv"})
-#: the value range of a dataset's raw features, mapped to [0, 1] (``uint8`` pixels: 255).
+#: the value range of a dataset's float features, mapped to [0, 1] (``uint8`` pixels: :data:`PIXEL_SCALE`).
 _SCALES = {"digits": 16.0}
 #: datasets of 1-D signals: samples ``(C, L)``, where other 3-D arrays are grey images ``(H, W)``.
 _SIGNALS = frozenset({"mnist1d"})
@@ -47,7 +50,8 @@ _cache: OrderedDict[str, SplitData] = OrderedDict()
 
 @dataclass(frozen=True, eq=False)
 class SplitData:
-    """A dataset split three ways, as tensors (``float32`` inputs; ``int64`` labels or ``float32`` targets).
+    """A dataset split three ways, as tensors: inputs ``float32``, or ``uint8`` pixels (the network sees them
+    through :func:`evo.network.as_inputs`); ``int64`` labels or ``float32`` targets.
 
     Attributes:
         input_shape: shape of one sample, ``(features,)``, ``(C, L)`` or ``(C, H, W)``.
@@ -71,18 +75,28 @@ class SplitData:
         """Network outputs needed: one per class, or one per regression target."""
         return self.num_classes if self.num_classes is not None else int(self.y_train.shape[1])
 
+    def to(self, device: str) -> SplitData:
+        """The same splits with every tensor on ``device`` (this object when they are there already)."""
+        if self.x_train.device == torch.device(device):
+            return self
+        moved = {f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self) if f.name[:2] in ("x_", "y_")}
+        return dataclasses.replace(self, **moved)
 
-def load_dataset(cfg: SupervisedTaskConfig) -> SplitData:
-    """The split dataset a config names, from a small per-process LRU cache.
+
+def load_dataset(cfg: SupervisedTaskConfig, device: str = "cpu") -> SplitData:
+    """The split dataset a config names, on ``device``, from a small per-process LRU cache.
+
+    A process loads a data set once and copies it to a device once: the evaluations a worker runs one after
+    another (each with a task unpickled afresh, which holds no data) all find it here.
 
     Raises:
         ValueError: a missing or malformed data file (the message names it and what was expected).
     """
-    key = _cache_key(cfg)
+    key = f"{_cache_key(cfg)}|{device}"
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
-    data = _build(cfg)
+    data = _build(cfg) if device == "cpu" else load_dataset(cfg).to(device)
     _cache[key] = data
     while len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)
@@ -133,11 +147,12 @@ def _build(cfg: SupervisedTaskConfig) -> SplitData:
     xs = [_as_samples(x, cfg.as_image, signal) for x in (x_fit, x_train[val], x_test)]
     mean = std = None
     if cfg.standardize if cfg.standardize is not None else cfg.dataset in _TABULAR:
+        xs = [_floats(x) for x in xs]
         mean, std = xs[0].mean(axis=0), xs[0].std(axis=0)
         std = np.where(std > 0, std, 1.0)
         xs = [(x - mean) / std for x in xs]
     ys = [y_fit, y_train[val], y_test]
-    tensors = [torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)) for x in xs]
+    tensors = [torch.as_tensor(_stored(x)) for x in xs]
     targets = [torch.as_tensor(y) for y in ys]
     preprocessing = Preprocessing(
         scale, _flat(mean), _flat(std), None if classes is None else tuple(classes.tolist())
@@ -181,15 +196,32 @@ def _read(cfg: SupervisedTaskConfig) -> tuple[Arrays, float]:
         "mnist": lambda: read_mnist(Path(str(cfg.path)), "MNIST"),
         "fashion_mnist": lambda: read_mnist(Path(str(cfg.path)), "FashionMNIST"),
         "cifar10": lambda: read_cifar10(Path(str(cfg.path))),
-        "npz": lambda: read_npz(Path(str(cfg.path))),
+        "npz": lambda: read_npz(Path(str(cfg.path)), _maps(cfg)),
         "csv": lambda: read_csv(Path(str(cfg.path)), cfg.target),
     }
     arrays = readers[cfg.dataset]()
-    scale = 255.0 if arrays.x.dtype == np.uint8 else _SCALES.get(cfg.dataset, 1.0)  # uint8: pixels
+    if arrays.x.dtype == np.uint8:  # pixels: kept as bytes, scaled a batch at a time where used (as_inputs)
+        if arrays.x_test is not None and arrays.x_test.dtype != np.uint8:
+            arrays = arrays._replace(x_test=_scaled(arrays.x_test, PIXEL_SCALE))
+        return arrays, PIXEL_SCALE
+    scale = _SCALES.get(cfg.dataset, 1.0)
     if scale != 1.0:
         x_test = None if arrays.x_test is None else _scaled(arrays.x_test, scale)
         arrays = arrays._replace(x=_scaled(arrays.x, scale), x_test=x_test)
     return arrays, scale
+
+
+def memory_share() -> int:
+    """This process's share of the machine's memory in bytes: physical memory / CPU cores (a worker per core)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (os.cpu_count() or 1)
+
+
+def _maps(cfg: SupervisedTaskConfig) -> bool:
+    """Whether to memory-map the npz file ``cfg.path`` (``task.mmap``; auto: larger than :func:`memory_share`)."""
+    if cfg.mmap != "auto":
+        return cfg.mmap == "always"
+    path = Path(str(cfg.path))
+    return path.is_file() and path.stat().st_size > memory_share()
 
 
 def shift_augment(x: np.ndarray, radius: int, axes: tuple[int, ...] = (-2, -1)) -> np.ndarray:
@@ -218,6 +250,18 @@ def shift_augment(x: np.ndarray, radius: int, axes: tuple[int, ...] = (-2, -1)) 
 def _scaled(x: np.ndarray, scale: float) -> np.ndarray:
     """Features divided by ``scale`` in float32 (half the memory of numpy's float64 default)."""
     return x.astype(np.float32) / np.float32(scale)
+
+
+def _floats(x: np.ndarray) -> np.ndarray:
+    """Samples as the network's inputs: ``uint8`` pixels scaled (as :func:`evo.network.as_inputs` does)."""
+    return _scaled(x, PIXEL_SCALE) if x.dtype == np.uint8 else x
+
+
+def _stored(x: np.ndarray) -> np.ndarray:
+    """Samples as a split keeps them: ``uint8`` pixels as they are, anything else as float32; C order.
+
+    A C-ordered array (a memory map among them) is kept, not copied."""
+    return np.ascontiguousarray(x) if x.dtype == np.uint8 else np.ascontiguousarray(x, dtype=np.float32)
 
 
 def _shift_axes(x: np.ndarray, signal: bool) -> tuple[int, ...]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import gzip
 import pickle
+import struct
+import zipfile
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -117,14 +119,19 @@ def read_cifar10(root: Path) -> Arrays:
     return Arrays(np.concatenate([b[0] for b in train]), np.concatenate([b[1] for b in train]), x_test, y_test)
 
 
-def read_npz(path: Path) -> Arrays:
-    """Arrays ``x``, ``y`` or ``x_train``, ``y_train`` (and optionally ``x_test``, ``y_test``); no pickles."""
+def read_npz(path: Path, mmap: bool = False) -> Arrays:
+    """Arrays ``x``, ``y`` or ``x_train``, ``y_train`` (and optionally ``x_test``, ``y_test``); no pickles.
+
+    ``mmap``: map the arrays stored uncompressed (``np.savez``) instead of reading them (:func:`_mapped`);
+    compressed ones (``np.savez_compressed``) are read, as they must be decompressed.
+    """
     if not path.is_file():
         raise DataError(f"{path}: file not found (expected an .npz with arrays x, y or x_train, y_train)")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as err:
+            mapped = _mapped(path, npz.zip) if mmap else {}
+            arrays = {k: mapped[k] if k in mapped else npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
         raise DataError(f"{path}: not a readable .npz file ({err})") from None
     if {"x", "y"} <= arrays.keys():
         found = Arrays(arrays["x"], arrays["y"])
@@ -138,6 +145,37 @@ def read_npz(path: Path) -> Arrays:
         if xs is not None and ys is not None and len(xs) != len(ys):
             raise DataError(f"{path}: {len(xs)} samples but {len(ys)} targets")
     return found
+
+
+def _mapped(path: Path, archive: zipfile.ZipFile) -> dict[str, np.ndarray]:
+    """The archive's uncompressed ``.npy`` members as copy-on-write memory maps of ``path``, by array name.
+
+    ``np.load(mmap_mode=...)`` maps ``.npy`` files only; a member stored without compression is a ``.npy``
+    file at a known offset of the ``.npz``: its local header (30 bytes, then the name and an extra field of
+    the lengths it gives), then the ``.npy`` header, then the data. Pages are read when touched and shared,
+    through the page cache, by every process mapping the file; copy-on-write keeps them writable for torch
+    without ever writing the file.
+    """
+    mapped = {}
+    with open(path, "rb") as f:
+        for info in archive.infolist():
+            if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
+                continue
+            f.seek(info.header_offset)
+            local = f.read(30)
+            if len(local) < 30 or local[:4] != b"PK\x03\x04":
+                raise ValueError(f"member {info.filename}: bad local header")
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            f.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+            if dtype.hasobject or not np.prod(shape):
+                continue  # left to np.load: it refuses pickled objects, and an empty array has nothing to map
+            mapped[info.filename[:-4]] = np.memmap(
+                path, dtype, mode="c", offset=f.tell(), shape=shape, order="F" if fortran else "C"
+            )
+    return mapped
 
 
 def read_csv(path: Path, target: str | int | None = None) -> Arrays:

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from evo.errors import ConfigError
 from evo.genome import Genome
+from evo.network import as_inputs
 from evo.plasticity import Diverged, PlasticityConfig, train
 from evo.preprocessing import Preprocessing
 from evo.tasks._base import Task
@@ -66,6 +67,7 @@ class SupervisedTask(Task):
     ) -> None:
         self._cfg = _absolute_path(data) if isinstance(data, SupervisedTaskConfig) else None
         self._data = data if isinstance(data, SplitData) else None
+        self._on_device: dict[str, SplitData] = {}
         self.plasticity = plasticity if plasticity is not None else PlasticityConfig()
         split = self.data
         self.classification = split.num_classes is not None
@@ -93,9 +95,20 @@ class SupervisedTask(Task):
             self._data = load_dataset(self._cfg)
         return self._data
 
+    def on(self, device: str) -> SplitData:
+        """The data on ``device``, copied there once: per process for a task built from a config (each Ray call
+        unpickles a new task, the data stays in :func:`load_dataset`'s cache), else per task object."""
+        if self._cfg is not None:
+            return load_dataset(self._cfg, device)
+        if device not in self._on_device:
+            self._on_device[device] = self.data.to(device)
+        return self._on_device[device]
+
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle without the tensors when they can be reloaded from the config (Ray ships tasks to workers)."""
+        """Pickle without the tensors when they can be reloaded from the config (Ray ships tasks to workers),
+        and never with copies on a device."""
         state = self.__dict__.copy()
+        state["_on_device"] = {}
         if self._cfg is not None:
             state["_data"] = None
         return state
@@ -114,7 +127,7 @@ class SupervisedTask(Task):
         A diverging loss (NaN/inf) or a runtime error gives a failed evaluation, never an exception.
         """
         start = time.perf_counter()
-        data = self.data
+        data = self.on(device)
         try:
             result = train(
                 genome, data.x_train, data.y_train, self.plasticity,
@@ -149,7 +162,8 @@ class SupervisedTask(Task):
 
     def test(self, genome: Genome, device: str = "cpu") -> dict[str, float]:
         """Test-split metrics (``test_loss``, and ``test_accuracy`` for classification) of a trained genome."""
-        return {f"test_{k}": v for k, v in self._measure(genome, self.data.x_test, self.data.y_test, device).items()}
+        data = self.on(device)
+        return {f"test_{k}": v for k, v in self._measure(genome, data.x_test, data.y_test, device).items()}
 
     def preprocessing(self) -> Preprocessing:
         """Scaling, standardisation (training-split statistics) and the data's class labels."""
@@ -160,15 +174,16 @@ class SupervisedTask(Task):
         x, y = self.data.x_train, self.data.y_train
         index = np.random.default_rng(seed).choice(len(x), size=min(n, len(x)), replace=False)
         picked = torch.as_tensor(np.sort(index))
-        return x[picked], y[picked]
+        return as_inputs(x[picked]), y[picked]
 
     def _measure(self, genome: Genome, x: Tensor, y: Tensor, device: str) -> dict[str, float]:
-        """Mean loss (and accuracy) in eval mode without gradients, in chunks to bound memory."""
+        """Mean loss (and accuracy) in eval mode without gradients and in float32 (whatever precision training
+        used: fitness stays comparable), in chunks to bound memory."""
         module = genome.to_module(device).eval()
         total, correct = 0.0, 0
         with torch.no_grad():
             for xb, yb in zip(x.split(_CHUNK), y.split(_CHUNK)):
-                out, yb = module(xb.to(device)), yb.to(device)
+                out, yb = module(as_inputs(xb.to(device))), yb.to(device)
                 if self.classification:
                     total += float(F.cross_entropy(out, yb, reduction="sum"))
                     correct += int((out.argmax(dim=1) == yb).sum())

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evo.errors import DataError
+from evo.network import as_inputs
 from evo.tasks.config import SupervisedTaskConfig
 from evo.tasks.data import clear_cache, load_dataset, shift_augment, split_indices
 
@@ -135,7 +136,8 @@ def test_mnist_folder_uses_shipped_test_split(tmp_path: Path, mnist_writer: Writ
     assert data.input_shape == (1, 28, 28) and data.num_classes == 3
     assert len(data.x_test) == 9 and len(data.x_train) + len(data.x_val) == 30
     expected = torch.as_tensor(written["t10k-images-idx3-ubyte"] / 255.0, dtype=torch.float32)
-    torch.testing.assert_close(data.x_test[:, 0], expected)
+    assert data.x_test.dtype == torch.uint8  # pixels stay bytes until a batch reaches the network
+    torch.testing.assert_close(as_inputs(data.x_test)[:, 0], expected)
     assert load_dataset(cfg(dataset="mnist", path=str(tmp_path))).input_shape == (784,)
 
 
@@ -143,7 +145,7 @@ def test_cifar10_folder(tmp_path: Path, cifar_writer: Writer) -> None:
     cifar_writer(tmp_path / "cifar-10-batches-py", per_batch=8)
     data = load_dataset(cfg(dataset="cifar10", path=str(tmp_path), as_image=True, val_fraction=0.25))
     assert data.input_shape == (3, 32, 32) and data.num_classes == 8 and len(data.x_val) == 10
-    assert 0.0 <= float(data.x_train.min()) and float(data.x_train.max()) <= 1.0
+    assert 0.0 <= float(as_inputs(data.x_train).min()) and float(as_inputs(data.x_train).max()) <= 1.0
 
 
 def test_npz_with_string_labels_and_image_samples(tmp_path: Path) -> None:

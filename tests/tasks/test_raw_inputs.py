@@ -13,6 +13,7 @@ import torch
 from sklearn import datasets as skd
 from torch import nn
 
+from evo.network import as_inputs
 from evo.tasks.config import SupervisedTaskConfig
 from evo.tasks.data import SplitData, load_dataset, split_indices
 from evo.tasks.supervised import SupervisedTask
@@ -50,7 +51,7 @@ def test_mnist_uint8_pixels_become_the_task_inputs_exactly(
     written = mnist_writer(tmp_path, n_train=30, n_test=9)
     data = load_dataset(SupervisedTaskConfig(dataset="mnist", path=str(tmp_path), standardize=standardize))
     assert data.preprocessing.scale == 255.0
-    assert torch.equal(raw_inputs(data, written["t10k-images-idx3-ubyte"]), data.x_test)
+    assert torch.equal(raw_inputs(data, written["t10k-images-idx3-ubyte"]), as_inputs(data.x_test))
 
 
 def test_csv_string_labels_are_recorded_and_inputs_standardised(tmp_path: Path) -> None:
