@@ -101,7 +101,10 @@ def _evaluate(task: Task, threads: int, *jobs: Job) -> tuple[str | Evaluation, .
     return ray.get_runtime_context().get_node_id(), *run_jobs(task, jobs, device)
 
 
-_remote_evaluate = ray.remote(_evaluate)
+#: ``max_calls=0``: a worker process runs any number of evaluations, GPU ones included (Ray's default for a function
+#: declared with GPUs is one call per process, to free GPU memory), so the data a worker loaded, and copied to its
+#: GPU, serves all its evaluations (:func:`evo.tasks.data.load_dataset`).
+_remote_evaluate = ray.remote(max_calls=0)(_evaluate)
 
 
 class _TooBig(Exception):

@@ -36,7 +36,7 @@ from evo.plasticity.config import PlasticityConfig
 from evo.plasticity.schedule import Schedule
 from evo.plasticity.state import PlasticNet
 
-__all__ = ["Diverged", "TrainResult", "epoch_batches", "steps_per_epoch", "train"]
+__all__ = ["Diverged", "TrainResult", "autocast", "epoch_batches", "steps_per_epoch", "train"]
 
 LOSSES = ("cross_entropy", "mse")
 
@@ -123,6 +123,7 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
     # Chosen once, not per step: labels are already int64 and flat, so task_loss would pick cross-entropy
     # every time; a constant rate is already the optimiser's (rebuilds after shape changes keep config.lr).
     criterion = F.cross_entropy if not y.is_floating_point() else task_loss
+    precision = autocast(x_dev.device.type, config.precision)
     scheduled = config.lr_schedule != "constant"
     losses: list[float] = []
     for step, batch in zip(range(total), _batches(len(x), config.batch_size, gen, x_dev.device), strict=False):
@@ -130,7 +131,7 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
         xb, yb = as_inputs(x_dev[batch]), y_dev[batch]  # uint8 pixels become floats here, a batch at a time
         try:
             lr = learning_rate(config, step, total) if scheduled else None
-            value = _step(state, schedule, criterion, xb, yb, step, lr)
+            value = _step(state, schedule, criterion, xb, yb, step, lr, precision)
         except FloatingPointError as err:
             done = step + 1
             raise Diverged(str(err), steps=done, samples=_samples(done, len(x), config.batch_size)) from None
@@ -150,15 +151,23 @@ def learning_rate(config: PlasticityConfig, step: int, total: int) -> float:
     return 0.5 * config.lr * (1.0 + math.cos(math.pi * step / total))
 
 
+def autocast(device_type: str, precision: Literal["fp32", "bf16"]) -> torch.autocast:
+    """The autocast context a training step runs its forward pass and loss in: bfloat16 for ``bf16``, off for
+    ``fp32``. Weights, gradients and optimiser state stay float32 either way, and bfloat16 has float32's range,
+    so no loss scaling is needed (fp16 would need it)."""
+    return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def _step(state: PlasticNet, schedule: Schedule, criterion: Callable[[Tensor, Tensor], Tensor], xb: Tensor,
-          yb: Tensor, step: int, lr: float | None) -> float:
-    """Forward, backward, (rewire), masked optimiser step (at rate ``lr``; None: the optimiser's own); raises
-    on a non-finite loss."""
+          yb: Tensor, step: int, lr: float | None, precision: torch.autocast) -> float:
+    """Forward (in ``precision``), backward, (rewire), masked optimiser step (at rate ``lr``; None: the
+    optimiser's own); raises on a non-finite loss."""
     net = state.net
     if not net.training:  # a structural event may have measured the net in eval mode
         net.train()
     state.optimizer.zero_grad(set_to_none=True)
-    value = criterion(net(xb), yb)
+    with precision:
+        value = criterion(net(xb), yb)
     loss = value.item()
     if not math.isfinite(loss):
         raise FloatingPointError(f"loss became {loss} at step {step}")

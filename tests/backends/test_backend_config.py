@@ -93,3 +93,26 @@ def test_stats_meter_counts() -> None:
     assert (snap.in_flight, snap.queued, snap.completed, snap.failed) == (0, 0, 2, 1)
     assert dict(snap.nodes) == {"node-a": 2}
     assert snap.evaluations_per_second > 0
+
+
+def test_fractional_gpus_share_one_gpu_and_reach_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evo.backends import ray as ray_module
+
+    backend = make_backend(BackendConfig(workers=4, num_gpus=0.25))
+    assert isinstance(backend, RayBackend)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 16.0, "GPU": 1.0})
+    assert backend._slots() == 4  # four evaluations at once on the one GPU
+    submitted: list[dict[str, object]] = []
+
+    class Options:
+        def __init__(self, **options: object) -> None:
+            submitted.append(options)
+
+        def remote(self, *args: object) -> list[object]:
+            return [object() for _ in range(int(submitted[-1]["num_returns"]))]  # type: ignore[call-overload]
+
+    monkeypatch.setattr(ray_module._remote_evaluate, "options", Options)
+    running: dict[object, object] = {}
+    backend._submit(object(), (), running)  # type: ignore[arg-type]
+    assert submitted[0]["num_gpus"] == 0.25 and submitted[0]["num_cpus"] == 1.0 and len(running) == 1
+    assert ray_module._remote_evaluate._max_calls == 0  # workers are reused: their data stays on their GPU

@@ -1,0 +1,41 @@
+"""plasticity.precision: bf16 autocast around the training forward pass, validated in the config."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from evo.genome import Genome
+from evo.plasticity import PlasticityConfig, train
+from evo.plasticity.trainer import autocast
+
+
+def test_precision_is_validated() -> None:
+    assert PlasticityConfig().precision == "fp32" and PlasticityConfig(precision="bf16").precision == "bf16"
+    with pytest.raises(ValidationError, match="precision"):
+        PlasticityConfig(precision="fp16")
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")
+def test_autocast_targets_the_evaluation_device() -> None:
+    bf16 = autocast("cuda", "bf16")  # built, never entered: this machine may have no GPU
+    assert bf16.device == "cuda" and bf16.fast_dtype == torch.bfloat16
+    assert not autocast("cpu", "fp32")._enabled and autocast("cpu", "bf16")._enabled
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_runs_its_forward_pass_in_the_configured_precision(precision: str) -> None:
+    genome = Genome.mlp((6,), hidden=(8,), output_size=3)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 6, generator=gen), torch.randint(0, 3, (64,), generator=gen)
+    seen: set[torch.dtype] = set()
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, args, out: seen.add(out.dtype) if isinstance(module, torch.nn.Linear) else None
+    )
+    try:
+        result = train(genome, x, y, PlasticityConfig(precision=precision), steps=4, seed=0)
+    finally:
+        hook.remove()
+    assert seen == {torch.bfloat16 if precision == "bf16" else torch.float32}
+    assert all(t.dtype == torch.float32 for t in result.genome.weights.values())  # weights stay float32
