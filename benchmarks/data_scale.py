@@ -155,7 +155,7 @@ def report(rows: list[tuple[str, str, dict[str, float]]], evaluations: int, step
                "later evaluations' data, ms (median)", "the data's anonymous memory, MB",
                "the data's file-backed memory, MB", "RSS after the evaluations, MB", "peak RSS, MB"]
     body = [[backend, "memory-mapped" if mode == "always" else "read", int(r["evaluations"]), f"{r['first_ms']:.1f}",
-             f"{r['later_ms']:.3f}", f"{r['data_anon_mb']:.0f}", f"{r['data_file_mb']:.0f}", f"{r['rss']:.0f}",
+             "–" if r["evaluations"] < 2 else f"{r['later_ms']:.3f}", f"{r['data_anon_mb']:.0f}", f"{r['data_file_mb']:.0f}", f"{r['rss']:.0f}",
              f"{r['peak']:.0f}"] for backend, mode, r in rows]
     return (
         f"A {file_mb:.0f} MB MNIST-format `.npz` written by the benchmark (60,000 + 10,000 `uint8` images 28 × 28, "
