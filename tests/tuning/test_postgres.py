@@ -38,14 +38,14 @@ def postgres_url() -> Iterator[str]:
 
 
 def _running_trial_of(url: str, study_name: str, pid: int, deadline: float) -> optuna.trial.FrozenTrial:
-    """Wait until process ``pid`` runs a trial of the study; that trial."""
+    """Wait until process ``pid`` runs a trial of the study and has named its run directory; that trial."""
     while time.monotonic() < deadline:
         try:
             study = optuna.load_study(study_name=study_name, storage=url)
         except KeyError:  # not created yet
             study = None
         for trial in study.get_trials(states=(TrialState.RUNNING,)) if study else []:
-            if trial.user_attrs.get(WORKER_ATTR, "").endswith(f":{pid}"):
+            if trial.user_attrs.get(WORKER_ATTR, "").endswith(f":{pid}") and "run_dir" in trial.user_attrs:
                 return trial
         time.sleep(0.1)
     raise AssertionError(f"process {pid} started no trial in time")
