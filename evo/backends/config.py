@@ -1,5 +1,8 @@
 """The ``backend`` section of a run config, and the factory that turns it into a :class:`Backend`.
 
+The section's rules live here only: each backend is built from a validated section (``from_config``), and
+one built from keywords (``RayBackend(workers=2)``) has them checked by this model (:meth:`BackendConfig.checked`).
+
 Example:
     >>> make_backend(BackendConfig(kind="serial"))  # doctest: +ELLIPSIS
     <evo.backends.serial.SerialBackend object at ...>
@@ -10,9 +13,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evo.backends._base import Backend
+from evo.errors import ConfigError
 
 __all__ = ["BackendConfig", "make_backend"]
 
@@ -72,18 +76,24 @@ class BackendConfig(BaseModel):
             raise ValueError("must be auto, local, HOST:PORT or ray://HOST:PORT")
         return value
 
+    @classmethod
+    def checked(cls, owner: str, **options: Any) -> BackendConfig:
+        """``options`` validated by this model's rules; the first problem is one :class:`ConfigError` naming
+        ``owner`` and the field (``RayBackend num_cpus: ...``)."""
+        try:
+            return cls(**options)
+        except ValidationError as err:
+            first = err.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "options"
+            raise ConfigError(f"{owner} {field}: {first['msg']} (got {first.get('input')!r})") from None
+
 
 def make_backend(cfg: BackendConfig) -> Backend:
     """The backend ``cfg`` describes; Ray is imported (and started, lazily) only for ``kind: ray``."""
     if cfg.kind == "serial":
         from evo.backends.serial import SerialBackend
 
-        return SerialBackend(cfg.device, threads=max(1, int(cfg.num_cpus)))
+        return SerialBackend.from_config(cfg)
     from evo.backends.ray import RayBackend
 
-    return RayBackend(
-        address=cfg.address, workers=cfg.workers, num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
-        max_retries=cfg.max_retries, timeout_s=cfg.timeout_s, max_in_flight=cfg.max_in_flight,
-        evals_per_task=cfg.evals_per_task, ship_code=cfg.ship_code, runtime_env=cfg.runtime_env,
-        worker_logs=cfg.worker_logs,
-    )
+    return RayBackend.from_config(cfg)

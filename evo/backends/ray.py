@@ -27,12 +27,12 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import ray
 import torch
@@ -41,6 +41,7 @@ from ray import exceptions as rex
 
 from evo import interrupts
 from evo.backends._base import Backend
+from evo.backends.config import BackendConfig
 from evo.backends.reaper import Reaper
 from evo.backends.serial import run_jobs
 from evo.backends.stats import BackendStats, StatsMeter
@@ -163,59 +164,33 @@ def _failed(task: Task, attempt: _Attempt, error: str) -> list[Evaluation]:
 class RayBackend(Backend):
     """Evaluates jobs as Ray tasks on a local instance (started lazily) or an existing cluster.
 
-    Args:
-        address: ``auto``, ``HOST:6379`` or ``ray://HOST:10001`` joins a cluster; ``None`` reads
-            ``RAY_ADDRESS``, else (or with ``local``) starts a local instance on first :meth:`map`.
-        workers: local instance only — evaluations at once (0 = one per core).
-        num_cpus: CPUs per evaluation; also the evaluation's torch thread count (at least 1).
-        num_gpus: GPUs per evaluation, fractions allowed.
-        max_retries: resubmissions after a lost worker or node.
-        timeout_s: cancel (force) an evaluation running longer; 0 = no limit.
-        max_in_flight: most jobs submitted at once; 0 = two batches per evaluation slot.
-        evals_per_task: jobs sent to a worker together as one Ray task (1 = each on its own). A lost
-            worker reruns its whole batch; a batch times out after ``timeout_s`` per job in it. ``auto``:
-            a map's jobs // (:data:`TASKS_PER_SLOT` × slots; 2 for one slot), at least 1; 1 when
-            ``timeout_s`` is set, so a hanging evaluation takes no batch-mates with it.
-        ship_code: send the evo package to workers (``py_modules``): auto = when joining a cluster.
-        runtime_env: extra Ray runtime_env entries (pip, env_vars, working_dir, ...).
-        worker_logs: forward workers' output to the driver.
+    Built from a validated ``backend`` section (:meth:`from_config`, as :func:`~evo.backends.make_backend` does),
+    or from that section's fields as keywords (``RayBackend(workers=2, evals_per_task=4)``), checked by the
+    section's own rules (:class:`~evo.backends.BackendConfig` documents each field). An unset ``address`` reads
+    ``RAY_ADDRESS``, else (as ``local`` does) starts a local instance on the first :meth:`map`.
 
     If Ray is already initialised (by the user), that instance is used and left running on :meth:`close`.
     """
 
-    def __init__(
-        self,
-        address: str | None = None,
-        workers: int = 0,
-        num_cpus: float = 1.0,
-        num_gpus: float = 0.0,
-        max_retries: int = 3,
-        timeout_s: float = 0.0,
-        max_in_flight: int = 0,
-        evals_per_task: int | Literal["auto"] = "auto",
-        ship_code: Literal["auto", "always", "never"] = "auto",
-        runtime_env: Mapping[str, Any] | None = None,
-        worker_logs: bool = False,
-    ) -> None:
-        for name, value, low in (("workers", workers, 0), ("num_gpus", num_gpus, 0), ("max_retries", max_retries, 0),
-                                 ("timeout_s", timeout_s, 0), ("max_in_flight", max_in_flight, 0)):
-            if value < low:
-                raise ConfigError(f"RayBackend {name} must be >= {low}, got {value}")
-        if evals_per_task != "auto" and not (isinstance(evals_per_task, int) and evals_per_task >= 1):
-            raise ConfigError(f"RayBackend evals_per_task must be an integer >= 1 or 'auto', got {evals_per_task!r}")
-        if num_cpus <= 0:
-            raise ConfigError(f"RayBackend num_cpus must be > 0, got {num_cpus}")
-        if ship_code not in ("auto", "always", "never"):
-            raise ConfigError(f"RayBackend ship_code must be auto, always or never, got {ship_code!r}")
-        address = address or os.environ.get("RAY_ADDRESS") or "local"
+    def __init__(self, config: BackendConfig | None = None, /, **options: Any) -> None:
+        if config is None:
+            config = BackendConfig.checked("RayBackend", kind="ray", **options)
+        elif options:
+            raise TypeError("RayBackend: a BackendConfig or keyword options, not both")
+        address = config.address or os.environ.get("RAY_ADDRESS") or "local"
         self.address = None if address == "local" else address
-        self.workers, self.num_cpus, self.num_gpus = workers, num_cpus, num_gpus
-        self.max_retries, self.timeout_s, self.max_in_flight = max_retries, timeout_s, max_in_flight
-        self.evals_per_task = evals_per_task
-        self.ship_code, self.runtime_env, self.worker_logs = ship_code, dict(runtime_env or {}), worker_logs
+        self.workers, self.num_cpus, self.num_gpus = config.workers, config.num_cpus, config.num_gpus
+        self.max_retries, self.timeout_s, self.max_in_flight = config.max_retries, config.timeout_s, config.max_in_flight
+        self.evals_per_task = config.evals_per_task
+        self.ship_code, self.runtime_env, self.worker_logs = config.ship_code, dict(config.runtime_env), config.worker_logs
         self._owns_ray = False
         self._reaper: Reaper | None = None
         self._meter = StatsMeter()
+
+    @classmethod
+    def from_config(cls, config: BackendConfig) -> RayBackend:
+        """The Ray backend of a validated ``backend`` section (nothing is started until the first :meth:`map`)."""
+        return cls(config)
 
     # ------------------------------------------------------------ connection
     def init_kwargs(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -14,6 +15,9 @@ from evo.backends.stats import BackendStats, StatsMeter
 from evo.tasks import Task
 from evo.tasks._base import batches
 from evo.types import Evaluation, Job
+
+if TYPE_CHECKING:
+    from evo.backends.config import BackendConfig
 
 __all__ = ["SerialBackend", "run_job", "run_jobs"]
 
@@ -55,6 +59,11 @@ class SerialBackend(Backend):
         self.device = device
         self.threads = threads
         self._meter = StatsMeter()
+
+    @classmethod
+    def from_config(cls, config: BackendConfig) -> SerialBackend:
+        """The serial backend of a validated ``backend`` section: its device, and ``num_cpus`` torch threads."""
+        return cls(config.device, threads=max(1, int(config.num_cpus)))
 
     def map(self, task: Task, jobs: Iterable[Job]) -> Iterator[Evaluation]:
         self._meter.begin()

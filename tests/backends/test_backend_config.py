@@ -70,6 +70,17 @@ def test_ray_backend_rejects_bad_arguments(bad: dict[str, object]) -> None:
         RayBackend(**bad)  # type: ignore[arg-type]
 
 
+def test_keywords_are_checked_by_the_config_rules() -> None:
+    options = {"workers": 3, "num_cpus": 0.5, "timeout_s": 2.0, "evals_per_task": 4, "runtime_env": {"pip": ["x"]}}
+    direct, built = RayBackend(**options), RayBackend.from_config(BackendConfig(**options))
+    assert vars(direct).keys() == vars(built).keys()
+    assert all(getattr(direct, k) == getattr(built, k) for k in ("workers", "num_cpus", "timeout_s", "evals_per_task",
+                                                                  "runtime_env", "max_retries", "ship_code"))
+    with pytest.raises(ValueError, match="RayBackend workres: Extra inputs"):  # a misspelt option is named
+        RayBackend(workres=2)
+    assert SerialBackend.from_config(BackendConfig(kind="serial", num_cpus=2.5, device="cpu")).threads == 2
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.permutations(["0", "1", "2", "3"]), st.integers(0, 3))
 def test_worker_device_is_the_position_among_visible_gpus(visible: list[str], pos: int) -> None:
