@@ -1,7 +1,7 @@
 """Benchmark of the evolution engine on the shipped configs: digits (MLP, CNN), CartPole, Lamarckian vs Darwinian.
 
 Writes the "evolution" section of docs/benchmarks.md. Every run goes through
-:func:`evo.evolution.run_evolution` on the config's own backend (Ray, both cores),
+:func:`evo.runner.run_evolution` on the config's own backend (Ray, both cores),
 as ``evo run CONFIG`` would, into a temporary runs directory. Wall time includes
 Ray's start-up and the final test measurement. Other jobs share this machine, so
 each row notes the load average (``os.getloadavg``) while it ran.
@@ -26,7 +26,8 @@ from sklearn.svm import SVC
 
 from benchmarks._report import table, update_section
 from evo.config import load_config
-from evo.evolution import RunResult, run_evolution
+from evo.evolution import RunResult
+from evo.runner import run_evolution
 from evo.tasks import Budget
 from evo.tasks.config import SupervisedTaskConfig
 from evo.tasks.control import ControlTask

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evo.config import EvoConfig, apply_overrides, load_config, parse_overrides
-from evo.errors import ConfigError, RunExistsError
-from evo.evolution import RunResult, resume_evolution, run_evolution
+from evo.errors import ConfigError
+from evo.evolution import RunResult
 from evo.records import GenerationRecord, Reporter
+from evo.runner import DEFAULT_RUNS_DIR, Runner
 
 if TYPE_CHECKING:
     from evo.backends import Backend
@@ -63,24 +64,16 @@ def to_config(config: ConfigLike, overrides: Overrides = ()) -> EvoConfig:
     return apply_overrides(config, values) if values else config
 
 
-def _run_with(start: Any, config: EvoConfig, progress: bool, backend: Backend | None,
-              reporters: Sequence[Reporter]) -> RunResult:
-    """Call ``start(reporters, backend)``, with a progress bar if asked (it shows the backend's busy workers)."""
-    if not progress:
-        return start(list(reporters), backend)  # type: ignore[no-any-return]
-    from evo.backends.config import make_backend
-    from evo.progress import ProgressReporter
-
-    own = backend is None
-    backend = make_backend(config.backend) if backend is None else backend
-    bar = ProgressReporter(config.evolution.children or config.evolution.population_size, backend=backend,
-                           generations=config.evolution.generations)
-    try:
-        return start([bar, *reporters], backend)  # type: ignore[no-any-return]
-    finally:
-        bar.close()
-        if own:
-            backend.close()
+def _run_with(runner: Runner, progress: bool, reporters: Sequence[Reporter]) -> RunResult:
+    """Run ``runner`` to its end, with a progress bar if asked (it shows the backend's busy workers)."""
+    with runner:
+        if not progress:
+            return runner.run(reporters)
+        bar = runner.progress_bar()
+        try:
+            return runner.run([bar, *reporters])
+        finally:
+            bar.close()
 
 
 def run(
@@ -88,7 +81,7 @@ def run(
     *,
     overrides: Overrides = (),
     run_dir: str | Path | None = None,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path = DEFAULT_RUNS_DIR,
     progress: bool = False,
     backend: Backend | None = None,
     reporters: Sequence[Reporter] = (),
@@ -104,16 +97,14 @@ def run(
         reporters: extra observers, e.g. an ``evo.tuning.OptunaMirror``.
 
     Raises:
-        ValueError: an invalid config (``ConfigError``), an existing run in ``run_dir``, or unreadable data.
+        ConfigError: an invalid config.
+        RunExistsError: ``run_dir`` holds a run already.
+        DataError: unreadable data.
         RunLockedError: another process is running the run in ``run_dir``.
         RunFailedError: no evaluation succeeded (e.g. a NaN in the data); the message carries the first error.
     """
-    cfg = to_config(config, overrides)
-    root = Path(run_dir) if run_dir is not None else None
-    if root is not None and (root / "config.yaml").exists():
-        raise RunExistsError(f"{root}: a run already exists here (use evo.resume({str(root)!r}) or another run_dir)")
-    return _run_with(lambda reps, back: run_evolution(cfg, run_dir=root, runs_dir=runs_dir, reporters=reps, backend=back),
-                     cfg, progress, backend, reporters)
+    runner = Runner.new(to_config(config, overrides), run_dir, runs_dir=runs_dir, backend=backend)
+    return _run_with(runner, progress, reporters)
 
 
 def resume(
@@ -132,13 +123,8 @@ def resume(
         RunLockedError: another process is running, resuming or extending the run.
         RunFailedError: no evaluation succeeded.
     """
-    from evo.config import load_run_config
-    from evo.store import RunStore
-
     items = [f"{key}={json.dumps(value)}" for key, value in _as_dict(overrides).items()]
-    cfg = load_run_config(RunStore.open(run_dir).config_path, items)
-    return _run_with(lambda reps, back: resume_evolution(run_dir, items, reporters=reps, backend=back),
-                     cfg, progress, backend, reporters)
+    return _run_with(Runner.resume(run_dir, items, backend=backend), progress, reporters)
 
 
 def search(config: ConfigLike, space: SearchSpace | str | os.PathLike[str], *, overrides: Overrides = (),

@@ -10,7 +10,6 @@ import importlib
 import json
 import signal
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -23,13 +22,12 @@ from rich.markup import escape
 import evo
 from evo import interrupts
 from evo.errors import EvoError
-from evo.records import Reporter
 
 if TYPE_CHECKING:
-    from evo.backends import Backend
     from evo.config import EvoConfig
     from evo.evolution import RunResult
     from evo.inspect import RunView
+    from evo.runner import Mirror, Runner
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neuroevolution with networks that grow and shrink.")
 # The click exceptions typer raises (its own copy of click since typer 0.2x): from where BadParameter lives.
@@ -109,7 +107,7 @@ def run(
 ) -> None:
     """Evolve a population as the config says; writes runs/<name>/ and mirrors it for optuna-dashboard."""
     from evo.config import check_run_name
-    from evo.evolution import run_evolution
+    from evo.runner import Runner, stamped
 
     cfg = _load(config, set_, {"evolution.seed": seed, "backend.kind": backend, "backend.address": address})
     if name is not None:
@@ -117,12 +115,9 @@ def run(
             check_run_name(name)
         except EvoError as err:
             fail(f"--name: {err}")
-    run_dir = runs_dir / (name or cfg.name or f"{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if (run_dir / "config.yaml").exists():
-        fail(f"{run_dir}: a run already exists here (use `evo resume {run_dir}` or another --name)")
-    mirrors = _mirror(cfg, run_dir, storage) if mirror else []
-    _execute(lambda reporters, backend: run_evolution(cfg, run_dir=run_dir, reporters=reporters + mirrors,
-                                                      backend=backend), cfg, run_dir, quiet, as_json)
+    run_dir = runs_dir / (name or cfg.name or stamped(config.stem))
+    _execute(lambda: Runner.new(cfg, run_dir, mirror=_mirror(run_dir, runs_dir, storage) if mirror else None),
+             quiet, as_json)
 
 
 @app.command()
@@ -135,64 +130,44 @@ def resume(
     as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Continue a run that was interrupted (or extend a finished one)."""
-    from evo.config import load_run_config
-    from evo.evolution import resume_evolution
-    from evo.store import RunStore
+    from evo.runner import Runner
 
-    try:
-        cfg = load_run_config(RunStore.open(run_dir).config_path, set_)
-    except EvoError as err:
-        fail(str(err))
-    mirrors = _mirror(cfg, run_dir, storage) if mirror else []
-    _execute(lambda reporters, backend: resume_evolution(run_dir, set_, reporters=reporters + mirrors,
-                                                         backend=backend), cfg, run_dir, quiet, as_json)
+    _execute(lambda: Runner.resume(run_dir, set_, mirror=_mirror(run_dir, run_dir.parent, storage) if mirror else None),
+             quiet, as_json)
 
-def _mirror(cfg: EvoConfig, run_dir: Path, storage: str | None) -> list[Reporter]:
-    """The Optuna mirror of this run: a study ``run:<name>`` that optuna-dashboard shows."""
+
+def _mirror(run_dir: Path, runs_dir: Path, storage: str | None) -> Mirror:
+    """The Optuna mirror of this run: a study ``run:<name>`` in ``storage`` (default: the runs dir's), which
+    optuna-dashboard shows."""
     import optuna
 
-    from evo.tuning.driver import task_objectives
-    from evo.tuning.mirror import OptunaMirror, changed_settings
+    from evo.runner import Mirror
 
-    runs_dir = run_dir.parent
-    url = storage or f"sqlite:///{runs_dir / 'evo.db'}"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "a new study created": not news on a terminal
+    return Mirror.of_run(run_dir, runs_dir, storage)
+
+
+def _execute(make: Callable[[], Runner], quiet: bool = False, as_json: bool = False) -> None:
+    """Run what ``make`` opens with a progress bar (evaluations/s, busy workers, ETA; one line per generation
+    when not on a terminal), then say what came out; user errors become one line and exit 2."""
     try:
-        objectives = task_objectives(cfg)  # builds the task: its errors are the task's, not the storage's
+        runner = make()
     except EvoError as err:
         fail(str(err))
-    try:
-        return [OptunaMirror(url, run_dir.name, objectives, changed_settings(cfg.plasticity, "plasticity"),
-                             run_dir, runs_dir / "artifacts")]
-    except (EvoError, ImportError) as err:
-        fail(f"--storage {url}: {err}")
-
-
-def _execute(start: Callable[[list[Reporter], Backend], RunResult], cfg: EvoConfig, run_dir: Path,
-             quiet: bool = False, as_json: bool = False) -> None:
-    """Run with a progress bar (evaluations/s, busy workers, ETA; one line per generation when not on a
-    terminal), then say what came out; user errors become one line and exit 2."""
-    from evo.backends.config import make_backend
-    from evo.progress import ProgressReporter
-
-    try:
-        backend = make_backend(cfg.backend)
-    except EvoError as err:
-        fail(str(err))
-    progress = ProgressReporter(cfg.evolution.children or cfg.evolution.population_size, console, backend,
-                                cfg.evolution.generations)
     with interrupts.stop_signals():  # also over the clean-up: a SIGTERM there still lets Ray stop its workers
         try:
-            result = start([] if quiet or as_json else [progress], backend)
+            with runner:
+                progress = runner.progress_bar(console)
+                try:
+                    result = runner.run([] if quiet or as_json else [progress])
+                finally:
+                    progress.close()
         except EvoError as err:
             fail(str(err))
         except KeyboardInterrupt:
-            resumable = (run_dir / "config.yaml").exists()
-            _interrupted(f"continue with: evo resume {run_dir}" if resumable else "the run had not started")
-        finally:
-            progress.close()
-            backend.close()
-    _report(result, run_dir, quiet, as_json)
+            _interrupted(f"continue with: evo resume {runner.run_dir}" if runner.started else "the run had not started")
+    _report(result, runner.run_dir, quiet, as_json)
+
 
 def _report(result: RunResult, run_dir: Path, quiet: bool, as_json: bool) -> None:
     """The end of a run: plots into the run directory, then the summary (or the JSON object, or nothing)."""
@@ -298,7 +273,7 @@ def search(
     trials: int = typer.Option(20, help="Finished trials wanted in the study, all processes on its storage together; "
                                "running the same command again resumes the search."),
     jobs: int = typer.Option(1, help="Trials run in parallel (threads)."),
-    storage: str | None = typer.Option(None, help="Optuna storage: an SQLAlchemy URL or journal:///path.log; default sqlite:///runs/evo.db."),
+    storage: str | None = typer.Option(None, help="Optuna storage: an SQLAlchemy URL or journal:///path.log; default sqlite:///<runs dir>/evo.db."),
     study_name: str | None = typer.Option(None, help="Study name, a plain folder name (the trials' run directories go "
                                           "in --runs-dir/<name>); default search:<config>:<space>. A study keeps "
                                           "to one config, --set and space."),
@@ -309,7 +284,8 @@ def search(
     export_best: Path | None = typer.Option(None, "--export-best", help="Write the best trial's config here as YAML "
                                                "(run length as in CONFIG, not --set's)."),
     seed: int = typer.Option(0, help="Sampler seed."),
-    runs_dir: Path = typer.Option(Path("runs"), help="Where each trial's run directory is created."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where each trial's run directory is created (in "
+                                  "<runs dir>/<study name>/), and the default storage and diagrams go."),
     mirror: bool = typer.Option(True, "--mirror/--no-mirror", help="Mirror every individual of every trial into the storage."),
     heartbeat: int = typer.Option(30, min=1, help="Seconds between a running trial's heartbeats (database storages); "
                                   "a trial silent for twice as long, its machine gone, is run again elsewhere."),
@@ -344,25 +320,30 @@ def search(
         console.print("  " + "  ".join(f"{k}={v}" for k, v in result.best_params.items()), soft_wrap=True)
     if written is not None:
         console.print(f"best config: {written}  (evo run {written})")
-    console.print(f"browse: evo dashboard{f' --storage {storage}' if storage else ''}")
+    where = f" --storage {storage}" if storage else f" --runs-dir {runs_dir}" if runs_dir != Path("runs") else ""
+    console.print(f"browse: evo dashboard{where}", soft_wrap=True, highlight=False)
 
 
 @app.command()
 def dashboard(
-    storage: str | None = typer.Option(None, help="Optuna storage URL; default sqlite:///runs/evo.db."),
+    storage: str | None = typer.Option(None, help="Optuna storage URL; default sqlite:///<runs dir>/evo.db."),
     port: int = typer.Option(8080, help="Port on 127.0.0.1."),
-    artifacts: Path = typer.Option(Path("runs/artifacts"), help="Artifact folder holding the architecture diagrams."),
+    artifacts: Path | None = typer.Option(None, help="Artifact folder holding the architecture diagrams; default "
+                                          "<runs dir>/artifacts."),
+    runs_dir: Path = typer.Option(Path("runs"), help="The --runs-dir of the runs and searches to browse."),
 ) -> None:
     """Browse searches and mirrored runs in optuna-dashboard (bound to 127.0.0.1)."""
-    from evo.tuning import DEFAULT_STORAGE, dashboard_server, dashboard_url
+    from evo.runner import artifacts_dir, storage_url
+    from evo.tuning import dashboard_server, dashboard_url
     from evo.tuning.study import storage_file
 
-    missing = storage_file(storage or DEFAULT_STORAGE)
+    storage = storage or storage_url(runs_dir)
+    missing = storage_file(storage)
     if missing is not None and not missing.exists():  # opening it would create an empty one
         fail(f"{missing}: no such storage file; run `evo run`/`evo search` here first, or name one with --storage")
 
     try:
-        server = dashboard_server(storage, port=port, artifacts=artifacts)
+        server = dashboard_server(storage, port=port, artifacts=artifacts or artifacts_dir(runs_dir))
     except EvoError as err:
         fail(str(err))
     except OSError as err:

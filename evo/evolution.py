@@ -1,14 +1,18 @@
 """The generational loop: selection, variation by operators, Lamarckian inheritance, stopping.
 
-Knows nothing of Ray or Optuna: evaluations go through a :class:`Backend`,
-observers are :class:`Reporter` s. Every random choice derives from
+Knows nothing of Ray or Optuna, nor of a run's directory lock, backend lifetime or resume (that is
+:mod:`evo.runner`): evaluations go through a :class:`Backend`, observers are :class:`Reporter` s. Every random choice derives from
 ``(run seed, individual id)`` or ``(run seed, generation)``, never from a
 shared stream, so neither the completion order of parallel evaluations nor a
 kill-and-resume changes the result.
 
 Example:
+    >>> from evo.backends import SerialBackend
     >>> from evo.config import load_config
-    >>> result = run_evolution(load_config(None, ["evolution.generations=1", "backend.kind=serial"]))  # doctest: +SKIP
+    >>> from evo.testing import ToyTask
+    >>> config = load_config(None, ["evolution.generations=1", "evolution.population_size=2"])
+    >>> len(Evolution(config, ToyTask(), SerialBackend(), build_operators(config)).run().history)  # doctest: +SKIP
+    2
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,19 +30,18 @@ from torch import Tensor
 
 from evo.backends import Backend
 from evo.config import EvoConfig
-from evo.errors import ConfigError, NotApplicable, RunFailedError
+from evo.errors import ConfigError, NotApplicable
 from evo.genome import Genome, LayerKind, LayerSpec
 from evo.hyper import initial_hparams, perturb
 from evo.operators import Operator
 from evo.records import GenerationRecord, Individual, Reporter
 from evo.reevaluation import apply_merged, latest_merged, merged_record, reevaluate, reevaluated
 from evo.selection import Selector, make_selector, pareto_front
-from evo.store import (Checkpoint, RunStore, individual_from_record, individual_to_record, record_from_dict,
-                       record_to_dict)
+from evo.store import RunStore, individual_from_record, individual_to_record, record_from_dict, record_to_dict
 from evo.tasks import Task
 from evo.types import Budget, Direction, Evaluation, Job
 
-__all__ = ["DEFAULT_OPERATORS", "Evolution", "RunResult", "build_operators", "derive_seed", "operator_specs", "resume_evolution", "run_evolution"]
+__all__ = ["DEFAULT_OPERATORS", "Evolution", "RunResult", "build_operators", "derive_seed", "operator_specs"]
 
 _INIT, _VARY, _SELECT, _HYPER, _RUNG, _REEVALUATE = 1, 2, 3, 4, 5, 6  # stream tags for derive_seed
 
@@ -423,11 +426,7 @@ class Evolution:
                        best=best.objectives, evaluated=list(record.evaluated), failures=record.failures)
 
 
-# ----------------------------------------------------------------- running a whole evolution
-#: Fields a resumed run may change; anything else would make the continuation a different run.
-RESUMABLE_FIELDS = ("evolution.generations", "evolution.max_steps", "evolution.max_samples", "evolution.max_seconds",
-                    "evolution.target_fitness", "evolution.test_top_k", "backend.", "name")
-
+# ----------------------------------------------------------------- operators of a run
 DEFAULT_OPERATORS: dict[str, list[dict[str, Any]]] = {
     "gradient": [
         {"op": "widen", "prob": 0.25, "k": 4, "init": "split"},
@@ -462,137 +461,3 @@ def build_operators(config: EvoConfig) -> list[tuple[Operator, float]]:
 
     return [(make_operator({k: v for k, v in spec.items() if k != "prob"}), float(spec.get("prob", 1.0)))
             for spec in operator_specs(config)]
-
-
-def run_evolution(
-    config: EvoConfig,
-    *,
-    run_dir: str | Path | None = None,
-    runs_dir: str | Path = "runs",
-    reporters: Sequence[Reporter] = (),
-    backend: Backend | None = None,
-) -> RunResult:
-    """Run a whole evolution into a new run directory and return its result.
-
-    Args:
-        config: the validated config.
-        run_dir: where to write; default ``runs_dir/<config.name or a timestamped name>``.
-        reporters: observers (progress bar, Optuna mirror, pruning callbacks...).
-        backend: overrides ``config.backend`` (e.g. a shared Ray backend across search trials).
-
-    Raises:
-        RunExistsError: ``run_dir`` holds a run already.
-        RunLockedError: another process holds ``run_dir``.
-        RunFailedError: no evaluation succeeded (the run directory holds the failures).
-    """
-    from evo.config import dump_config
-
-    root = Path(run_dir) if run_dir is not None else Path(runs_dir) / (config.name or time.strftime("run-%Y%m%d-%H%M%S"))
-    task = _build_task(config)  # bad data fails here, before any run directory exists
-    with RunStore(root).lock() as store:
-        RunStore.create(root, dump_config(config))
-        store.save_preprocessing(task.preprocessing())
-        store.log("run_start", name=root.name)
-        return _execute(config, task, store, reporters, backend, None, lambda: None)
-
-
-def resume_evolution(
-    run_dir: str | Path,
-    overrides: Sequence[str] = (),
-    *,
-    reporters: Sequence[Reporter] = (),
-    backend: Backend | None = None,
-) -> RunResult:
-    """Continue a run from its newest intact checkpoint; ``overrides`` may extend it (e.g. more generations).
-
-    Everything is read back and checked before anything is written: a damaged run directory raises
-    :class:`~evo.errors.DamagedRunError` and is left as it was.
-
-    Raises:
-        DamagedRunError: a run file is missing, cut short or inconsistent (the message names it).
-        RunLockedError: another process holds ``run_dir``.
-        RunFailedError: no evaluation succeeded.
-    """
-    from evo.config import ConfigError, config_diff, dump_config, load_run_config
-    from evo.files import atomic_write_text
-
-    store = RunStore.open(run_dir)
-    with store.lock():
-        old = load_run_config(store.config_path)
-        new = load_run_config(store.config_path, overrides)
-        frozen = [f for f in config_diff(old, new) if not f.startswith(RESUMABLE_FIELDS)]
-        if frozen:
-            allowed = ", ".join(f.rstrip(".") + ("*" if f.endswith(".") else "") for f in RESUMABLE_FIELDS)
-            raise ConfigError(f"{store.config_path}: {frozen[0]} cannot change in a resumed run (allowed: {allowed})")
-        task = _build_task(new)
-        checkpoint = store.load_checkpoint()
-
-        def restored() -> None:  # everything was read back and checked: only now write
-            if overrides:
-                atomic_write_text(store.config_path, dump_config(new))
-            store.log("resume", overrides=list(overrides), skipped=checkpoint.skipped if checkpoint else [])
-
-        return _execute(new, task, store, reporters, backend, checkpoint, restored)
-
-
-def _build_task(config: EvoConfig) -> Task:
-    from evo.task_kinds import build_task
-
-    return build_task(config.task, config.plasticity)
-
-
-def _execute(config: EvoConfig, task: Task, store: RunStore, reporters: Sequence[Reporter],
-             backend: Backend | None, checkpoint: Checkpoint | None, restored: Callable[[], None]) -> RunResult:
-    """Restore ``checkpoint`` (or start over: a run killed before its first checkpoint keeps no record),
-    call ``restored``, run to the end, test the best and record it."""
-    from evo.backends.config import make_backend
-
-    own_backend = backend is None
-    backend = make_backend(config.backend) if backend is None else backend
-    try:
-        evolution = Evolution(config, task, backend, build_operators(config), store, reporters)
-        if checkpoint is not None:
-            evolution.restore(checkpoint.state, store)
-        else:
-            store.cut_records(None)
-        restored()
-        result = evolution.run()
-    finally:
-        if own_backend:
-            backend.close()
-    _fail_if_nothing_succeeded(evolution, store)
-    result.test = _test_best(task, evolution)
-    best = result.best
-    store.save_best(
-        {"id": best.id, "architecture": str(best.genome), "objectives": best.objectives,
-         "generation": best.generation, "test": {str(k): v for k, v in result.test.items()}},
-        best.genome if best.genome.weights else None,
-    )
-    store.log("run_end", best_id=best.id, best=best.objectives, test=result.test)
-    return result
-
-
-def _fail_if_nothing_succeeded(evolution: Evolution, store: RunStore) -> None:
-    """A run whose every evaluation failed has no result: say why, with the first failure's message."""
-    failed = [ind for ind in evolution.individuals.values() if ind.evaluation is None or not ind.evaluation.ok]
-    if len(failed) < len(evolution.individuals):
-        return
-    first = min(failed, key=lambda ind: ind.id)
-    error = (first.evaluation.error if first.evaluation else None) or "no result"
-    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
-    reason = lines[-1] if lines else "no result"
-    store.log("run_failed", evaluations=len(failed), first_error=error)
-    raise RunFailedError(f"{store.root}: all {len(failed)} evaluations failed; the first (individual {first.id}): "
-                         f"{reason}")
-
-
-def _test_best(task: Task, evolution: Evolution) -> dict[int, dict[str, float]]:
-    """Test metrics of the best few individuals (only they ever see the test split)."""
-    test = getattr(task, "test", None)
-    if test is None:
-        return {}
-    out = {}
-    for ind in evolution.ranked()[: evolution.evo.test_top_k]:
-        if ind.evaluation is not None and ind.evaluation.ok and ind.genome.weights:
-            out[ind.id] = test(ind.genome)
-    return out

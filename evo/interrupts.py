@@ -14,7 +14,7 @@ Outside :func:`stop_signals` (the library in a user's notebook) nothing changes 
 
 Example:
     >>> with stop_signals():  # doctest: +SKIP
-    ...     run_evolution(config)  # Ctrl-C: KeyboardInterrupt; received() says which signal
+    ...     evo.run(config)  # Ctrl-C: KeyboardInterrupt; received() says which signal
 """
 
 from __future__ import annotations

@@ -148,11 +148,21 @@ class RunStore:
     def create(cls, root: str | os.PathLike[str], config_yaml: str) -> RunStore:
         """A new run directory; refuses to reuse one that already holds a run."""
         store = cls(root)
-        if (store.root / "config.yaml").exists():
-            raise RunExistsError(f"{store.root}: a run already exists here "
-                                 f"(use `evo resume {store.root}` or another --name)")
+        cls.refuse_existing(store.root)
         atomic_write_text(store.root / "config.yaml", config_yaml)
         return store
+
+    @staticmethod
+    def exists(root: str | os.PathLike[str]) -> bool:
+        """Whether ``root`` holds a run (its config is the first file a run writes)."""
+        return (Path(root) / "config.yaml").exists()
+
+    @classmethod
+    def refuse_existing(cls, root: str | os.PathLike[str]) -> None:
+        """Raise :class:`RunExistsError` if ``root`` holds a run: a new run never reuses a run directory."""
+        if cls.exists(root):
+            raise RunExistsError(f"{root}: a run already exists here (continue it with `evo resume {root}` or "
+                                 "evo.resume(), or choose another name)")
 
     @classmethod
     def open(cls, root: str | os.PathLike[str]) -> RunStore:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from evo.config import load_config
-from evo.evolution import run_evolution
+from evo.runner import run_evolution
 
 EVO = [sys.executable, "-m", "evo"]
 XOR = ["run", "-", "--backend", "serial", "--no-mirror", "--set", "task.kind=xor", "--set", "evolution.generations=2",

@@ -202,7 +202,7 @@ def test_conv_init_reads_a_flat_input_as_a_signal() -> None:
 
 def test_the_mnist1d_config_evolves_conv1d_networks(tmp_path: Path) -> None:
     pytest.importorskip("mnist1d")
-    from evo.evolution import run_evolution
+    from evo.runner import run_evolution
 
     root = Path(__file__).resolve().parents[1]
     cfg = load_config(root / "configs" / "mnist1d_cnn.yaml", [

@@ -151,7 +151,7 @@ def test_a_run_records_and_shows_each_individuals_genes(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from evo.cli import app
-    from evo.evolution import run_evolution
+    from evo.runner import run_evolution
     from evo.inspect import load_run
 
     cfg = load_config(None, ["task.dataset=iris", "evolution.population_size=2", "evolution.generations=1",

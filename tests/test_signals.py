@@ -137,7 +137,7 @@ def test_training_stops_at_the_next_step(unraisable: list[BaseException | None])
 #: Runs `evo` with one function patched to send SIGINT to its own process at a precise moment (argv[1]).
 _DRIVER = """
 import os, signal, sys
-import evo.backends.serial as serial, evo.evolution as evolution, evo.store as store
+import evo.backends.serial as serial, evo.runner as runner, evo.store as store
 from evo.cli import cli
 from tests.test_signals import _swallowed_interrupt
 
@@ -158,7 +158,7 @@ def wrap(owner, name, before=None, after=None):
 calls = []
 moment = sys.argv[1]
 if moment == "loading":  # while the task (its data set) is built, before the run directory exists
-    wrap(evolution, "_build_task", before=lambda config: interrupt)
+    wrap(runner, "_build_task", before=lambda config: interrupt)
 elif moment == "checkpoint":  # generation 1's records written, its checkpoint not yet
     wrap(store.RunStore, "append_records",
          after=lambda self, records: calls.append(1) or (len(calls) == 2 and interrupt))

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from evo.config import load_config
-from evo.evolution import run_evolution
 from evo.inspect import load_run
+from evo.runner import run_evolution
 from evo.summary import write_plots
 
 HEAVY = ("torch", "ray", "optuna", "sklearn", "gymnasium", "matplotlib")

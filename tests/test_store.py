@@ -107,8 +107,8 @@ import sys  # noqa: E402
 import evo.testing  # noqa: E402
 from evo.config import load_config  # noqa: E402
 from evo.errors import DamagedRunError, DamagedRunWarning, RunFailedError, RunLockedError  # noqa: E402
-from evo.evolution import resume_evolution, run_evolution  # noqa: E402
 from evo.inspect import load_run  # noqa: E402
+from evo.runner import resume_evolution, run_evolution  # noqa: E402
 
 
 def toy_config(*overrides: str):

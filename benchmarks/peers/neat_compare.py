@@ -35,7 +35,8 @@ import numpy as np
 
 from benchmarks._report import machine, table, update_section
 from evo.config import load_config
-from evo.evolution import derive_seed, run_evolution
+from evo.evolution import derive_seed
+from evo.runner import run_evolution
 from evo.genome import Genome
 from evo.tasks import Budget
 from evo.tasks.control import ControlTask

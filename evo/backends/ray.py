@@ -180,9 +180,10 @@ class RayBackend(Backend):
         address = config.address or os.environ.get("RAY_ADDRESS") or "local"
         self.address = None if address == "local" else address
         self.workers, self.num_cpus, self.num_gpus = config.workers, config.num_cpus, config.num_gpus
-        self.max_retries, self.timeout_s, self.max_in_flight = config.max_retries, config.timeout_s, config.max_in_flight
-        self.evals_per_task = config.evals_per_task
-        self.ship_code, self.runtime_env, self.worker_logs = config.ship_code, dict(config.runtime_env), config.worker_logs
+        self.max_retries, self.timeout_s = config.max_retries, config.timeout_s
+        self.max_in_flight, self.evals_per_task = config.max_in_flight, config.evals_per_task
+        self.ship_code, self.worker_logs = config.ship_code, config.worker_logs
+        self.runtime_env = dict(config.runtime_env)
         self._owns_ray = False
         self._reaper: Reaper | None = None
         self._meter = StatsMeter()

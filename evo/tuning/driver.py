@@ -1,7 +1,7 @@
 """The search loop: one Optuna trial = one evolution run with sampled plasticity hyperparameters.
 
 Each trial applies its sampled values to the config, runs an evolution in its own run directory
-(``runs/<study>/trial_0007``), reports the best fitness after every generation so a pruner can stop
+(``<runs dir>/<study>/trial_0007``), reports the best fitness after every generation so a pruner can stop
 a hopeless run early, and records the run directory and best architecture on the trial. Several
 objectives in the task make a multi-objective study (no pruning then) whose Pareto front
 :attr:`SearchResult.pareto` holds. Running the same search again resumes it: finished trials count
@@ -33,8 +33,8 @@ from optuna.trial import FrozenTrial
 
 from evo.errors import ConfigError, StorageError
 from evo.records import GenerationRecord, Reporter
+from evo.runner import DEFAULT_RUNS_DIR, Mirror, Runner, artifacts_dir, storage_url
 from evo.tuning.loop import TrialLoop, trial_seed
-from evo.tuning.mirror import DEFAULT_ARTIFACTS, OptunaMirror, changed_settings
 from evo.tuning.overrides import apply_params, check_space
 from evo.tuning.space import SearchSpace
 from evo.tuning.study import (WORKER_ATTR, PrunerName, SamplerName, make_pruner, make_sampler, open_storage,
@@ -44,7 +44,6 @@ from evo.types import Objective
 if TYPE_CHECKING:
     from evo.backends import Backend
     from evo.config import EvoConfig
-    from evo.evolution import RunResult
 
 __all__ = ["PruningReporter", "SearchResult", "best_trial", "export_best", "search", "search_fingerprint", "summarize",
            "task_objectives"]
@@ -53,7 +52,8 @@ __all__ = ["PruningReporter", "SearchResult", "best_trial", "export_best", "sear
 class PruningReporter(Reporter):
     """Reports the best fitness after each generation to a trial and stops the run when the pruner says so.
 
-    ``optuna.TrialPruned`` raised here leaves ``run_evolution`` after the generation was checkpointed.
+    ``optuna.TrialPruned`` raised here leaves the run (:meth:`evo.runner.Runner.run`) after the generation was
+    checkpointed.
     """
 
     def __init__(self, trial: optuna.Trial, objective: str) -> None:
@@ -123,7 +123,10 @@ class _Trial:
         # A retried trial inherits its predecessor's run directory and resumes it from the last checkpoint.
         run_dir = Path(trial.user_attrs.get("run_dir") or self.runs_dir / _slug(self.study_name) / f"trial_{trial.number:04d}")
         trial.set_user_attr("run_dir", str(run_dir))
-        result = self._evolve(config, run_dir, self._reporters(trial, config, run_dir))
+        name = f"{self.study_name}/trial_{trial.number:04d}"
+        mirror = Mirror(self.storage, name, self.artifacts) if self.mirror else None
+        reporters: list[Reporter] = [PruningReporter(trial, self.objectives[0].name)] if self.prune else []
+        result = Runner.open(config, run_dir, backend=self.backend, mirror=mirror).run(reporters)
         best = result.best
         trial.set_user_attr("architecture", str(best.genome))
         trial.set_user_attr("num_params", best.genome.num_params())
@@ -131,20 +134,6 @@ class _Trial:
         trial.set_user_attr("generations", len(result.history))
         scores = [float(best.objectives.get(o.name, math.nan)) for o in self.objectives]
         return scores if len(scores) > 1 else scores[0]
-
-    def _reporters(self, trial: optuna.Trial, config: EvoConfig, run_dir: Path) -> list[Reporter]:
-        reporters: list[Reporter] = [PruningReporter(trial, self.objectives[0].name)] if self.prune else []
-        if self.mirror:
-            reporters.append(OptunaMirror(self.storage, f"{self.study_name}/trial_{trial.number:04d}", self.objectives,
-                                          changed_settings(config.plasticity, "plasticity"), run_dir, self.artifacts))
-        return reporters
-
-    def _evolve(self, config: EvoConfig, run_dir: Path, reporters: list[Reporter]) -> RunResult:
-        from evo.evolution import resume_evolution, run_evolution
-
-        if (run_dir / "config.yaml").exists():
-            return resume_evolution(run_dir, reporters=reporters, backend=self.backend)
-        return run_evolution(config, run_dir=run_dir, reporters=reporters, backend=self.backend)
 
 
 def run_search(
@@ -159,9 +148,9 @@ def run_search(
     pruner: PrunerName | optuna.pruners.BasePruner = "median",
     timeout: float | None = None,
     seed: int | None = 0,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path = DEFAULT_RUNS_DIR,
     mirror: bool = True,
-    artifacts: str | Path = DEFAULT_ARTIFACTS,
+    artifacts: str | Path | None = None,
     backend: Backend | None = None,
     heartbeat: int = 30,
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
@@ -174,7 +163,7 @@ def run_search(
         trials: finished trials wanted in the study, counting earlier runs of the same search and other
             processes running it on the same storage at the same time (see :mod:`evo.tuning.loop`).
         jobs: trials run in parallel (threads; evaluations go through each trial's backend).
-        storage: Optuna storage URL; default ``sqlite:///runs/evo.db``.
+        storage: Optuna storage URL; default ``sqlite:///<runs_dir>/evo.db`` (as ``evo run`` mirrors runs).
         study_name: default ``search:<config name or 'evo'>``; a plain folder name (it names the folder of the
             trials' run directories under ``runs_dir``). A study keeps to one config and space.
         sampler: tpe, cmaes, nsga2 or random (or a sampler); default tpe (one objective) or nsga2 (several).
@@ -182,7 +171,9 @@ def run_search(
         timeout: stop starting trials after this many seconds.
         seed: the sampler's seed, combined with each trial's number (each run keeps ``evolution.seed`` so
             trials differ only in their values).
+        runs_dir: where the trials' run directories go (``<runs_dir>/<study>/trial_NNNN``).
         mirror: also mirror each trial's run (every individual) into the storage for the dashboard.
+        artifacts: the mirror's folder of architecture diagrams; default ``<runs_dir>/artifacts``.
         backend: one backend shared by all trials; default: a Ray backend shared by all trials when the
             config asks for Ray, else each trial makes its own (serial).
         heartbeat: seconds between a running trial's heartbeats (database storages); a trial silent for
@@ -200,7 +191,7 @@ def run_search(
     objectives = task_objectives(config)
     multi = len(objectives) > 1
     name = _check_study_name(study_name or f"search:{config.name or 'evo'}")
-    optuna_storage = open_storage(storage, heartbeat_interval=heartbeat)
+    optuna_storage = open_storage(storage or storage_url(runs_dir), heartbeat_interval=heartbeat)
     sampler, sampler_for = _samplers(sampler, seed, multi)
     if multi or not isinstance(pruner, optuna.pruners.BasePruner):
         pruner = make_pruner("none" if multi else pruner, config.evolution.generations)  # type: ignore[arg-type]
@@ -212,8 +203,8 @@ def run_search(
         from evo.backends.config import make_backend
 
         backend = make_backend(config.backend)
-    objective = _Trial(config, space, objectives, name, Path(runs_dir), prune,
-                       optuna_storage, mirror, Path(artifacts), backend)
+    objective = _Trial(config, space, objectives, name, Path(runs_dir), prune, optuna_storage, mirror,
+                       Path(artifacts) if artifacts is not None else artifacts_dir(runs_dir), backend)
     try:
         TrialLoop(study, objective, trials, sampler_for=sampler_for, timeout=timeout, catch=(ConfigError,),
                   callbacks=callbacks).run(jobs)

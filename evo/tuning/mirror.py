@@ -16,7 +16,7 @@ One study per run (``run:<run name>``), one trial per evaluated individual, writ
 Example:
     >>> from evo.types import Objective
     >>> mirror = OptunaMirror("sqlite:///:memory:", "demo", [Objective("fitness")])  # doctest: +SKIP
-    >>> run_evolution(config, reporters=[mirror])  # doctest: +SKIP
+    >>> Runner.new(config).run([mirror])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -44,13 +44,14 @@ from evo.errors import StorageError
 from evo.genome import Genome
 from evo.hyper import GENES
 from evo.records import GenerationRecord, Individual, Reporter
+from evo.runner import DEFAULT_RUNS_DIR, artifacts_dir
 from evo.tuning.bulk import add_trials
 from evo.types import Objective
 
 __all__ = ["OptunaMirror", "architecture_params", "changed_settings", "run_study_name", "setting_params"]
 
 #: where architecture diagrams go unless told otherwise (beside the default SQLite storage).
-DEFAULT_ARTIFACTS = Path("runs/artifacts")
+DEFAULT_ARTIFACTS = artifacts_dir(DEFAULT_RUNS_DIR)
 
 
 def run_study_name(run_name: str) -> str:

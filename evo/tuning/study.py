@@ -2,7 +2,8 @@
 
 Storage URLs:
 
-- nothing: ``sqlite:///runs/evo.db`` (created on demand, nothing to start);
+- nothing: ``sqlite:///runs/evo.db``, the default runs dir's (:func:`evo.runner.storage_url`; created on demand,
+  nothing to start);
 - any SQLAlchemy URL (``postgresql://...``, with the ``postgres`` extra's driver psycopg; ``mysql://...``);
   several searches may open a fresh database at once;
 - ``journal:///path/file.log`` or any path ending in ``.log``: an Optuna journal file, for clusters
@@ -40,6 +41,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from evo.errors import ConfigError, StorageError
+from evo.runner import DEFAULT_RUNS_DIR, storage_url
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -53,7 +55,7 @@ __all__ = [
     "worker_tag",
 ]
 
-DEFAULT_STORAGE = "sqlite:///runs/evo.db"
+DEFAULT_STORAGE = storage_url(DEFAULT_RUNS_DIR)
 SamplerName = Literal["tpe", "cmaes", "nsga2", "random"]
 PrunerName = Literal["median", "hyperband", "none"]
 #: seconds SQLite waits for a lock held by another thread or process before "database is locked".

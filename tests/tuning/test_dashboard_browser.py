@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from evo.config import EvoConfig
-from evo.evolution import run_evolution
+from evo.runner import run_evolution
 from evo.tuning import OptunaMirror
 from evo.tasks import Objective
 

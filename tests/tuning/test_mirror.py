@@ -8,10 +8,10 @@ from optuna.trial import TrialState
 from sqlalchemy import event
 
 from evo.config import EvoConfig, apply_overrides
-from evo.evolution import run_evolution
 from evo.genome import Genome
 from evo.plasticity import PlasticityConfig
 from evo.records import GenerationRecord, Individual
+from evo.runner import run_evolution
 from evo.tuning import OptunaMirror, changed_settings, open_storage, run_study_name
 from evo.tasks import Budget, Direction, Evaluation, Objective
 
@@ -154,7 +154,7 @@ def test_a_trial_a_killed_run_left_open_is_finished_when_its_individual_is_redon
 def test_a_resumed_run_mirrors_what_a_kill_kept_from_the_mirror(tmp_path, xor_config: EvoConfig) -> None:
     """The mirror writes after the checkpoint: a kill between the two left checkpointed individuals unmirrored,
     and resume never redoes them (found by benchmarks/reliability.py)."""
-    from evo.evolution import resume_evolution
+    from evo.runner import resume_evolution
 
     run_dir = tmp_path / "run"
     run_evolution(apply_overrides(xor_config, {"evolution.generations": 1}), run_dir=run_dir)  # the mirror missed it
