@@ -110,7 +110,7 @@ def _mirror_ok(run_dir: Path, individuals: int) -> bool | None:
         return None
     import optuna
 
-    from evo.tuning import run_study_name
+    from evo.mirror import run_study_name
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trials = optuna.load_study(study_name=run_study_name(run_dir.name), storage=f"sqlite:///{database}").trials
@@ -331,7 +331,7 @@ def _full_mirror(run_dir: Path) -> contextlib.AbstractContextManager[None]:
     """The mirror's SQLite database limited to the pages it has: SQLite's own "database or disk is full"."""
     from sqlalchemy import event
 
-    from evo.tuning.study import open_storage
+    from evo.mirror.storage import open_storage
 
     real = open_storage
 
@@ -342,15 +342,15 @@ def _full_mirror(run_dir: Path) -> contextlib.AbstractContextManager[None]:
         storage.engine.dispose()
         return storage
 
-    import evo.tuning.study
+    import evo.mirror.reporter
 
     @contextlib.contextmanager
     def patched() -> Iterator[None]:
-        evo.tuning.study.open_storage = limited
+        evo.mirror.reporter.open_storage = limited
         try:
             yield
         finally:
-            evo.tuning.study.open_storage = real
+            evo.mirror.reporter.open_storage = real
 
     return patched()
 

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 from evo.config import EvoConfig, apply_overrides, load_config, parse_overrides
 from evo.errors import ConfigError
 from evo.evolution import RunResult
+from evo.paths import DEFAULT_RUNS_DIR
 from evo.records import GenerationRecord, Reporter
-from evo.runner import DEFAULT_RUNS_DIR, Runner
+from evo.runner import Runner
 
 if TYPE_CHECKING:
     from evo.backends import Backend
@@ -94,7 +95,7 @@ def run(
         run_dir: where to write; default ``runs_dir/<config name or a timestamped name>``.
         progress: show a progress bar (evaluations/s, best so far).
         backend: evaluate here instead of the config's ``backend`` section (kept open).
-        reporters: extra observers, e.g. an ``evo.tuning.OptunaMirror``.
+        reporters: extra observers, e.g. an ``evo.mirror.OptunaMirror``.
 
     Raises:
         ConfigError: an invalid config.

@@ -22,6 +22,7 @@ from rich.markup import escape
 import evo
 from evo import interrupts
 from evo.errors import EvoError
+from evo.paths import DEFAULT_RUNS_DIR
 
 if TYPE_CHECKING:
     from evo.config import EvoConfig
@@ -99,7 +100,7 @@ def run(
     seed: int | None = typer.Option(None, help="Run seed (overrides evolution.seed)."),
     backend: str | None = typer.Option(None, help="ray (default) or serial."),
     address: str | None = typer.Option(None, help="Join a Ray cluster: auto, HOST:6379 or ray://HOST:10001."),
-    runs_dir: Path = typer.Option(Path("runs"), help="Where run directories are created."),
+    runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, help="Where run directories are created."),
     storage: str | None = typer.Option(None, help=_STORAGE_HELP),
     mirror: bool = typer.Option(True, help="Mirror every evaluated individual into the Optuna storage."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=_QUIET_HELP),
@@ -284,7 +285,7 @@ def search(
     export_best: Path | None = typer.Option(None, "--export-best", help="Write the best trial's config here as YAML "
                                                "(run length as in CONFIG, not --set's)."),
     seed: int = typer.Option(0, help="Sampler seed."),
-    runs_dir: Path = typer.Option(Path("runs"), help="Where each trial's run directory is created (in "
+    runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, help="Where each trial's run directory is created (in "
                                   "<runs dir>/<study name>/), and the default storage and diagrams go."),
     mirror: bool = typer.Option(True, "--mirror/--no-mirror", help="Mirror every individual of every trial into the storage."),
     heartbeat: int = typer.Option(30, min=1, help="Seconds between a running trial's heartbeats (database storages); "
@@ -320,7 +321,7 @@ def search(
         console.print("  " + "  ".join(f"{k}={v}" for k, v in result.best_params.items()), soft_wrap=True)
     if written is not None:
         console.print(f"best config: {written}  (evo run {written})")
-    where = f" --storage {storage}" if storage else f" --runs-dir {runs_dir}" if runs_dir != Path("runs") else ""
+    where = f" --storage {storage}" if storage else f" --runs-dir {runs_dir}" if runs_dir != DEFAULT_RUNS_DIR else ""
     console.print(f"browse: evo dashboard{where}", soft_wrap=True, highlight=False)
 
 
@@ -330,12 +331,12 @@ def dashboard(
     port: int = typer.Option(8080, help="Port on 127.0.0.1."),
     artifacts: Path | None = typer.Option(None, help="Artifact folder holding the architecture diagrams; default "
                                           "<runs dir>/artifacts."),
-    runs_dir: Path = typer.Option(Path("runs"), help="The --runs-dir of the runs and searches to browse."),
+    runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, help="The --runs-dir of the runs and searches to browse."),
 ) -> None:
     """Browse searches and mirrored runs in optuna-dashboard (bound to 127.0.0.1)."""
-    from evo.runner import artifacts_dir, storage_url
+    from evo.mirror import storage_file
+    from evo.paths import artifacts_dir, storage_url
     from evo.tuning import dashboard_server, dashboard_url
-    from evo.tuning.study import storage_file
 
     storage = storage or storage_url(runs_dir)
     missing = storage_file(storage)

@@ -5,9 +5,10 @@ The ``evo`` command, the Python API and the search driver all start, resume and 
 hooks) and knows nothing of directories, locks or a backend's lifetime.
 
 Paths follow one rule wherever a runs dir is given (``evo run``/``evo search --runs-dir``, ``evo.run``,
-``evo.search``): a run lives in ``<runs dir>/<name>/`` (a search's trials in ``<runs dir>/<study>/trial_NNNN``),
-and the Optuna mirror writes into ``sqlite:///<runs dir>/evo.db`` with its diagrams in ``<runs dir>/artifacts``
-unless a storage is named. A resumed run's runs dir is the folder holding it.
+``evo.search``; see :mod:`evo.paths`): a run lives in ``<runs dir>/<name>/`` (a search's trials in
+``<runs dir>/<study>/trial_NNNN``), and the Optuna mirror (:mod:`evo.mirror`) writes into
+``sqlite:///<runs dir>/evo.db`` with its diagrams in ``<runs dir>/artifacts`` unless a storage is named.
+A resumed run's runs dir is the folder holding it.
 
 Example:
     >>> from evo.config import load_config
@@ -31,6 +32,7 @@ from evo.config import EvoConfig, config_diff, dump_config, load_run_config
 from evo.errors import ConfigError, RunFailedError
 from evo.evolution import Evolution, RunResult, build_operators
 from evo.files import atomic_write_text
+from evo.paths import DEFAULT_RUNS_DIR, artifacts_dir, storage_url
 from evo.records import Reporter
 from evo.store import Checkpoint, RunStore
 from evo.tasks import Task
@@ -41,25 +43,11 @@ if TYPE_CHECKING:
 
     from evo.progress import ProgressReporter
 
-__all__ = ["DEFAULT_RUNS_DIR", "RESUMABLE_FIELDS", "Mirror", "Runner", "artifacts_dir", "resume_evolution",
-           "run_evolution", "stamped", "storage_url"]
-
-#: Where run directories go unless told otherwise.
-DEFAULT_RUNS_DIR = Path("runs")
+__all__ = ["RESUMABLE_FIELDS", "Mirror", "Runner", "resume_evolution", "run_evolution", "stamped"]
 
 #: Fields a resumed run may change; anything else would make the continuation a different run.
 RESUMABLE_FIELDS = ("evolution.generations", "evolution.max_steps", "evolution.max_samples", "evolution.max_seconds",
                     "evolution.target_fitness", "evolution.test_top_k", "backend.", "name")
-
-
-def storage_url(runs_dir: str | Path) -> str:
-    """The Optuna storage of the runs and searches under ``runs_dir`` unless one is named: its ``evo.db``."""
-    return f"sqlite:///{Path(runs_dir) / 'evo.db'}"
-
-
-def artifacts_dir(runs_dir: str | Path) -> Path:
-    """Where the mirror of the runs under ``runs_dir`` keeps architecture diagrams."""
-    return Path(runs_dir) / "artifacts"
 
 
 def stamped(prefix: str) -> str:
@@ -69,7 +57,7 @@ def stamped(prefix: str) -> str:
 
 @dataclass(frozen=True)
 class Mirror:
-    """Where a run's Optuna mirror writes (see :class:`evo.tuning.OptunaMirror`).
+    """Where a run's Optuna mirror writes (see :class:`evo.mirror.OptunaMirror`).
 
     Attributes:
         storage: a storage URL, or a storage a search already opened.
@@ -229,10 +217,11 @@ class Runner:
         return self._execute(task, store, reporters, checkpoint, restored)
 
     def _mirror(self, task: Task) -> list[Reporter]:
-        """The Optuna mirror reporter, if asked for (Optuna is imported only then)."""
+        """The Optuna mirror reporter, if asked for (Optuna is imported only then: a run that is not mirrored
+        starts faster)."""
         if self.mirror is None:
             return []
-        from evo.tuning.mirror import OptunaMirror, changed_settings
+        from evo.mirror import OptunaMirror, changed_settings
 
         settings = changed_settings(self.config.plasticity, "plasticity")
         return [OptunaMirror(self.mirror.storage, self.mirror.name, task.objectives, settings, self.run_dir,

@@ -1,6 +1,6 @@
-"""The import contracts in pyproject.toml ([tool.importlinter]): the layers of DESIGN §5, no cycles, Ray and
-Optuna each in one package. import-linter reads every import statement, function-local (lazy) ones included,
-so a lazy import cannot hide a cycle or an import up the layers."""
+"""The import contracts in pyproject.toml ([tool.importlinter]): the layers of DESIGN §5, no cycles, Ray in one
+package, Optuna in two (the mirror and the search). import-linter reads every import statement, function-local
+(lazy) ones included, so a lazy import cannot hide a cycle or an import up the layers."""
 
 from __future__ import annotations
 

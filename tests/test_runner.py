@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from evo.cli import app
-from evo.tuning import open_storage
+from evo.mirror import open_storage
 
 XOR = {"task": {"kind": "xor"}, "evolution": {"generations": 1, "population_size": 3}, "backend": {"kind": "serial"}}
 SPACE = {"parameters": {"evolution.lamarckian": {"type": "categorical", "choices": [True, False]}}}

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from evo.backends._base import Backend
-from evo.backends.config import BackendConfig, make_backend
+from evo.backends.config import BackendConfig
+from evo.backends.factory import make_backend
 from evo.backends.serial import SerialBackend
 from evo.backends.stats import BackendStats
 

@@ -1,11 +1,11 @@
-"""The ``backend`` section of a run config, and the factory that turns it into a :class:`Backend`.
+"""The ``backend`` section of a run config (:func:`evo.backends.make_backend` turns it into a backend).
 
 The section's rules live here only: each backend is built from a validated section (``from_config``), and
 one built from keywords (``RayBackend(workers=2)``) has them checked by this model (:meth:`BackendConfig.checked`).
 
 Example:
-    >>> make_backend(BackendConfig(kind="serial"))  # doctest: +ELLIPSIS
-    <evo.backends.serial.SerialBackend object at ...>
+    >>> BackendConfig(kind="serial").num_cpus
+    1.0
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from evo.backends._base import Backend
 from evo.errors import ConfigError
 
-__all__ = ["BackendConfig", "make_backend"]
+__all__ = ["BackendConfig"]
 
 _ADDRESS = re.compile(r"^(auto|local|(ray://)?[\w.\-]+:\d+)$")
 
@@ -87,13 +86,3 @@ class BackendConfig(BaseModel):
             field = ".".join(str(part) for part in first["loc"]) or "options"
             raise ConfigError(f"{owner} {field}: {first['msg']} (got {first.get('input')!r})") from None
 
-
-def make_backend(cfg: BackendConfig) -> Backend:
-    """The backend ``cfg`` describes; Ray is imported (and started, lazily) only for ``kind: ray``."""
-    if cfg.kind == "serial":
-        from evo.backends.serial import SerialBackend
-
-        return SerialBackend.from_config(cfg)
-    from evo.backends.ray import RayBackend
-
-    return RayBackend.from_config(cfg)

@@ -5,19 +5,16 @@ from __future__ import annotations
 import dataclasses
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
 
 import torch
 
 from evo import interrupts
 from evo.backends._base import Backend
+from evo.backends.config import BackendConfig
 from evo.backends.stats import BackendStats, StatsMeter
 from evo.tasks import Task
 from evo.tasks._base import batches
 from evo.types import Evaluation, Job
-
-if TYPE_CHECKING:
-    from evo.backends.config import BackendConfig
 
 __all__ = ["SerialBackend", "run_job", "run_jobs"]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evo.errors import ConfigError
-from evo.tuning.mirror import DEFAULT_ARTIFACTS
-from evo.tuning.study import open_storage
+from evo.mirror.storage import open_storage
+from evo.paths import DEFAULT_ARTIFACTS
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer

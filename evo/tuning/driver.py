@@ -31,22 +31,24 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from evo.backends import Backend, make_backend
 from evo.errors import ConfigError, StorageError
+from evo.mirror.storage import open_storage
+from evo.paths import DEFAULT_RUNS_DIR, artifacts_dir, storage_url
 from evo.records import GenerationRecord, Reporter
-from evo.runner import DEFAULT_RUNS_DIR, Mirror, Runner, artifacts_dir, storage_url
+from evo.runner import Mirror, Runner
 from evo.tuning.loop import TrialLoop, trial_seed
 from evo.tuning.overrides import apply_params, check_space
 from evo.tuning.space import SearchSpace
-from evo.tuning.study import (WORKER_ATTR, PrunerName, SamplerName, make_pruner, make_sampler, open_storage,
-                              open_study, worker_tag)
+from evo.tuning.study import (WORKER_ATTR, PrunerName, SamplerName, make_pruner, make_sampler, open_study,
+                              worker_tag)
 from evo.types import Objective
 
 if TYPE_CHECKING:
-    from evo.backends import Backend
     from evo.config import EvoConfig
 
-__all__ = ["PruningReporter", "SearchResult", "best_trial", "export_best", "search", "search_fingerprint", "summarize",
-           "task_objectives"]
+__all__ = ["PruningReporter", "SearchResult", "best_trial", "export_best", "run_search", "search_fingerprint",
+           "summarize", "task_objectives"]
 
 
 class PruningReporter(Reporter):
@@ -200,8 +202,6 @@ def run_search(
                        fingerprint=search_fingerprint(config, space))
     own_backend = backend is None and config.backend.kind == "ray"
     if own_backend:
-        from evo.backends.config import make_backend
-
         backend = make_backend(config.backend)
     objective = _Trial(config, space, objectives, name, Path(runs_dir), prune, optuna_storage, mirror,
                        Path(artifacts) if artifacts is not None else artifacts_dir(runs_dir), backend)

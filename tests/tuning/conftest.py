@@ -1,26 +1,11 @@
-"""Shared fixtures: a tiny XOR config (a generation takes milliseconds) and quiet Optuna logs."""
+"""Shared fixtures of the search tests (the XOR config and quiet Optuna logs are tests/conftest.py's)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-import optuna
 import pytest
-
-from evo.config import EvoConfig, load_config
-
-
-@pytest.fixture(autouse=True)
-def _quiet_optuna() -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-@pytest.fixture
-def xor_config() -> EvoConfig:
-    """Gradient-free XOR, 2 generations of 3 individuals, serial backend."""
-    return load_config(None, ["task.kind=xor", "evolution.generations=2", "evolution.population_size=3",
-                              "backend.kind=serial", "name=xor"])
 
 
 @pytest.fixture

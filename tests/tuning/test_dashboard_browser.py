@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from evo.config import EvoConfig
+from evo.mirror import OptunaMirror
 from evo.runner import run_evolution
-from evo.tuning import OptunaMirror
 from evo.tasks import Objective
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

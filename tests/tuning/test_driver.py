@@ -14,9 +14,10 @@ from optuna.trial import TrialState
 
 import evo
 from evo.config import EvoConfig, apply_overrides, load_config
+from evo.mirror import open_storage
 from evo.records import Reporter
 from evo.runner import run_evolution
-from evo.tuning import export_best, open_storage, open_study, parse_space, run_search
+from evo.tuning import export_best, open_study, parse_space, run_search
 from evo.tuning.study import WORKER_ATTR, make_sampler
 
 SPACE = {"parameters": {

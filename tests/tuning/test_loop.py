@@ -15,7 +15,8 @@ from optuna.trial import TrialState
 
 from evo.config import EvoConfig, apply_overrides
 from evo.errors import ConfigError, StorageError
-from evo.tuning import open_storage, open_study, parse_space, run_search
+from evo.mirror import open_storage
+from evo.tuning import open_study, parse_space, run_search
 from evo.tuning import loop
 from evo.tuning.loop import SURPLUS_ATTR, TrialLoop
 from evo.tuning.study import WORKER_ATTR, make_sampler

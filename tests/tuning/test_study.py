@@ -11,8 +11,9 @@ import pytest
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.trial import TrialState
 
+from evo.mirror import open_storage
 from evo.tuning import study as study_module
-from evo.tuning.study import WORKER_ATTR, make_pruner, make_sampler, open_storage, open_study, recover_orphans
+from evo.tuning.study import WORKER_ATTR, make_pruner, make_sampler, open_study, recover_orphans
 
 
 def test_sqlite_storage_is_created_on_demand(tmp_path, monkeypatch) -> None:

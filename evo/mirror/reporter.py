@@ -2,7 +2,7 @@
 
 One study per run (``run:<run name>``), one trial per evaluated individual, written by the driver process
 (workers never touch the storage) once per generation, the whole generation in one transaction
-(:func:`evo.tuning.bulk.add_trials`) on a thread of its own while the next generation is evaluated:
+(:func:`evo.mirror.bulk.add_trials`) on a thread of its own while the next generation is evaluated:
 
 - params: the architecture summary (``depth``, ``width.<layer>``, ``num_params``, ``skips``), how many
   times each operator made it (``op.<name>``), its hyperparameter genes (``hparams.<name>``, see
@@ -43,15 +43,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from evo.errors import StorageError
 from evo.genome import Genome
 from evo.hyper import GENES
+from evo.mirror.bulk import add_trials
+from evo.mirror.storage import open_storage
+from evo.paths import DEFAULT_ARTIFACTS
 from evo.records import GenerationRecord, Individual, Reporter
-from evo.runner import DEFAULT_RUNS_DIR, artifacts_dir
-from evo.tuning.bulk import add_trials
 from evo.types import Objective
 
 __all__ = ["OptunaMirror", "architecture_params", "changed_settings", "run_study_name", "setting_params"]
-
-#: where architecture diagrams go unless told otherwise (beside the default SQLite storage).
-DEFAULT_ARTIFACTS = artifacts_dir(DEFAULT_RUNS_DIR)
 
 
 def run_study_name(run_name: str) -> str:
@@ -117,7 +115,7 @@ class OptunaMirror(Reporter):
     """A :class:`Reporter` that adds one trial per evaluated individual to the run's study.
 
     Args:
-        storage: an Optuna storage or its URL (see :func:`evo.tuning.study.open_storage`).
+        storage: an Optuna storage or its URL (see :func:`evo.mirror.open_storage`).
         run_name: the run's name; the study is ``run:<run_name>``.
         objectives: the task's objectives, in order (they set the study's directions).
         settings: flat ``name → value`` params every trial carries (e.g. :func:`setting_params` of the plasticity config).
@@ -136,8 +134,6 @@ class OptunaMirror(Reporter):
     ) -> None:
         self.where = storage if isinstance(storage, str) else type(storage).__name__
         if isinstance(storage, str):
-            from evo.tuning.study import open_storage
-
             storage = open_storage(storage)
         self.storage = storage
         self.objectives = list(objectives)

@@ -9,10 +9,10 @@ from sqlalchemy import event
 
 from evo.config import EvoConfig, apply_overrides
 from evo.genome import Genome
+from evo.mirror import OptunaMirror, changed_settings, open_storage, run_study_name
 from evo.plasticity import PlasticityConfig
 from evo.records import GenerationRecord, Individual
 from evo.runner import run_evolution
-from evo.tuning import OptunaMirror, changed_settings, open_storage, run_study_name
 from evo.tasks import Budget, Direction, Evaluation, Objective
 
 OBJECTIVES = [Objective("acc"), Objective("params", Direction.MINIMIZE)]
