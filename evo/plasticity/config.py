@@ -150,6 +150,14 @@ class PlasticityConfig(BaseModel):
     )
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum.")
     weight_decay: float = Field(0.0, ge=0, description="L2 weight decay.")
+    label_smoothing: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Classification: train on targets mixing the true class (1 - s) with a uniform share s "
+        "(Szegedy et al. 2016), so a wide network stops pushing its logits apart once it fits the training "
+        "set; validation and test losses stay plain cross-entropy. 0 = off.",
+    )
     batch_size: int = Field(32, ge=1, description="Samples per optimiser step.")
     precision: Literal["fp32", "bf16"] = Field(
         "fp32",

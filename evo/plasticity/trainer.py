@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -122,7 +123,7 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
     x_dev, y_dev = x.to(device), y.to(device)  # no copy when the task keeps its data on the device
     # Chosen once, not per step: labels are already int64 and flat, so task_loss would pick cross-entropy
     # every time; a constant rate is already the optimiser's (rebuilds after shape changes keep config.lr).
-    criterion = F.cross_entropy if not y.is_floating_point() else task_loss
+    criterion = _criterion(config) if not y.is_floating_point() else task_loss
     precision = autocast(x_dev.device.type, config.precision)
     scheduled = config.lr_schedule != "constant"
     losses: list[float] = []
@@ -142,6 +143,13 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
     final = float(np.mean(window)) if window else math.nan
     samples = _samples(total, len(x), config.batch_size)
     return TrainResult(trained, total, samples, final, tuple(schedule.events), schedule.metrics())
+
+
+def _criterion(config: PlasticityConfig) -> Callable[[Tensor, Tensor], Tensor]:
+    """Cross-entropy, with the config's label smoothing when it has any."""
+    if config.label_smoothing == 0:
+        return F.cross_entropy
+    return functools.partial(F.cross_entropy, label_smoothing=config.label_smoothing)
 
 
 def learning_rate(config: PlasticityConfig, step: int, total: int) -> float:

@@ -104,6 +104,22 @@ def test_mse_regression(mlp: Genome) -> None:
     assert math.isfinite(result.final_loss) and result.steps == 30
 
 
+def test_label_smoothing_caps_the_confidence_it_trains_for(digits: Data, mlp: Genome) -> None:
+    """Smoothed targets put 1 - s + s/K on the true class: a fitted network's confidence settles near
+    there, where plain cross-entropy drives it towards 1."""
+    x, y = digits
+
+    def confidence(smoothing: float) -> float:
+        config = PlasticityConfig(label_smoothing=smoothing, epochs=60, lr=0.01)
+        net = train(mlp, x, y, config).genome.to_module().eval()
+        with torch.no_grad():
+            return float(net(x).softmax(dim=1).max(dim=1).values.mean())
+
+    plain, smoothed = confidence(0.0), confidence(0.5)
+    assert plain > 0.95
+    assert 0.45 < smoothed < 0.7  # the smoothed target's top share: 1 - 0.5 + 0.05 = 0.55
+
+
 def test_dropout_override_is_for_training_only(digits: Data) -> None:
     genome = Genome.mlp((64,), hidden=(12,), output_size=10, dropout=0.2)
     result = train(genome, *digits, PlasticityConfig(dropout=0.5), steps=5)
@@ -132,6 +148,8 @@ def test_config_rejects_unknown_keys_and_bad_bounds() -> None:
         PlasticityConfig(growth={"stratgy": "gradmax"})
     with pytest.raises(ValueError, match="min_width"):
         PlasticityConfig(min_width=10, max_width=5)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        PlasticityConfig(label_smoothing=1.0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
