@@ -98,6 +98,19 @@ class HalvingConfig(BaseModel):
         return [max(1, round(eval_steps / self.eta ** (self.rungs - 1 - k))) for k in range(self.rungs)]
 
 
+class PrefilterConfig(BaseModel):
+    """LEMONADE's cheap pre-filter of children (Elsken, Metzen & Hutter 2019, Algorithm 1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    factor: int = Field(
+        1, ge=1, description="Each generation makes factor × the children it trains (operators only: no "
+        "training) and keeps as many as it needs, drawn without replacement with probability inversely "
+        "proportional to a kernel density estimate of the population's log(parameters) at each candidate, so "
+        "children in sparsely covered size ranges are trained; 1 = off.",
+    )
+
+
 class EvolutionConfig(BaseModel):
     """The generational loop: population, selection, inheritance, stopping."""
 
@@ -137,6 +150,8 @@ class EvolutionConfig(BaseModel):
     init: InitConfig = Field(default_factory=InitConfig, description="The initial population.")
     hyper: HyperConfig = Field(default_factory=HyperConfig, description="Training hyperparameters as genes (PBT).")
     halving: HalvingConfig = Field(default_factory=HalvingConfig, description="Successive halving of each generation.")
+    prefilter: PrefilterConfig = Field(default_factory=PrefilterConfig,
+                                       description="Many cheap children, the sparse sizes' ones trained.")
 
     @model_validator(mode="after")
     def _halving_has_steps(self) -> EvolutionConfig:
@@ -186,6 +201,18 @@ class EvoConfig(BaseModel):
         if (evo.hyper.genes or evo.halving.rungs > 1) and self.task.kind not in ("supervised", "custom"):
             field = "hyper.genes" if evo.hyper.genes else "halving.rungs"
             raise ValueError(f"evolution.{field}: needs a supervised or custom task, not {self.task.kind!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_distill(self) -> EvoConfig:
+        """Distillation needs a parent whose trained function the child started from, and a task that trains
+        with the plastic trainer."""
+        if self.plasticity.distill.alpha > 0:
+            if self.task.kind != "supervised":
+                raise ValueError(f"plasticity.distill: needs a supervised task, not {self.task.kind!r}")
+            if not self.evolution.lamarckian:
+                raise ValueError("plasticity.distill: needs evolution.lamarckian: true (a re-initialised child "
+                                 "has no parent function to relearn)")
         return self
 
     @field_validator("name")

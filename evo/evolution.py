@@ -36,14 +36,14 @@ from evo.hyper import initial_hparams, perturb
 from evo.operators import Operator
 from evo.records import GenerationRecord, Individual, Reporter
 from evo.reevaluation import apply_merged, latest_merged, merged_record, reevaluate, reevaluated
-from evo.selection import Selector, make_selector, pareto_front
+from evo.selection import Selector, make_selector, pareto_front, sample_inverse_density
 from evo.store import RunStore, individual_from_record, individual_to_record, record_from_dict, record_to_dict
 from evo.tasks import Task
 from evo.types import Budget, Direction, Evaluation, Job
 
 __all__ = ["DEFAULT_OPERATORS", "Evolution", "RunResult", "build_operators", "derive_seed", "operator_specs"]
 
-_INIT, _VARY, _SELECT, _HYPER, _RUNG, _REEVALUATE = 1, 2, 3, 4, 5, 6  # stream tags for derive_seed
+_INIT, _VARY, _SELECT, _HYPER, _RUNG, _REEVALUATE, _PREFILTER = 1, 2, 3, 4, 5, 6, 7  # stream tags for derive_seed
 
 
 def derive_seed(*parts: int) -> int:
@@ -222,23 +222,47 @@ class Evolution:
 
     def _children(self, generation: int) -> list[Individual]:
         n = self.evo.children or self.evo.population_size
+        factor = self.evo.prefilter.factor
         rng = np.random.default_rng(derive_seed(self.evo.seed, generation, _SELECT))
-        parents = self.selector.parents(self.population, n, rng)
+        parents = self.selector.parents(self.population, n * factor, rng)
+        if factor > 1:
+            return self._prefiltered(parents, n, generation)
         return [self._mutate(parent, generation) for parent in parents]
 
-    def _mutate(self, parent: Individual, generation: int) -> Individual:
-        """A child of ``parent``: operators drawn by probability, then Lamarckian or fresh weights."""
-        rng = np.random.default_rng(derive_seed(self.evo.seed, self.next_id, _VARY))
-        genome, applied = parent.genome, []
+    def _prefiltered(self, parents: list[Individual], n: int, generation: int) -> list[Individual]:
+        """LEMONADE's cheap pre-filter: a candidate child of every parent (operators only, each from its own
+        stream), ``n`` of them kept — sampled inversely to the population's density of log(parameters) at
+        their own — and only those become individuals (ids in candidate order)."""
+        candidates = [self._vary(parent.genome, np.random.default_rng(derive_seed(self.evo.seed, generation, _PREFILTER, i)))
+                      for i, parent in enumerate(parents)]
+        sizes = [math.log(genome.num_params()) for genome, _ in candidates]
+        reference = [math.log(ind.genome.num_params()) for ind in self.population]
+        rng = np.random.default_rng(derive_seed(self.evo.seed, generation, _PREFILTER))
+        return [self._mutate(parents[i], generation, candidates[i])
+                for i in sample_inverse_density(sizes, reference, n, rng)]
+
+    def _mutate(self, parent: Individual, generation: int,
+                varied: tuple[Genome, tuple[str, ...]] | None = None) -> Individual:
+        """A child of ``parent``: operators drawn by probability (``varied``: their result, already drawn),
+        Lamarckian or fresh weights, and perturbed hyperparameter genes."""
+        if varied is None:
+            varied = self._vary(parent.genome, np.random.default_rng(derive_seed(self.evo.seed, self.next_id, _VARY)))
+        genome, applied = varied
+        if self.evo.hyper.genes:  # operators build new genomes: the child's genes are set here, perturbed
+            hparams = perturb(parent.genome.hparams, self._hyper_rng(self.next_id), self.evo.hyper)
+            genome = genome.replace(hparams=hparams)
+        return self._newborn(genome, (parent.id,), applied, generation)
+
+    def _vary(self, genome: Genome, rng: np.random.Generator) -> tuple[Genome, tuple[str, ...]]:
+        """``genome`` after ``evolution.mutations`` operators drawn by probability (and re-initialised unless
+        Lamarckian), with the operators' names."""
+        applied = []
         for _ in range(self.evo.mutations):
             genome, name = self._apply_one(genome, rng)
             applied.append(name)
         if not self.evo.lamarckian:
             genome = genome.reinitialised(seed=int(rng.integers(2**62)))
-        if self.evo.hyper.genes:  # operators build new genomes: the child's genes are set here, perturbed
-            hparams = perturb(parent.genome.hparams, self._hyper_rng(self.next_id), self.evo.hyper)
-            genome = genome.replace(hparams=hparams)
-        return self._newborn(genome, (parent.id,), tuple(applied), generation)
+        return genome, tuple(applied)
 
     def _apply_one(self, genome: Genome, rng: np.random.Generator) -> tuple[Genome, str]:
         """Apply one operator drawn by probability among those applicable; one raising :class:`NotApplicable`
@@ -265,8 +289,9 @@ class Evolution:
         for rung, steps in enumerate(cumulative):
             final = rung == len(cumulative) - 1
             budget = Budget(steps=steps - (cumulative[rung - 1] if rung else 0))
-            returned = self._run_rung([Job(i, by_id[i].genome, budget, self._job_seed(i, rung)) for i in active],
-                                      by_id, rung, final)
+            jobs = [Job(i, by_id[i].genome, budget, self._job_seed(i, rung), teacher=self._teacher(by_id[i], rung))
+                    for i in active]
+            returned = self._run_rung(jobs, by_id, rung, final)
             if final:
                 break
             active = self._promote(returned, by_id)
@@ -282,6 +307,16 @@ class Evolution:
         if rung == 0:
             return derive_seed(self.evo.seed, individual_id)
         return derive_seed(self.evo.seed, individual_id, _RUNG, rung)
+
+    def _teacher(self, child: Individual, rung: int) -> Genome | None:
+        """The parent ``child`` distils from (``plasticity.distill``) in its first rung: only when an operator
+        that made it does not preserve its parent's function (apoptosis, a removed layer...)."""
+        if rung or not self.config.plasticity.distill.alpha or not child.parents:
+            return None
+        preserving = {str(op) for op, _ in self.operators if op.preserves_function} | {"clone"}
+        if all(name in preserving for name in child.operators):
+            return None
+        return self.individuals[child.parents[0]].genome
 
     def _run_rung(self, jobs: list[Job], by_id: dict[int, Individual], rung: int, final: bool) -> list[int]:
         """Run ``jobs`` and update ``by_id``; the ids that came back (a job the backend lost is recorded as

@@ -38,9 +38,11 @@ __all__ = [
     "TournamentSelector",
     "crowding_distance",
     "inverse_density",
+    "kde_log_density",
     "make_selector",
     "non_dominated_fronts",
     "pareto_front",
+    "sample_inverse_density",
     "scores",
 ]
 
@@ -191,17 +193,39 @@ class NSGA2Selector(Selector):
         return sorted(ordered[:size], key=lambda ind: ind.id)
 
 
+def kde_log_density(points: Sequence[float], reference: Sequence[float]) -> np.ndarray | None:
+    """The log of a Gaussian kernel density estimate of ``reference`` at each of ``points`` (up to a constant),
+    with Scott's bandwidth from the reference — or, where the reference does not spread, from reference and points
+    together; None when neither spreads (every density is the same)."""
+    x, ref = np.asarray(points, dtype=float), np.asarray(reference, dtype=float)
+    spread = float(ref.std()) or float(np.concatenate([ref, x]).std())
+    if spread == 0:
+        return None
+    bandwidth = 1.06 * spread * len(ref) ** -0.2
+    z = -0.5 * ((x[:, None] - ref[None, :]) / bandwidth) ** 2
+    top = z.max(axis=1)  # log-sum-exp: a point far from every reference point still gets a finite log density
+    return top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+
+
 def inverse_density(values: Sequence[float]) -> np.ndarray:
     """Probabilities proportional to 1 / a Gaussian kernel density estimate at each value (Scott's bandwidth);
     uniform when the values do not spread."""
-    x = np.asarray(values, dtype=float)
-    spread = float(x.std())
-    if spread == 0:
-        return np.full(len(x), 1.0 / len(x))
-    bandwidth = 1.06 * spread * len(x) ** -0.2
-    density = np.exp(-0.5 * ((x[:, None] - x[None, :]) / bandwidth) ** 2).mean(axis=1)
-    weights = 1.0 / density
+    log_density = kde_log_density(values, values)
+    if log_density is None:
+        return np.full(len(values), 1.0 / len(values))
+    weights = np.exp(log_density.min() - log_density)
     return weights / weights.sum()
+
+
+def sample_inverse_density(points: Sequence[float], reference: Sequence[float], k: int,
+                           rng: np.random.Generator) -> list[int]:
+    """``k`` distinct indices of ``points`` (in increasing order), drawn without replacement with probability
+    proportional to 1 / the density of ``reference`` at each point (:func:`kde_log_density`; uniform when nothing
+    spreads), by the Gumbel top-k trick (Vieira 2014; Kool et al. 2019): one draw per point, no underflow however
+    far a point lies from the reference."""
+    log_density = kde_log_density(points, reference)
+    keys = rng.gumbel(size=len(points)) - (0.0 if log_density is None else log_density)
+    return sorted(int(i) for i in np.argsort(-keys, kind="stable")[:k])
 
 
 class LemonadeSelector(NSGA2Selector):

@@ -101,7 +101,9 @@ class Job:
     """One unit of work for a backend: evaluate ``genome`` as individual ``individual_id``.
 
     ``learn=False`` asks for a measurement of the genome as it is, without the learning a task may do within
-    an evaluation (re-evaluating an elite on fresh episodes must not change its weights).
+    an evaluation (re-evaluating an elite on fresh episodes must not change its weights). ``teacher`` is the
+    parent of a child that should relearn its parent's function (``plasticity.distill``); tasks that cannot
+    use it ignore it.
     """
 
     individual_id: int
@@ -109,3 +111,4 @@ class Job:
     budget: Budget
     seed: int
     learn: bool = True
+    teacher: Genome | None = None

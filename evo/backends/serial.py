@@ -22,7 +22,7 @@ __all__ = ["SerialBackend", "run_job", "run_jobs"]
 def run_job(task: Task, job: Job, device: str = "cpu") -> Evaluation:
     """Evaluate one job, turning any exception into a failed Evaluation stamped with the job's id."""
     try:
-        evaluation = task.evaluate(job.genome, job.budget, device, job.seed)
+        evaluation = task.evaluate_job(job, device)
     except Exception as err:  # noqa: BLE001 - a failing individual must never stop the run
         last = traceback.format_exception_only(type(err), err)[-1].strip()
         evaluation = task.failed(last)

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["GrowthConfig", "PlasticityConfig", "PruningConfig", "ReplacementConfig", "RewiringConfig"]
+__all__ = ["DistillConfig", "GrowthConfig", "PlasticityConfig", "PruningConfig", "ReplacementConfig", "RewiringConfig"]
 
 GrowthStrategy = Literal["none", "gradmax", "zero", "split", "random"]
 Criterion = Literal["l1", "l2", "activation", "taylor"]
@@ -136,6 +136,27 @@ class RewiringConfig(BaseModel):
     )
 
 
+class DistillConfig(BaseModel):
+    """Distillation from the parent for children whose operators changed the network's function."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alpha: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Weight of the parent's soft outputs in the loss, (1-alpha)*labels + alpha*T^2*KL(parent || "
+        "child) at temperature T (Hinton et al. 2015): a child made by a non-preserving operator (apoptosis, a "
+        "removed layer) relearns its parent's function first, an approximate network morphism (Elsken et al. "
+        "2019); 0 = off. Supervised tasks, Lamarckian runs only.",
+    )
+    temperature: float = Field(2.0, gt=0, description="T: softens both distributions (regression: unused).")
+    steps: int = Field(
+        0, ge=0, description="Distilled optimiser steps at the start of the child's training (under halving: of its "
+        "first rung); 0 = all of them.",
+    )
+
+
 class PlasticityConfig(BaseModel):
     """Training within a lifetime: optimiser, data passes and the plasticity strategies."""
 
@@ -179,6 +200,9 @@ class PlasticityConfig(BaseModel):
     pruning: PruningConfig = Field(default_factory=PruningConfig, description="Apoptosis during training.")
     replacement: ReplacementConfig = Field(default_factory=ReplacementConfig, description="Continual backprop.")
     rewiring: RewiringConfig = Field(default_factory=RewiringConfig, description="Sparse masks: SET/RigL.")
+    distill: DistillConfig = Field(
+        default_factory=DistillConfig, description="Children of non-preserving operators learn from their parent."
+    )
 
     @model_validator(mode="after")
     def _widths_ordered(self) -> PlasticityConfig:

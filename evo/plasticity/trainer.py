@@ -34,6 +34,7 @@ from evo.genome import Genome
 from evo.network import as_inputs
 from evo.operators.importance import task_loss
 from evo.plasticity.config import PlasticityConfig
+from evo.plasticity.distill import imitating
 from evo.plasticity.schedule import Schedule
 from evo.plasticity.state import PlasticNet
 
@@ -60,7 +61,8 @@ class TrainResult:
         samples: training sample-steps (sum of batch sizes).
         final_loss: mean training loss over the last epoch (or all steps, if fewer).
         events: human-readable structural events, e.g. ``"step 120: gradmax grew layer 0 by 4 (32→36)"``.
-        metrics: counts and measures: ``grown``, ``pruned``, ``replaced``, ``rewired``, ``density``, ``width_<i>``.
+        metrics: counts and measures: ``grown``, ``pruned``, ``replaced``, ``rewired``, ``density``, ``width_<i>``
+            (and ``distilled_steps`` when a teacher was used).
     """
 
     genome: Genome
@@ -81,6 +83,7 @@ def train(
     device: str = "cpu",
     seed: int = 0,
     loss: Literal["cross_entropy", "mse"] = "cross_entropy",
+    teacher: Genome | None = None,
 ) -> TrainResult:
     """Train ``genome`` on ``(x, y)`` with the plasticity strategies of ``config``.
 
@@ -94,6 +97,9 @@ def train(
             result comes back to the CPU.
         seed: seeds a private torch generator (shuffling, every init, every random mask) and numpy rng.
         loss: ``cross_entropy`` (integer labels) or ``mse`` (targets shaped like the output).
+        teacher: the parent of a child that must relearn its function: with ``config.distill.alpha > 0`` the
+            first ``config.distill.steps`` steps (0: all) mix its outputs into the loss
+            (:func:`~evo.plasticity.distill.distillation_loss`); None, or alpha 0: plain training.
 
     Raises:
         Diverged: (a FloatingPointError) when the loss becomes NaN or infinite.
@@ -111,11 +117,11 @@ def train(
         torch.default_generator.manual_seed(seed)  # torch.manual_seed would also queue a lazy CUDA seeding
         if cuda:
             torch.cuda.manual_seed_all(seed)
-        return _train(genome, x, y, config, total, per_epoch, device, seed)
+        return _train(genome, x, y, config, total, per_epoch, device, seed, teacher)
 
 
 def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total: int, steps_per_epoch: int,
-           device: str, seed: int) -> TrainResult:
+           device: str, seed: int, teacher: Genome | None) -> TrainResult:
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     state = PlasticNet(_override_dropout(genome, config.dropout), config, device, gen)
@@ -126,13 +132,16 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
     criterion = _criterion(config) if not y.is_floating_point() else task_loss
     precision = autocast(x_dev.device.type, config.precision)
     scheduled = config.lr_schedule != "constant"
+    parent = teacher.to_module(device).eval() if teacher is not None and config.distill.alpha > 0 else None
+    distilled = min(config.distill.steps or total, total) if parent is not None else 0
     losses: list[float] = []
     for step, batch in zip(range(total), _batches(len(x), config.batch_size, gen, x_dev.device), strict=False):
         interrupts.check()  # a swallowed Ctrl-C stops a long evaluation here, not at its end
         xb, yb = as_inputs(x_dev[batch]), y_dev[batch]  # uint8 pixels become floats here, a batch at a time
         try:
             lr = learning_rate(config, step, total) if scheduled else None
-            value = _step(state, schedule, criterion, xb, yb, step, lr, precision)
+            loss_fn = imitating(parent, xb, config.distill) if parent is not None and step < distilled else criterion
+            value = _step(state, schedule, loss_fn, xb, yb, step, lr, precision)
         except FloatingPointError as err:
             done = step + 1
             raise Diverged(str(err), steps=done, samples=_samples(done, len(x), config.batch_size)) from None
@@ -142,7 +151,8 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
     window = losses[-steps_per_epoch:]
     final = float(np.mean(window)) if window else math.nan
     samples = _samples(total, len(x), config.batch_size)
-    return TrainResult(trained, total, samples, final, tuple(schedule.events), schedule.metrics())
+    metrics = {**schedule.metrics(), "distilled_steps": float(distilled)} if parent is not None else schedule.metrics()
+    return TrainResult(trained, total, samples, final, tuple(schedule.events), metrics)
 
 
 def _criterion(config: PlasticityConfig) -> Callable[[Tensor, Tensor], Tensor]:

@@ -55,7 +55,12 @@ class Task(ABC):
         architecture in one forward pass) overrides it. An override must return, for every job, exactly what
         :meth:`evaluate` returns for it alone (timings aside).
         """
-        return [self.evaluate(job.genome, job.budget, device, job.seed) for job in jobs]
+        return [self.evaluate_job(job, device) for job in jobs]
+
+    def evaluate_job(self, job: Job, device: str) -> Evaluation:
+        """:meth:`evaluate` of one job; a task that uses more of the job than its genome, budget and seed (a
+        distillation teacher) overrides it."""
+        return self.evaluate(job.genome, job.budget, device, job.seed)
 
     def calibration_batch(self, n: int, seed: int) -> tuple[Tensor, Tensor] | None:
         """A batch of training inputs and targets for data-dependent operators; None if the task has no data."""

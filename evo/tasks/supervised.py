@@ -34,7 +34,7 @@ from evo.preprocessing import Preprocessing
 from evo.tasks._base import Task
 from evo.tasks.config import SupervisedTaskConfig
 from evo.tasks.data import SplitData, load_dataset
-from evo.types import Budget, Direction, Evaluation, Objective
+from evo.types import Budget, Direction, Evaluation, Job, Objective
 
 __all__ = ["OBJECTIVES", "SupervisedTask"]
 
@@ -121,9 +121,14 @@ class SupervisedTask(Task):
     def output_size(self) -> int:
         return self._output_size
 
-    def evaluate(self, genome: Genome, budget: Budget, device: str, seed: int) -> Evaluation:
+    def evaluate_job(self, job: Job, device: str) -> Evaluation:
+        """:meth:`evaluate`, distilling from the job's teacher when it has one."""
+        return self.evaluate(job.genome, job.budget, device, job.seed, teacher=job.teacher)
+
+    def evaluate(self, genome: Genome, budget: Budget, device: str, seed: int, teacher: Genome | None = None) -> Evaluation:
         """Train for ``budget.steps`` steps (0: the plasticity config's default), then measure on validation.
 
+        ``teacher``: a parent whose outputs the first steps imitate (``plasticity.distill``).
         A diverging loss (NaN/inf) or a runtime error gives a failed evaluation, never an exception.
         """
         start = time.perf_counter()
@@ -131,7 +136,7 @@ class SupervisedTask(Task):
         try:
             result = train(
                 genome, data.x_train, data.y_train, self.plasticity,
-                steps=budget.steps or None, device=device, seed=seed, loss=self.loss,
+                steps=budget.steps or None, device=device, seed=seed, loss=self.loss, teacher=teacher,
             )
             val = self._measure(result.genome, data.x_val, data.y_val, device)
         except Diverged as err:
