@@ -1,6 +1,6 @@
 """Selection: who becomes a parent and who survives.
 
-Three strategies behind one small interface:
+Four strategies behind one small interface:
 
 * :class:`AgingSelector` — regularized evolution (Real et al. 2019): a parent is
   the best of ``S`` random members; children join and the *oldest* die, which
@@ -13,6 +13,9 @@ Three strategies behind one small interface:
 * :class:`LemonadeSelector` — NSGA-II survivors, but parents drawn from the
   Pareto front with probability inversely proportional to the density of
   their network sizes (Elsken et al. 2019), so sparse regions get explored.
+
+:func:`sample_inverse_density` is the same idea applied to candidate children
+before any training (LEMONADE's pre-filter, ``evolution.prefilter``).
 
 Scores are oriented so that larger is always better (minimised objectives are
 negated); failed individuals score −inf everywhere.
