@@ -28,8 +28,9 @@ from evo.plasticity.config import DistillConfig
 __all__ = ["distillation_loss", "imitating"]
 
 
-def distillation_loss(output: Tensor, y: Tensor, teacher: Tensor, alpha: float, temperature: float) -> Tensor:
-    """``(1 - alpha) * task loss + alpha * imitation``: for class labels the imitation is
+def distillation_loss(output: Tensor, y: Tensor, teacher: Tensor, alpha: float, temperature: float,
+                      label_loss: Callable[[Tensor, Tensor], Tensor] = task_loss) -> Tensor:
+    """``(1 - alpha) * label_loss + alpha * imitation``: for class labels the imitation is
     ``T² · KL(softmax(teacher/T) ‖ softmax(output/T))`` (batch mean), for regression targets the mean squared
     error to the teacher's outputs (no temperature).
 
@@ -37,6 +38,7 @@ def distillation_loss(output: Tensor, y: Tensor, teacher: Tensor, alpha: float, 
         output: the child's outputs (logits) for a batch.
         y: the batch's labels (integer classes) or targets (floats).
         teacher: the parent's outputs for the same batch (no gradient flows into them).
+        label_loss: the loss to the labels the trainer uses otherwise (e.g. with label smoothing).
     """
     teacher = teacher.detach()
     if y.is_floating_point():
@@ -45,12 +47,13 @@ def distillation_loss(output: Tensor, y: Tensor, teacher: Tensor, alpha: float, 
         t = temperature
         imitation = t * t * F.kl_div(F.log_softmax(output / t, dim=1), F.log_softmax(teacher / t, dim=1),
                                      reduction="batchmean", log_target=True)
-    return (1.0 - alpha) * task_loss(output, y) + alpha * imitation
+    return (1.0 - alpha) * label_loss(output, y) + alpha * imitation
 
 
-def imitating(teacher: nn.Module, xb: Tensor, config: DistillConfig) -> Callable[[Tensor, Tensor], Tensor]:
-    """The loss of one distilled step on the batch ``xb``; ``teacher`` (the parent's module, in eval mode: no
+def imitating(teacher: nn.Module, xb: Tensor, config: DistillConfig,
+              label_loss: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
+    """The loss of one distilled step on the batch ``xb`` (``label_loss`` for its labels' part); ``teacher`` (the parent's module, in eval mode: no
     dropout draws, batch-norm running statistics) is run once on the batch, without a graph."""
     with torch.no_grad():
         soft = teacher(xb)
-    return lambda output, y: distillation_loss(output, y, soft, config.alpha, config.temperature)
+    return lambda output, y: distillation_loss(output, y, soft, config.alpha, config.temperature, label_loss)

@@ -140,7 +140,8 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
         xb, yb = as_inputs(x_dev[batch]), y_dev[batch]  # uint8 pixels become floats here, a batch at a time
         try:
             lr = learning_rate(config, step, total) if scheduled else None
-            loss_fn = imitating(parent, xb, config.distill) if parent is not None and step < distilled else criterion
+            loss_fn = (imitating(parent, xb, config.distill, criterion) if parent is not None and step < distilled
+                       else criterion)
             value = _step(state, schedule, loss_fn, xb, yb, step, lr, precision)
         except FloatingPointError as err:
             done = step + 1

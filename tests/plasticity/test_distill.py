@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -27,6 +29,9 @@ def test_the_loss_mixes_labels_and_the_parents_softened_outputs() -> None:
     assert float(distillation_loss(student, y, teacher, 0.0, 3.0)) == pytest.approx(float(F.cross_entropy(student, y)))
     mixed = 0.75 * float(F.cross_entropy(student, y)) + 0.25 * kl(teacher, student, 2.0)
     assert float(distillation_loss(student, y, teacher, 0.25, 2.0)) == pytest.approx(mixed, rel=1e-5)
+    smoothed = functools.partial(F.cross_entropy, label_smoothing=0.1)  # the trainer's own label loss is kept
+    mixed = 0.5 * float(smoothed(student, y)) + 0.5 * kl(teacher, student, 2.0)
+    assert float(distillation_loss(student, y, teacher, 0.5, 2.0, smoothed)) == pytest.approx(mixed, rel=1e-5)
     targets = torch.randn(8, 5, generator=gen)  # regression: the imitation is the squared error to the parent
     assert float(distillation_loss(student, targets, teacher, 1.0, 3.0)) == pytest.approx(float(F.mse_loss(student, teacher)))
 
