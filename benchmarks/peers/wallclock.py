@@ -42,8 +42,8 @@ from evo.tasks.data import SplitData, load_dataset
 CONFIGS = {"digits": "configs/digits_mlp.yaml", "mnist1d": "configs/mnist1d_cnn.yaml"}
 #: the network families the Optuna script searches per data set (a user tries a CNN on signals).
 FAMILIES = {"digits": ("mlp",), "mnist1d": ("mlp", "cnn")}
-#: training passes a trial may ask for (log-uniform).
-EPOCHS = {"digits": (5, 100), "mnist1d": (5, 60)}
+#: training passes a trial may ask for (log-uniform): evo's run time holds several trials, most of them short.
+EPOCHS = {"digits": (5, 100), "mnist1d": (5, 30)}
 #: a few seconds of evo and of Optuna: the script's plumbing end to end, no measurement.
 SMOKE = ("evolution.generations=1", "evolution.population_size=2", "plasticity.epochs=1")
 SMOKE_SECONDS, SMOKE_EPOCHS = 3.0, (1, 2)
@@ -146,7 +146,7 @@ def objective(trial: optuna.Trial, data: SplitData, dataset: str, seed: int, epo
     model = build(trial, dataset, data.input_shape[0], data.output_size)
     lr = trial.suggest_float("lr", 1e-4, 3e-2, log=True)
     decay = trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True)
-    batch = trial.suggest_categorical("batch_size", (16, 32, 64, 128, 256))
+    batch = trial.suggest_categorical("batch_size", (32, 64, 128, 256))
     passes = trial.suggest_int("epochs", *epochs, log=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, passes)
@@ -220,7 +220,7 @@ def report(rows: Sequence[Row]) -> str:
          "(Optuna s ≥ evo s; the script's own imports and data loading are not charged). Its space: standardised "
          "inputs; MLPs of 1–3 layers, widths 16–1024, dropout 0–0.5; on MNIST-1D also 1-D CNNs (1–4 conv blocks "
          "of 8–64 channels, kernel 3/5/7, BatchNorm, ReLU, max-pool 2, global average, linear); AdamW lr 1e-4–3e-2, "
-         "weight decay 1e-6–0.1, cosine schedule, batch 16–256, epochs 5–100 (digits) / 5–60 (MNIST-1D); every net "
+         "weight decay 1e-6–0.1, cosine schedule, batch 32–256, epochs 5–100 (digits) / 5–30 (MNIST-1D); every net "
          "from scratch. Its pick: best validation accuracy, ties by validation loss; test chooses nothing. Same "
          "train/validation/test samples as evo (the config's task and split seed); evo's configs also train on "
          "shifted copies of the training split (`task.augment_shift`), the Optuna script on the plain split. The "
