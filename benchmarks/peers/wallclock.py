@@ -212,7 +212,8 @@ def verdicts(rows: Sequence[Row]) -> list[str]:
 
 def report(rows: Sequence[Row]) -> str:
     return "\n\n".join([
-        ("Command per data set and seed: `evo run CONFIG --set evolution.seed=S --runs-dir TMP --name NAME --json` "
+        ("Written by `python -m benchmarks.peers.wallclock --datasets D.. --seeds S.. --log ROWS.jsonl` (rows of "
+         "several invocations gather in the log). Command per data set and seed: `evo run CONFIG --set evolution.seed=S --runs-dir TMP --name NAME --json` "
          f"as a subprocess with the CLI's defaults (Ray, Optuna mirror on; configs {', '.join(CONFIGS.values())}); "
          "evo s is that command's wall clock, start-up included; its test accuracy is the validation-chosen network's "
          "(`best_id` in the JSON). Then a plain Optuna TPE script in one process (torch's default threads) gets the "
