@@ -21,6 +21,7 @@ import argparse
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -91,9 +92,10 @@ def user_split(dataset: str) -> SplitData:
 # ----------------------------------------------------------------- evo, as users run it
 def run_evo(dataset: str, seed: int, overrides: Sequence[str]) -> tuple[float, dict[str, Any]]:
     """``evo run`` as a subprocess: its wall seconds (start-up included) and its ``--json`` object."""
-    evo = shutil.which("evo")
+    # the console script of this interpreter's environment (make's .venv/bin is not on PATH), else PATH's
+    evo = shutil.which("evo", path=str(Path(sys.executable).parent)) or shutil.which("evo")
     if evo is None:
-        raise RuntimeError("the `evo` command is not on PATH (pip install -e . puts it there)")
+        raise RuntimeError("the `evo` command is neither beside this Python nor on PATH (pip install -e . puts it there)")
     with tempfile.TemporaryDirectory(prefix="evo-wallclock-", dir=SCRATCH) as runs:
         command = [evo, "run", str(ROOT / CONFIGS[dataset]), "--set", f"evolution.seed={seed}",
                    *[a for o in overrides for a in ("--set", o)], "--runs-dir", runs, "--name", f"{dataset}-{seed}",
