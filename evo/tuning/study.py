@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -147,7 +148,13 @@ def recover_orphans(study: optuna.Study) -> list[int]:
     storage, recovered = study._storage, []
     retry = retry_stale()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _orphaned(trial) and storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+        if not _orphaned(trial):
+            continue
+        try:
+            failed = storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except UpdateFinishedTrialError:  # another process failed (and re-queued) it first
+            continue
+        if failed:
             retry(study, storage.get_trial(trial._trial_id))
             recovered.append(trial.number)
     return recovered

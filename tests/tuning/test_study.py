@@ -92,6 +92,20 @@ def test_orphaned_trial_is_failed_and_requeued(tmp_path) -> None:
     assert recover_orphans(study) == []  # idempotent
 
 
+def test_orphan_failed_by_another_process_first_is_left_to_it(tmp_path, monkeypatch) -> None:
+    """Two processes see the same orphan; the one that loses the race to fail it neither raises nor re-queues."""
+    study = open_study(open_storage(f"sqlite:///{tmp_path}/evo.db"), "s", ["maximize"], make_sampler("random", 0))
+    orphan = study.ask()
+    orphan.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{_dead_pid()}")
+    stale = study.get_trials(deepcopy=True, states=(TrialState.RUNNING,))  # seen RUNNING before the other process
+    study.tell(orphan, state=TrialState.FAIL)  # ...failed it first
+    monkeypatch.setattr(study, "get_trials", lambda *a, **k: stale)
+
+    assert recover_orphans(study) == []
+    monkeypatch.undo()
+    assert study.get_trials(states=(TrialState.WAITING,)) == []
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_trial_that_never_named_its_process_is_requeued_after_the_grace(tmp_path, monkeypatch) -> None:
     """A process killed between creating a trial and tagging it leaves a RUNNING trial that has neither a
