@@ -55,10 +55,12 @@ TARGETS = {"digits": 0.97, "wine": 0.95, "breast_cancer": 0.97, "synthetic": 0.7
 LAMARCK, DARWIN = "evo (Lamarckian)", "evo (Darwinian)"
 #: evo with one of issue 19's mechanisms switched on (each an ablation row; see docs/concepts.md).
 HYPER, HALVING, LEMONADE = "evo + hyperparameter genes", "evo + successive halving", "evo + LEMONADE parents"
+#: two switches together: halving, and the label smoothing the shipped digits config trains with
+HALVING_SMOOTH = "evo + successive halving + label smoothing"
 TPE_HB, DEHB, PBT, ASHA = "Optuna TPE + Hyperband", "DEHB", "Ray Tune PBT", "Ray Tune ASHA"
 #: peers that need the peers' venv (make peers): left out, and said so, where their package is missing.
 OPTIONAL = {DEHB: "dehb", PBT: "ray.tune", ASHA: "ray.tune"}
-METHODS = (LAMARCK, DARWIN, HYPER, HALVING, LEMONADE, "Optuna TPE", TPE_HB, "Optuna NSGA-II", "random search", *OPTIONAL)
+METHODS = (LAMARCK, DARWIN, HYPER, HALVING, LEMONADE, HALVING_SMOOTH, "Optuna TPE", TPE_HB, "Optuna NSGA-II", "random search", *OPTIONAL)
 FRACTIONS = (0.25, 0.5, 1.0)
 
 Cell = dict[str, tuple[Trace, Summary]]
@@ -117,17 +119,19 @@ def left_out(skip: Collection[str] = ()) -> str:
 
 
 def mechanisms(n_train: int) -> dict[str, list[str]]:
-    """The overrides that switch each mechanism on in the peers' evo run (one epoch per evaluation).
+    """The overrides that switch each mechanism on in the peers' evo run (one epoch per evaluation), and one pair.
 
     Halving spreads an epoch's steps (batch 32) over three rungs, η = 3: every child trains a ninth of an
     epoch, the best third of them a third of an epoch in all, the best ninth a whole epoch — so a generation
     tries many more children (shrunk ones included) for the same budget.
     """
+    halving = [f"evolution.eval_steps={max(9, round(n_train / 32))}", "evolution.halving.rungs=3",
+               "evolution.halving.eta=3"]
     return {
         HYPER: ["evolution.hyper.genes=[lr,weight_decay,dropout,batch_size]"],
-        HALVING: [f"evolution.eval_steps={max(9, round(n_train / 32))}", "evolution.halving.rungs=3",
-                  "evolution.halving.eta=3"],
+        HALVING: halving,
         LEMONADE: ["evolution.selection=lemonade"],
+        HALVING_SMOOTH: [*halving, "plasticity.label_smoothing=0.1"],
     }
 
 
@@ -213,7 +217,8 @@ def report(results: dict[str, list[Cell]], args: argparse.Namespace) -> str:
         "(1–2 layers, widths 8–128), default operators, objectives (val accuracy, params) → NSGA-II selection. "
         "Ablations, each one mechanism on: hyperparameter genes (lr, weight decay, dropout, batch size, PBT-style "
         "×0.8/×1.25 or resampled), successive halving in each generation (3 rungs, η = 3, an epoch's steps in "
-        "all for the best ninth), LEMONADE parent sampling (inverse density of log parameters over the Pareto front). "
+        "all for the best ninth), LEMONADE parent sampling (inverse density of log parameters over the Pareto front); "
+        "and halving with label smoothing 0.1 (`plasticity.label_smoothing`, as `configs/digits_mlp.yaml` trains). "
         "Baselines: fixed MLPs (depth 1–3, widths 8–256, lr, batch size, 2–40 epochs) from scratch, plain Adam, "
         "same trainer; Optuna samplers at their defaults. Optuna TPE + Hyperband: the same space trained epoch by "
         "epoch in a plain loop (one Adam for the whole trial), Optuna's HyperbandPruner (1–40 epochs, η = 3) "
