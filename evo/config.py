@@ -220,7 +220,8 @@ class EvoConfig(BaseModel):
         """Carried optimiser state belongs to inherited weights, trained by the plastic trainer."""
         if self.plasticity.carry_optimizer:
             if self.task.kind not in ("supervised", "custom"):
-                raise ValueError(f"plasticity.carry_optimizer: needs a supervised or custom task, not {self.task.kind!r}")
+                raise ValueError("plasticity.carry_optimizer: needs a supervised or custom task, "
+                                 f"not {self.task.kind!r}")
             if not self.evolution.lamarckian:
                 raise ValueError("plasticity.carry_optimizer: needs evolution.lamarckian: true (a re-initialised "
                                  "child has no optimiser state to inherit)")

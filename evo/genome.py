@@ -618,7 +618,8 @@ def _unpickle(input_shape: tuple[int, ...], layers: tuple[LayerSpec, ...], skips
     import torch
 
     optim_state = {name: {k: torch.tensor(a) for k, a in entry.items()} for name, entry in state.items()}
-    return Genome(input_shape, layers, skips, {k: torch.tensor(a) for k, a in arrays.items()}, hparams, gap, optim_state)
+    weights = {k: torch.tensor(a) for k, a in arrays.items()}
+    return Genome(input_shape, layers, skips, weights, hparams, gap, optim_state)
 
 
 def __getattr__(name: str) -> Any:

@@ -95,7 +95,8 @@ def edit_units(
         if param.name in state:
             entry = state.pop(param.name)
             if index is not None:
-                state[param.name] = {k: remap_rows(v, param.dim, units, index) if v.dim() else v for k, v in entry.items()}
+                state[param.name] = {k: remap_rows(v, param.dim, units, index) if v.dim() else v
+                                     for k, v in entry.items()}
     if not new_width:
         raise ValueError(f"layer {layer} would have no units left")
     layers = list(genome.layers)

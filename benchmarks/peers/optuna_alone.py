@@ -59,7 +59,8 @@ CARRY = "evo + optimizer state carried"
 TPE_HB, DEHB, PBT, ASHA = "Optuna TPE + Hyperband", "DEHB", "Ray Tune PBT", "Ray Tune ASHA"
 #: peers that need the peers' venv (make peers): left out, and said so, where their package is missing.
 OPTIONAL = {DEHB: "dehb", PBT: "ray.tune", ASHA: "ray.tune"}
-METHODS = (LAMARCK, DARWIN, HYPER, HALVING, LEMONADE, CARRY, "Optuna TPE", TPE_HB, "Optuna NSGA-II", "random search", *OPTIONAL)
+METHODS = (LAMARCK, DARWIN, HYPER, HALVING, LEMONADE, CARRY, "Optuna TPE", TPE_HB, "Optuna NSGA-II", "random search",
+           *OPTIONAL)
 FRACTIONS = (0.25, 0.5, 1.0)
 
 Cell = dict[str, tuple[Trace, Summary]]

@@ -68,6 +68,7 @@ def reindex(
             ns, nd = skips[edge]
             names[name] = str(parsed._replace(src=ns, layer=nd))
     renamed = {new: genome.weights[old] for old, new in names.items()}
-    state = {names[old]: entry for old, entry in genome.optim_state.items() if old in names and names[old] not in overrides}
+    state = {names[old]: entry for old, entry in genome.optim_state.items()
+             if old in names and names[old] not in overrides}
     return genome.replace(layers=tuple(layers), skips=tuple(skips.values()), weights={**renamed, **overrides},
                           optim_state=state)

@@ -56,7 +56,8 @@ def genomes(draw: st.DrawFn) -> Genome:
     genome = Genome.random(shape, layers, skips, seed=seed, gap=gap)
     if not draw(st.booleans()):
         return genome
-    state = {k: {"exp_avg": w.clone(), "exp_avg_sq": w**2, "step": torch.tensor(7.0)} for k, w in genome.weights.items()}
+    state = {k: {"exp_avg": w.clone(), "exp_avg_sq": w**2, "step": torch.tensor(7.0)}
+             for k, w in genome.weights.items()}
     return genome.replace(optim_state=state)  # as if trained 7 Adam steps with plasticity.carry_optimizer
 
 

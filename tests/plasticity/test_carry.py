@@ -21,8 +21,8 @@ from evo.operators.registry import make_operator
 from evo.plasticity import PlasticityConfig, train
 from evo.plasticity.state import PlasticNet
 from evo.store import RunStore
-from evo.tasks.supervised import SupervisedTask
 from evo.surgery import to_rows
+from evo.tasks.supervised import SupervisedTask
 
 Data = tuple[Tensor, Tensor]
 State = dict[str, dict[str, Tensor]]
@@ -78,7 +78,8 @@ def test_pruned_layer_keeps_the_survivors_moments(parent: Genome, digits: Data) 
     keep = [next(j for j in range(12) if torch.equal(w[j], row)) for row in child.weights["layers.0.weight"]]
     state = first_state(child)
     assert len(keep) == 8 and torch.equal(state["layers.0.weight"]["exp_avg"], moments[keep])
-    assert torch.equal(state["layers.1.weight"]["exp_avg_sq"], parent.optim_state["layers.1.weight"]["exp_avg_sq"][:, keep])
+    fan_out = parent.optim_state["layers.1.weight"]["exp_avg_sq"]
+    assert torch.equal(state["layers.1.weight"]["exp_avg_sq"], fan_out[:, keep])
 
 
 def test_a_new_layer_starts_at_zero_and_later_layers_keep_theirs(parent: Genome) -> None:
@@ -95,10 +96,14 @@ def test_the_childs_training_continues_the_carried_state(parent: Genome, digits:
     child = widen(parent, np.random.default_rng(0), layer=1, k=2)
     carried = train(child, *digits, CARRY, steps=2).genome
     assert all(s["step"].item() == 7 for s in carried.optim_state.values())
-    fresh = train(child, *digits, PlasticityConfig(carry_optimizer=True, lr=0.01, optimizer="sgd"), steps=2).genome
-    assert set(next(iter(fresh.optim_state.values()))) == {"momentum_buffer"}  # Adam's state does not fit SGD
-    momentum = PlasticityConfig(carry_optimizer=True, lr=0.01, optimizer="sgd")
-    assert same(first_state(fresh, momentum)["layers.2.bias"], dict(fresh.optim_state["layers.2.bias"]))
+
+
+def test_sgd_carries_its_momentum_and_starts_fresh_from_adams_state(parent: Genome, digits: Data) -> None:
+    sgd = PlasticityConfig(carry_optimizer=True, lr=0.01, optimizer="sgd")
+    assert not first_state(parent, sgd)  # Adam's moments are no momentum buffer
+    trained = train(parent, *digits, sgd, steps=2).genome
+    assert all(set(s) == {"momentum_buffer"} for s in trained.optim_state.values())
+    assert same(first_state(trained, sgd)["layers.2.bias"], dict(trained.optim_state["layers.2.bias"]))
 
 
 def test_with_the_switch_off_a_carried_state_changes_nothing(parent: Genome, digits: Data) -> None:
