@@ -9,7 +9,7 @@ a machine whose speed drifts over minutes (a shared VM) slows both sides of a co
 overhead is also added up part by part (:func:`by_part`): the trainer, Ray's scheduling and transfer,
 and storing each evaluation as a run does.
 
-Run: ``python -m benchmarks.backends [--jobs 16 --cases 300:64 708:128 1500:64 --workers 1 2]``; writes
+Run: ``python -m benchmarks.backends [--jobs 16 --cases 300:64 688:512 1500:64 --workers 1 2]``; writes
 the "backends" section of docs/benchmarks.md.
 """
 
@@ -52,11 +52,11 @@ class Case:
 
     @classmethod
     def parse(cls, text: str) -> Case:
-        """``STEPS:HIDDEN``, e.g. ``708:128``."""
+        """``STEPS:HIDDEN``, e.g. ``688:512``."""
         try:
             steps, hidden = (int(part) for part in text.split(":"))
         except ValueError:
-            raise argparse.ArgumentTypeError(f"a case is STEPS:HIDDEN (e.g. 708:128), got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"a case is STEPS:HIDDEN (e.g. 688:512), got {text!r}") from None
         return cls(steps, hidden)
 
 
@@ -264,9 +264,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=16, help="evaluations per measured map")
     parser.add_argument("--cases", type=Case.parse, nargs="+",
-                        default=[Case(300, 64), Case(708, 128), Case(1500, 64)],
-                        help="STEPS:HIDDEN per table: Adam steps per evaluation, hidden width (708:128 is the "
-                             "shipped digits config's evaluation)")
+                        default=[Case(300, 64), Case(688, 512), Case(1500, 64)],
+                        help="STEPS:HIDDEN per table: Adam steps per evaluation, hidden width (688:512 is an "
+                             "evaluation of the shipped digits config's first generation)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Ray worker counts to measure")
     parser.add_argument("--repeats", type=int, default=7, help="rounds (each run between two bare loops)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
@@ -287,9 +287,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{args.jobs} evaluations per map, each the given Adam steps (batch {plasticity.batch_size}) of the given MLP "
         "on digits plus validation, one torch thread each; overhead target ≤ 5%. The bare loop takes Adam's fused "
         "step, as evo's trainer does (`evo.plasticity.optim.fusable`), so the overhead is the engine's alone; the "
-        "row with Adam's default (per-tensor) step is the loop most people write, for scale. 708 steps of 64→128→10 is an "
-        "evaluation of the shipped `configs/digits_mlp.yaml` (its training split is 9× augmented; the network "
-        f"and steps are the cost). Every row: the fastest of {args.repeats} rounds; in each round the serial "
+        "row with Adam's default (per-tensor) step is the loop most people write, for scale. 688 steps of 64→512→10 is "
+        "an evaluation in the first generation of the shipped `configs/digits_mlp.yaml` (2 passes over its 9× "
+        "augmented training split at batch 32; later generations grow deeper networks). Every row: the fastest of {args.repeats} rounds; in each round the serial "
         "backend and Ray at one worker (one Ray instance) are each measured between two runs of the bare loop, "
         "more workers on their own instance after. The overhead is shown two ways: the fastest round of each "
         "against the bare loop's fastest run (of all its runs, so a single lucky one moves this column), and the "

@@ -215,6 +215,18 @@ class EvoConfig(BaseModel):
                                  "has no parent function to relearn)")
         return self
 
+    @model_validator(mode="after")
+    def _check_carry_optimizer(self) -> EvoConfig:
+        """Carried optimiser state belongs to inherited weights, trained by the plastic trainer."""
+        if self.plasticity.carry_optimizer:
+            if self.task.kind not in ("supervised", "custom"):
+                raise ValueError("plasticity.carry_optimizer: needs a supervised or custom task, "
+                                 f"not {self.task.kind!r}")
+            if not self.evolution.lamarckian:
+                raise ValueError("plasticity.carry_optimizer: needs evolution.lamarckian: true (a re-initialised "
+                                 "child has no optimiser state to inherit)")
+        return self
+
     @field_validator("name")
     @classmethod
     def _check_name(cls, name: str | None) -> str | None:

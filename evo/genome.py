@@ -27,7 +27,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -235,6 +235,12 @@ class Genome:
         gap: the dense head reads the channel means of the last conv layer's output (global average
             pooling, Lin, Chen & Yan 2014, "Network in Network") instead of all its positions flattened:
             the first Linear layer's size no longer grows with the signal or image.
+        optim_state: weight name → the optimiser state its last training left (Adam's ``exp_avg``,
+            ``exp_avg_sq``, ``step``; SGD's ``momentum_buffer``), which the next lifetime starts from
+            with ``plasticity.carry_optimizer``; empty: a fresh optimiser. An entry whose weight is gone
+            or changed shape is dropped on construction; operators that move units map it
+            (:func:`evo.surgery.edit_units`), and :meth:`from_module` and :meth:`reinitialised` (new
+            weights) start without any. Saved and pickled with the weights, never exported.
     """
 
     input_shape: tuple[int, ...]
@@ -243,6 +249,7 @@ class Genome:
     weights: Mapping[str, Tensor] = field(default_factory=dict, repr=False)
     hparams: Mapping[str, Any] = field(default_factory=dict)
     gap: bool = False
+    optim_state: Mapping[str, Mapping[str, Tensor]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
@@ -258,6 +265,17 @@ class Genome:
         object.__setattr__(self, "weights", MappingProxyType(weights))
         object.__setattr__(self, "hparams", MappingProxyType(dict(self.hparams)))
         self._check_weights()
+        object.__setattr__(self, "optim_state", MappingProxyType(self._fitting_state()))
+
+    def _fitting_state(self) -> dict[str, Mapping[str, Tensor]]:
+        """The entries of ``optim_state`` that still fit a weight (same name, tensors of its shape or scalars),
+        on the CPU in float32 like the weights."""
+        fitting = {}
+        for name, entry in self.optim_state.items():
+            weight = self.weights.get(name)
+            if weight is not None and all(v.dim() == 0 or v.shape == weight.shape for v in entry.values()):
+                fitting[name] = MappingProxyType({k: v.detach().to("cpu", weight.dtype) for k, v in entry.items()})
+        return fitting
 
     # ---------------------------------------------------------------- builders
     @classmethod
@@ -319,7 +337,7 @@ class Genome:
             else init_uniform(shape, self.fan_in(name), gen)
             for name, shape in self.param_shapes().items()
         }
-        return self.with_weights(weights)
+        return self.replace(weights=weights, optim_state={})
 
     # ------------------------------------------------------------- structure
     @property
@@ -440,6 +458,13 @@ class Genome:
         """The same architecture with other weights (e.g. after training)."""
         return self.replace(weights=dict(weights))
 
+    def without_state(self, names: Collection[str]) -> Genome:
+        """A copy without the optimiser state of weights ``names`` (for operators that rewrite those weights
+        in a way their moments do not follow); itself when it holds none of them."""
+        if not any(name in self.optim_state for name in names):
+            return self
+        return self.replace(optim_state={k: v for k, v in self.optim_state.items() if k not in names})
+
     def with_layer(self, i: int, **changes: Any) -> Genome:
         """A copy with layer ``i``'s spec changed (weights must still fit)."""
         layers = list(self.layers)
@@ -453,7 +478,8 @@ class Genome:
         way, ~10× an array; Ray ships a genome to a worker and back for every evaluation.
         """
         arrays = {k: v.numpy() for k, v in self.weights.items()}
-        return (_unpickle, (self.input_shape, self.layers, self.skips, arrays, dict(self.hparams), self.gap))
+        state = {name: {k: v.numpy() for k, v in entry.items()} for name, entry in self.optim_state.items()}
+        return (_unpickle, (self.input_shape, self.layers, self.skips, arrays, dict(self.hparams), self.gap, state))
 
     # ------------------------------------------------------------- modules
     def to_module(self, device: str | torch.device = "cpu") -> GenomeNet:
@@ -472,8 +498,9 @@ class Genome:
                          rank=self.rank, norm_eps=NORM_EPS)
 
     def from_module(self, module: nn.Module) -> Genome:
-        """This architecture with the module's current weights (e.g. after training)."""
-        return self.with_weights({k: v.detach().clone() for k, v in module.state_dict().items()})
+        """This architecture with the module's current weights (e.g. after training), without optimiser state:
+        whoever trained the module has it."""
+        return self.replace(weights={k: v.detach().clone() for k, v in module.state_dict().items()}, optim_state={})
 
     # ------------------------------------------------------------- metrics
     def num_params(self) -> int:
@@ -553,8 +580,11 @@ class Genome:
         """
         import torch
 
+        content: dict[str, Any] = {"genome": self.to_dict(), "weights": dict(self.weights)}
+        if self.optim_state:
+            content["optim_state"] = {name: dict(entry) for name, entry in self.optim_state.items()}
         buffer = io.BytesIO()
-        torch.save({"genome": self.to_dict(), "weights": dict(self.weights)}, buffer)
+        torch.save(content, buffer)
         data = buffer.getvalue()
         atomic_write_bytes(path, data)
         return sha256_hex(data)
@@ -577,15 +607,19 @@ class Genome:
             raise ValueError(f"{path}: not a readable evo genome file ({type(err).__name__})") from None
         if not isinstance(content, dict) or "genome" not in content or "weights" not in content:
             raise ValueError(f"{path}: not an evo genome file")
-        return cls.from_dict(content["genome"], content["weights"])
+        genome = cls.from_dict(content["genome"], content["weights"])
+        return genome.replace(optim_state=content["optim_state"]) if "optim_state" in content else genome
 
 
 def _unpickle(input_shape: tuple[int, ...], layers: tuple[LayerSpec, ...], skips: tuple[tuple[int, int], ...],
-              arrays: Mapping[str, np.ndarray], hparams: Mapping[str, Any], gap: bool) -> Genome:
+              arrays: Mapping[str, np.ndarray], hparams: Mapping[str, Any], gap: bool,
+              state: Mapping[str, Mapping[str, np.ndarray]]) -> Genome:
     """The genome :meth:`Genome.__reduce__` pickled; copies the arrays (unpicklers may hand out read-only ones)."""
     import torch
 
-    return Genome(input_shape, layers, skips, {k: torch.tensor(a) for k, a in arrays.items()}, hparams, gap)
+    optim_state = {name: {k: torch.tensor(a) for k, a in entry.items()} for name, entry in state.items()}
+    weights = {k: torch.tensor(a) for k, a in arrays.items()}
+    return Genome(input_shape, layers, skips, weights, hparams, gap, optim_state)
 
 
 def __getattr__(name: str) -> Any:

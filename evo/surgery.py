@@ -30,7 +30,7 @@ from torch import Tensor
 
 from evo.genome import Genome, norm_name, norm_tensors, skip_name, weight_name
 
-__all__ = ["UnitParam", "edit_units", "from_rows", "gather_units", "to_rows", "unit_params"]
+__all__ = ["UnitParam", "edit_units", "from_rows", "gather_units", "remap_rows", "to_rows", "unit_params"]
 
 
 @dataclass(frozen=True)
@@ -67,15 +67,23 @@ def from_rows(rows: Tensor, dim: int, like: Tensor, units: int) -> Tensor:
     return rows.reshape(rows.shape[0] * block, *moved.shape[1:]).movedim(0, dim).contiguous()
 
 
-def edit_units(genome: Genome, layer: int, edit: Callable[[UnitParam, Tensor], Tensor]) -> Genome:
+def edit_units(
+    genome: Genome, layer: int, edit: Callable[[UnitParam, Tensor], Tensor], index: Tensor | None = None
+) -> Genome:
     """Rewrite every unit slice of ``layer`` with ``edit(param, rows) -> new_rows``.
 
     ``edit`` receives the ``(units, -1)`` rows of each slice and returns the new
     rows; it must return the same number of rows for every slice, which
     becomes the layer's new width.
+
+    Args:
+        index: the old unit each new unit continues (``-1``: a new unit), to carry the genome's optimiser
+            state (:attr:`Genome.optim_state`) through the edit: new units start with zero moments. None:
+            the edit is no unit map, and the slices' optimiser state is dropped.
     """
     units = genome.layers[layer].width
     weights = dict(genome.weights)
+    state = dict(genome.optim_state)
     new_width = None
     for param in unit_params(genome, layer):
         old = weights[param.name]
@@ -84,14 +92,33 @@ def edit_units(genome: Genome, layer: int, edit: Callable[[UnitParam, Tensor], T
             raise ValueError(f"edit returned {rows.shape[0]} rows for {param.name}, expected {new_width}")
         new_width = rows.shape[0]
         weights[param.name] = from_rows(rows, param.dim, old, units)
+        if param.name in state:
+            entry = state.pop(param.name)
+            if index is not None:
+                state[param.name] = {k: remap_rows(v, param.dim, units, index) if v.dim() else v
+                                     for k, v in entry.items()}
     if not new_width:
         raise ValueError(f"layer {layer} would have no units left")
     layers = list(genome.layers)
     layers[layer] = dataclasses.replace(layers[layer], width=new_width)
-    return genome.replace(layers=tuple(layers), weights=weights)
+    return genome.replace(layers=tuple(layers), weights=weights, optim_state=state)
 
 
 def gather_units(genome: Genome, layer: int, index: Sequence[int] | Tensor) -> Genome:
-    """Keep (or repeat) units of ``layer`` in the order of ``index``, with all their weights."""
+    """Keep (or repeat) units of ``layer`` in the order of ``index``, with all their weights (and optimiser state)."""
     idx = torch.as_tensor(index, dtype=torch.long)
-    return edit_units(genome, layer, lambda _param, rows: rows[idx])
+    return edit_units(genome, layer, lambda _param, rows: rows[idx], idx)
+
+
+def remap_rows(tensor: Tensor, dim: int, units: int, index: Tensor, fill: Tensor | float = 0.0) -> Tensor:
+    """``tensor``'s ``units`` unit slices along ``dim`` picked by ``index``; ``-1`` entries get ``fill``.
+
+    Args:
+        fill: a scalar, or one row per new unit (shaped like :func:`to_rows`' rows).
+    """
+    rows = to_rows(tensor, dim, units)
+    index = index.to(rows.device)
+    picked = rows[index.clamp(min=0)].clone()
+    new = index < 0
+    picked[new] = fill.to(picked) if isinstance(fill, Tensor) else fill
+    return from_rows(picked, dim, tensor, units)

@@ -1,4 +1,4 @@
-"""Shared by every test: one torch thread, quiet Optuna logs, and a tiny XOR config.
+"""Shared by every test: one torch thread, quiet Optuna logs, a private cache folder and a tiny XOR config.
 
 The networks under test are tiny; on a 2-core machine more threads only oversubscribe the
 cores (training steps were measured 30–60× slower with the default).
@@ -6,11 +6,17 @@ cores (training steps were measured 30–60× slower with the default).
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import optuna
 import pytest
 import torch
 
 from evo.config import EvoConfig, load_config
+
+# memory-mapped data splits are written here, not into the user's ~/.cache (set before any Ray worker starts)
+os.environ["EVO_CACHE_DIR"] = tempfile.mkdtemp(prefix="evo-test-cache-")
 
 
 @pytest.fixture(autouse=True, scope="session")

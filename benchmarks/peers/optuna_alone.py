@@ -55,10 +55,14 @@ TARGETS = {"digits": 0.97, "wine": 0.95, "breast_cancer": 0.97, "synthetic": 0.7
 LAMARCK, DARWIN = "evo (Lamarckian)", "evo (Darwinian)"
 #: evo with one of issue 19's mechanisms switched on (each an ablation row; see docs/concepts.md).
 HYPER, HALVING, LEMONADE = "evo + hyperparameter genes", "evo + successive halving", "evo + LEMONADE parents"
+#: two switches together: halving, and the label smoothing the shipped digits config trains with
+HALVING_SMOOTH = "evo + successive halving + label smoothing"
+CARRY = "evo + optimizer state carried"
 TPE_HB, DEHB, PBT, ASHA = "Optuna TPE + Hyperband", "DEHB", "Ray Tune PBT", "Ray Tune ASHA"
 #: peers that need the peers' venv (make peers): left out, and said so, where their package is missing.
 OPTIONAL = {DEHB: "dehb", PBT: "ray.tune", ASHA: "ray.tune"}
-METHODS = (LAMARCK, DARWIN, HYPER, HALVING, LEMONADE, "Optuna TPE", TPE_HB, "Optuna NSGA-II", "random search", *OPTIONAL)
+METHODS = (LAMARCK, DARWIN, HYPER, HALVING, LEMONADE, CARRY, HALVING_SMOOTH, "Optuna TPE", TPE_HB, "Optuna NSGA-II",
+           "random search", *OPTIONAL)
 FRACTIONS = (0.25, 0.5, 1.0)
 
 Cell = dict[str, tuple[Trace, Summary]]
@@ -117,17 +121,20 @@ def left_out(skip: Collection[str] = ()) -> str:
 
 
 def mechanisms(n_train: int) -> dict[str, list[str]]:
-    """The overrides that switch each mechanism on in the peers' evo run (one epoch per evaluation).
+    """The overrides that switch each mechanism on in the peers' evo run (one epoch per evaluation), and one pair.
 
     Halving spreads an epoch's steps (batch 32) over three rungs, η = 3: every child trains a ninth of an
     epoch, the best third of them a third of an epoch in all, the best ninth a whole epoch — so a generation
     tries many more children (shrunk ones included) for the same budget.
     """
+    halving = [f"evolution.eval_steps={max(9, round(n_train / 32))}", "evolution.halving.rungs=3",
+               "evolution.halving.eta=3"]
     return {
         HYPER: ["evolution.hyper.genes=[lr,weight_decay,dropout,batch_size]"],
-        HALVING: [f"evolution.eval_steps={max(9, round(n_train / 32))}", "evolution.halving.rungs=3",
-                  "evolution.halving.eta=3"],
+        HALVING: halving,
         LEMONADE: ["evolution.selection=lemonade"],
+        CARRY: ["plasticity.carry_optimizer=true"],
+        HALVING_SMOOTH: [*halving, "plasticity.label_smoothing=0.1"],
     }
 
 
@@ -205,6 +212,13 @@ def report(results: dict[str, list[Cell]], args: argparse.Namespace) -> str:
     budgets = ", ".join(f"{d} {args.epochs} × {len(split(d).x_train)}" for d in results)
     main = [row for d, cells in results.items() for row in main_rows(d, cells)]
     ablation = [row for d, cells in results.items() for row in ablation_rows(d, cells)]
+    peers = any(not m.startswith("evo") for m in next(iter(results.values()))[0])  # none: only evo rows ran
+    against = [
+        "Front target — evo dominates the accuracy-vs-parameters front at equal budget (median hypervolume):",
+        "\n".join(verdicts(results)),
+        "Every evo row against every peer (median over seeds; ≥ every peer's counts as a win):",
+        table(["evo", "hypervolume ≥ every peer's", "best test accuracy ≥ every peer's"], scoreboard(results)),
+    ] if peers else []
     return "\n\n".join([
         (f"Seeds {list(args.seeds)}; load average (1/5/15 min) {load_average()}. Budget per method and run: "
         f"{args.epochs} epochs of the training split in sample-steps ({budgets}); the others get exactly what "
@@ -213,7 +227,9 @@ def report(results: dict[str, list[Cell]], args: argparse.Namespace) -> str:
         "(1–2 layers, widths 8–128), default operators, objectives (val accuracy, params) → NSGA-II selection. "
         "Ablations, each one mechanism on: hyperparameter genes (lr, weight decay, dropout, batch size, PBT-style "
         "×0.8/×1.25 or resampled), successive halving in each generation (3 rungs, η = 3, an epoch's steps in "
-        "all for the best ninth), LEMONADE parent sampling (inverse density of log parameters over the Pareto front). "
+        "all for the best ninth), LEMONADE parent sampling (inverse density of log parameters over the Pareto front), "
+        "the optimiser state (Adam's moments) carried from parent to child through the operators' unit maps; and "
+        "halving with label smoothing 0.1 (`plasticity.label_smoothing`, as `configs/digits_mlp.yaml` trains). "
         "Baselines: fixed MLPs (depth 1–3, widths 8–256, lr, batch size, 2–40 epochs) from scratch, plain Adam, "
         "same trainer; Optuna samplers at their defaults. Optuna TPE + Hyperband: the same space trained epoch by "
         "epoch in a plain loop (one Adam for the whole trial), Optuna's HyperbandPruner (1–40 epochs, η = 3) "
@@ -227,10 +243,7 @@ def report(results: dict[str, list[Cell]], args: argparse.Namespace) -> str:
         *filter(None, [left_out(args.skip)]),
         table(["dataset", "method", "best test acc", "its params", "epochs to target", "hypervolume",
                "networks trained", "seconds"], main),
-        "Front target — evo dominates the accuracy-vs-parameters front at equal budget (median hypervolume):",
-        "\n".join(verdicts(results)),
-        "Every evo row against every peer (median over seeds; ≥ every peer's counts as a win):",
-        table(["evo", "hypervolume ≥ every peer's", "best test accuracy ≥ every peer's"], scoreboard(results)),
+        *against,
         ("Lamarckian vs Darwinian evo, and the mechanism ablations: anytime best validation accuracy (median) after a share of the cumulative "
         "epochs, and the best network's train − validation accuracy gap:"),
         table(["dataset", "method", "epochs", *[f"best val @ {f:.0%}" for f in FRACTIONS], "train − val gap"],

@@ -47,23 +47,28 @@ def reindex(
     """A genome with ``layers`` whose old layer ``i`` is now ``new_index(i)`` (None: gone).
 
     Weight names and skip edges are renamed accordingly; skips touching a gone
-    layer, or that would join adjacent layers, are dropped. ``weights`` may
+    layer, or that would join adjacent layers, are dropped. ``overrides`` may
     hold extra new entries already under their new names (e.g. a new layer);
-    they are kept unless they collide with renamed ones.
+    they win over renamed ones. The optimiser state follows the renamed weights;
+    ``overrides`` start without any.
     """
     skips = {}
     for s, d in genome.skips:
         ns, nd = new_index(s), new_index(d)
         if ns is not None and nd is not None and nd - ns >= 2:
             skips[(s, d)] = (ns, nd)
-    renamed: dict[str, Tensor] = {}
-    for name, value in genome.weights.items():
+    names: dict[str, str] = {}  # old weight name → new
+    for name in genome.weights:
         parsed = parse_weight_name(name)
         if parsed.src is None:
             i = new_index(parsed.layer)
             if i is not None:
-                renamed[str(parsed._replace(layer=i))] = value
+                names[name] = str(parsed._replace(layer=i))
         elif (edge := (parsed.src, parsed.layer)) in skips:
             ns, nd = skips[edge]
-            renamed[str(parsed._replace(src=ns, layer=nd))] = value
-    return genome.replace(layers=tuple(layers), skips=tuple(skips.values()), weights={**renamed, **overrides})
+            names[name] = str(parsed._replace(src=ns, layer=nd))
+    renamed = {new: genome.weights[old] for old, new in names.items()}
+    state = {names[old]: entry for old, entry in genome.optim_state.items()
+             if old in names and names[old] not in overrides}
+    return genome.replace(layers=tuple(layers), skips=tuple(skips.values()), weights={**renamed, **overrides},
+                          optim_state=state)

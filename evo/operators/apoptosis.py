@@ -8,6 +8,10 @@
 * :func:`remove_layer` — drop a hidden layer, folding its weights into the next.
 * :func:`set_dropout` — dropout, the transient form of apoptosis.
 
+Optimiser state (:attr:`~evo.genome.Genome.optim_state`): surviving units keep
+theirs (the removed units' is dropped); a removed layer's folded successor has
+no unit map and starts afresh, the other layers keep theirs.
+
 Example:
     >>> import numpy as np
     >>> from evo.genome import Genome

@@ -8,6 +8,9 @@
 
 Every dependent weight (the next layer, across the conv→linear flatten, and
 skip projections in and out) is fixed through :func:`evo.surgery.edit_units`.
+Optimiser state (:attr:`~evo.genome.Genome.optim_state`) goes the same way:
+old units keep theirs, new units (split copies too), a new layer and a new
+skip start at zero, the layers after an inserted one keep theirs.
 
 Example:
     >>> import numpy as np
@@ -93,7 +96,7 @@ def widen(
             new = new + noise * torch.randn(new.shape, generator=gen)
         return torch.cat([old, new])
 
-    return edit_units(genome, layer, edit)
+    return edit_units(genome, layer, edit, torch.cat([torch.arange(width), torch.full((k,), -1)]))
 
 
 @register(
@@ -181,7 +184,7 @@ def add_skip(genome: Genome, rng: np.random.Generator, src: int | None = None, d
     s, d = edges[int(rng.integers(len(edges)))]
     grown = genome.replace(skips=(*genome.skips, (s, d)), weights={})
     weights = {**genome.weights, skip_name(s, d): torch.zeros(grown.param_shapes()[skip_name(s, d)])}
-    return grown.with_weights(weights)
+    return grown.replace(weights=weights, optim_state=genome.optim_state)
 
 
 @register(

@@ -15,6 +15,10 @@
   layer's weights, bias and incoming skip projections (exact in eval mode); a
   layer norm is dropped (approximate).
 
+Optimiser state (:attr:`~evo.genome.Genome.optim_state`): new norm tensors start
+at zero; the tensors a folded batch norm rescales start afresh (their moments
+describe gradients through the norm); the rest keep their own.
+
 Example:
     >>> import numpy as np
     >>> from evo.genome import Genome
@@ -109,11 +113,12 @@ def fold_norm(genome: Genome, layer: int) -> Genome:
         scale = stats["weight"] / torch.sqrt(stats["running_var"] + NORM_EPS)
         shift = stats["bias"] - scale * stats["running_mean"]
         width = genome.layers[layer].width
-        for param in unit_params(genome, layer):
-            if param.fan == "in":  # the layer's weight and bias, and the skip projections into it
-                rows = to_rows(genome.weights[param.name], param.dim, width) * scale[:, None]
-                weights[param.name] = from_rows(rows, param.dim, genome.weights[param.name], width)
+        rescaled = [p for p in unit_params(genome, layer) if p.fan == "in"]  # weight, bias, skips into the layer
+        for param in rescaled:
+            rows = to_rows(genome.weights[param.name], param.dim, width) * scale[:, None]
+            weights[param.name] = from_rows(rows, param.dim, genome.weights[param.name], width)
         weights[weight_name(layer, "bias")] = weights[weight_name(layer, "bias")] + shift
+        genome = genome.without_state([p.name for p in rescaled])  # moments of gradients through the norm
     return _with_norm(genome, layer, None, weights)
 
 

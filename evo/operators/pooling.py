@@ -13,6 +13,9 @@
   positions (area interpolation, rescaled so a constant feature map keeps its
   contribution).
 
+Optimiser state (:attr:`~evo.genome.Genome.optim_state`): a head whose shape
+changes has no unit map for it and starts afresh; every other tensor keeps its own.
+
 Example:
     >>> import numpy as np
     >>> from evo.genome import Genome
@@ -123,4 +126,4 @@ def _resized_head(genome: Genome, layer: int, pool: int) -> Genome:
     blocks = w.reshape(w.shape[0], genome.layers[last].width, *old)
     resampled: Tensor = F.interpolate(blocks, size=new, mode="area") * (math.prod(old) / math.prod(new))
     weights = {**genome.weights, weight_name(head): resampled.reshape(w.shape[0], -1)}
-    return skeleton.with_weights(weights)
+    return skeleton.replace(weights=weights, optim_state=genome.optim_state)  # a head of a new shape loses its own

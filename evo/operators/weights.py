@@ -1,5 +1,8 @@
 """Weight mutation for gradient-free tasks (neuroevolution of the weights themselves, as in NEAT).
 
+A mutated genome keeps its optimiser state (:attr:`~evo.genome.Genome.optim_state`: the same weights,
+nudged); fresh weights start without any.
+
 Example:
     >>> import numpy as np
     >>> from evo.genome import Genome

@@ -171,6 +171,15 @@ class PlasticityConfig(BaseModel):
     )
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum.")
     weight_decay: float = Field(0.0, ge=0, description="L2 weight decay.")
+    carry_optimizer: bool = Field(
+        False,
+        description="Carry the optimiser state (Adam's moments and step count, SGD's momentum) across lifetimes: "
+        "a trained genome keeps it (saved and pickled with its weights, not exported), operators map it with the "
+        "units they keep (new units, layers and skips start at zero; tensors an operator rewrites without a unit "
+        "map start afresh), and the child's training starts from it instead of a fresh optimiser, whose first "
+        "bias-corrected Adam steps from zero moments jolt an already-trained network. false: every lifetime "
+        "starts a fresh optimiser.",
+    )
     label_smoothing: float = Field(
         0.0,
         ge=0,

@@ -8,6 +8,11 @@ instead carries each state tensor through the same unit remapping as the
 weights (``index[j]``: the old unit new unit ``j`` came from, ``-1`` for a new
 one), via :mod:`evo.surgery`'s row views. Step counts are kept.
 
+Across lifetimes (``plasticity.carry_optimizer``) the same state travels with the
+genome: :func:`saved_state` takes it out of a trained optimiser, the operators
+map it with the weights (:func:`evo.surgery.edit_units`), and :func:`start_from`
+puts it into the child's new optimiser.
+
 Example:
     >>> import torch
     >>> t = torch.arange(6.0).reshape(3, 2)
@@ -23,13 +28,17 @@ import torch
 from torch import Tensor, nn
 
 from evo.plasticity.config import PlasticityConfig
-from evo.surgery import from_rows, to_rows
+from evo.surgery import remap_rows
 
-__all__ = ["UnitRemap", "fusable", "make_optimizer", "rebuild_optimizer", "remap_rows", "zero_state"]
+__all__ = ["STATE_KEYS", "UnitRemap", "fusable", "make_optimizer", "rebuild_optimizer", "remap_rows", "saved_state",
+           "start_from", "zero_state"]
 
 #: parameter name → (unit dimension, index of old units; -1 = new unit)
 UnitRemap = Mapping[str, tuple[int, Tensor]]
 
+
+#: The per-weight state each optimiser keeps: what a genome carries from one lifetime to the next.
+STATE_KEYS = {"adam": frozenset({"exp_avg", "exp_avg_sq", "step"}), "sgd": frozenset({"momentum_buffer"})}
 
 #: Devices with fused optimiser steps in torch (one kernel per step for all parameters).
 FUSED_DEVICES = ("cpu", "cuda")
@@ -50,20 +59,6 @@ def make_optimizer(params: Mapping[str, nn.Parameter], config: PlasticityConfig)
         return torch.optim.Adam(values, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
     return torch.optim.SGD(values, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                            fused=fused)
-
-
-def remap_rows(tensor: Tensor, dim: int, units: int, index: Tensor, fill: Tensor | float = 0.0) -> Tensor:
-    """``tensor``'s ``units`` unit slices along ``dim`` picked by ``index``; ``-1`` entries get ``fill``.
-
-    Args:
-        fill: a scalar, or one row per new unit (shaped like :func:`evo.surgery.to_rows`' rows).
-    """
-    rows = to_rows(tensor, dim, units)
-    index = index.to(rows.device)
-    picked = rows[index.clamp(min=0)].clone()
-    new = index < 0
-    picked[new] = fill.to(picked) if isinstance(fill, Tensor) else fill
-    return from_rows(picked, dim, tensor, units)
 
 
 def rebuild_optimizer(
@@ -110,3 +105,35 @@ def zero_state(optimizer: torch.optim.Optimizer, param: nn.Parameter, where: Ten
     for value in optimizer.state.get(param, {}).values():
         if isinstance(value, Tensor) and value.shape == param.shape:
             value[where] = 0.0
+
+
+def saved_state(optimizer: torch.optim.Optimizer, params: Mapping[str, nn.Parameter]) -> dict[str, dict[str, Tensor]]:
+    """Parameter name → a CPU copy of ``optimizer``'s state of it (parameters it never stepped are left out)."""
+    return {
+        name: {key: value.detach().to("cpu", copy=True) for key, value in state.items() if isinstance(value, Tensor)}
+        for name, param in params.items()
+        if (state := optimizer.state.get(param))
+    }
+
+
+def start_from(
+    optimizer: torch.optim.Optimizer, params: Mapping[str, nn.Parameter], state: Mapping[str, Mapping[str, Tensor]],
+    config: PlasticityConfig,
+) -> None:
+    """Give the fresh ``optimizer`` over ``params`` (name order, as :func:`make_optimizer` builds it) the carried
+    ``state`` of the parameters that have one of this optimiser's kind (:data:`STATE_KEYS`; state of the other
+    kind, e.g. SGD's after an evolved switch to Adam, is left out: those parameters start fresh).
+
+    torch's ``load_state_dict`` moves each value where this optimiser keeps it (``step`` on the parameter's
+    device for a fused Adam, on the CPU otherwise); the values are copied first, because it keeps a tensor
+    already there and the steps then update it in place — the genome's state must not change.
+    """
+    keys = STATE_KEYS[config.optimizer]
+    carried = {
+        i: {key: value.clone() for key, value in state[name].items()}
+        for i, name in enumerate(params)
+        if name in state and set(state[name]) == keys
+    }
+    if carried:
+        full = optimizer.state_dict()
+        optimizer.load_state_dict({**full, "state": carried})

@@ -19,8 +19,8 @@ from torch import Tensor, nn
 
 from evo.genome import Genome
 from evo.plasticity.config import PlasticityConfig
-from evo.plasticity.optim import make_optimizer, rebuild_optimizer, remap_rows
-from evo.surgery import UnitParam, edit_units, to_rows, unit_params
+from evo.plasticity.optim import make_optimizer, rebuild_optimizer, start_from
+from evo.surgery import UnitParam, edit_units, remap_rows, to_rows, unit_params
 
 __all__ = ["PlasticNet", "UnitChange"]
 
@@ -39,7 +39,8 @@ class PlasticNet:
     """Module + optimiser + per-unit records (age, utility, DropIn scale) + weight masks.
 
     Args:
-        genome: the starting network.
+        genome: the starting network; with ``config.carry_optimizer`` the optimiser starts from its
+            :attr:`~Genome.optim_state` (else fresh).
         config: optimiser and ramp settings.
         device: where the module lives.
         generator: CPU torch generator for every random draw (mask rows of new units).
@@ -47,7 +48,8 @@ class PlasticNet:
 
     def __init__(self, genome: Genome, config: PlasticityConfig, device: str, generator: torch.Generator) -> None:
         self.config, self.device, self.generator = config, device, generator
-        self.genome = genome
+        carried = genome.optim_state if config.carry_optimizer else {}
+        self.genome = genome.replace(optim_state={}) if genome.optim_state else genome  # the optimiser holds it
         self.masks: dict[str, Tensor] = {}
         self.activity: dict[int, Tensor] = {}  # mean |h| per unit in the last training forward pass
         self.track_activity = config.replacement.strategy == "cbp"
@@ -59,6 +61,7 @@ class PlasticNet:
         self.scale = {i: torch.ones(w) for i, w in widths.items()}
         self.net = self._build(genome)
         self.optimizer = make_optimizer(self.params, config)
+        start_from(self.optimizer, self.params, carried, config)
 
     # ------------------------------------------------------------- module
     def _build(self, genome: Genome) -> nn.Module:

@@ -35,6 +35,7 @@ from evo.network import as_inputs
 from evo.operators.importance import task_loss
 from evo.plasticity.config import PlasticityConfig
 from evo.plasticity.distill import imitating
+from evo.plasticity.optim import saved_state
 from evo.plasticity.schedule import Schedule
 from evo.plasticity.state import PlasticNet
 
@@ -56,7 +57,8 @@ class TrainResult:
     """What one lifetime of training produced.
 
     Attributes:
-        genome: the trained genome (a new shape if it grew or shrank), on the CPU.
+        genome: the trained genome (a new shape if it grew or shrank), on the CPU; with
+            ``plasticity.carry_optimizer`` it carries its optimiser's state (:attr:`Genome.optim_state`).
         steps: optimiser steps taken.
         samples: training sample-steps (sum of batch sizes).
         final_loss: mean training loss over the last epoch (or all steps, if fewer).
@@ -88,7 +90,9 @@ def train(
     """Train ``genome`` on ``(x, y)`` with the plasticity strategies of ``config``.
 
     The genome's own hyperparameters (``genome.hparams``, evolved by :mod:`evo.hyper`) take the place of
-    the same fields of ``config``, and the trained genome carries them on.
+    the same fields of ``config``, and the trained genome carries them on. With ``config.carry_optimizer`` the
+    optimiser starts from the genome's :attr:`~Genome.optim_state` (what its parent's training left, mapped by
+    the operators) instead of afresh.
 
     Args:
         x: the inputs; ``uint8`` pixels are turned into floats one batch at a time (:func:`evo.network.as_inputs`).
@@ -149,6 +153,8 @@ def _train(genome: Genome, x: Tensor, y: Tensor, config: PlasticityConfig, total
         losses.append(value)
         schedule.after_step(step, value)
     trained = _restore(state.effective(), genome)
+    if config.carry_optimizer:  # the next lifetime starts where this one's optimiser stopped
+        trained = trained.replace(optim_state=saved_state(state.optimizer, state.params))
     window = losses[-steps_per_epoch:]
     final = float(np.mean(window)) if window else math.nan
     samples = _samples(total, len(x), config.batch_size)

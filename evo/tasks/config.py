@@ -49,9 +49,10 @@ class SupervisedTaskConfig(BaseModel):
     mmap: Literal["auto", "always", "never"] = Field(
         "auto",
         description="npz: memory-map the arrays stored uncompressed (np.savez, not np.savez_compressed) instead of "
-        "reading them: pages are read as touched and shared by every worker of the machine through the page cache; "
-        "the training and validation rows a split picks are still copied (in the file's dtype). auto: when the "
-        "file is larger than a worker's share of memory (physical memory / CPU cores).",
+        "reading them; the rows each split picks are written once per machine to a .npy file in evo's cache folder "
+        "($EVO_CACHE_DIR, else ~/.cache/evo) and mapped from there, so every worker shares one copy through the "
+        "page cache (with augment_shift or standardize the splits are built in memory). auto: when the file is "
+        "larger than a worker's share of memory (physical memory / CPU cores).",
     )
     as_image: bool = Field(
         False,

@@ -15,9 +15,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import itertools
 import os
 import random
+import uuid
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +49,10 @@ _SCALES = {"digits": 16.0}
 #: datasets of 1-D signals: samples ``(C, L)``, where other 3-D arrays are grey images ``(H, W)``.
 _SIGNALS = frozenset({"mnist1d"})
 _CACHE_SIZE = 4
+#: the three splits, in :class:`SplitData`'s order (names of a memory-mapped file's cached splits)
+_SPLITS = ("train", "val", "test")
+#: rows gathered at a time when a memory-mapped split is written (60,000 MNIST images: 6 chunks of 7.8 MB)
+_ROWS_PER_CHUNK = 10_000
 _cache: OrderedDict[str, SplitData] = OrderedDict()
 
 
@@ -133,26 +141,38 @@ def _build(cfg: SupervisedTaskConfig) -> SplitData:
         raise DataError(f"task.augment_shift: {source}'s samples {arrays.x.shape[1:]} have no position axis longer than 1")
     if arrays.x_test is None:  # no shipped test split: hold one out
         train, test = split_indices(y_all[0], cfg.test_fraction, cfg.split_seed, classification)
-        x_train, y_train, x_test, y_test = arrays.x[train], y_all[0][train], arrays.x[test], y_all[0][test]
+        y_train, y_test, test_rows = y_all[0][train], y_all[0][test], (arrays.x, test)
     else:
-        x_train, y_train, x_test, y_test = arrays.x, y_all[0], arrays.x_test, y_all[1]
+        train, y_train, y_test, test_rows = np.arange(len(arrays.x)), y_all[0], y_all[1], (arrays.x_test, None)
     fit, val = split_indices(y_train, cfg.val_fraction, cfg.split_seed + 1, classification)
     if 0 < cfg.max_train_samples < len(fit):
         keep, _ = split_indices(y_train[fit], 1 - cfg.max_train_samples / len(fit), cfg.split_seed + 2, classification)
         fit = fit[keep]
-    x_fit, y_fit = x_train[fit], y_train[fit]
+    y_fit = y_train[fit]
+    rows = [(arrays.x, train[fit]), (arrays.x, train[val]), test_rows]
+    standardize = cfg.standardize if cfg.standardize is not None else cfg.dataset in _TABULAR
+    if isinstance(arrays.x, np.memmap) and not cfg.augment_shift and not standardize:
+        samples = functools.partial(_as_stored_samples, as_image=cfg.as_image, signal=signal)
+        xs = [_mapped_rows(cfg, split, x, index, samples) for split, (x, index) in zip(_SPLITS, rows, strict=True)]
+        return _split_data(xs, [y_fit, y_train[val], y_test], scale, classes)
+    x_fit, *xs = (x if index is None else x[index] for x, index in rows)
     if cfg.augment_shift:
         x_fit = shift_augment(x_fit, cfg.augment_shift, shift_axes)
         y_fit = np.tile(y_fit, (len(x_fit) // len(y_fit),) + (1,) * (y_fit.ndim - 1))
-    xs = [_as_samples(x, cfg.as_image, signal) for x in (x_fit, x_train[val], x_test)]
+    xs = [_as_samples(x, cfg.as_image, signal) for x in (x_fit, *xs)]
     mean = std = None
-    if cfg.standardize if cfg.standardize is not None else cfg.dataset in _TABULAR:
+    if standardize:
         xs = [_floats(x) for x in xs]
         mean, std = xs[0].mean(axis=0), xs[0].std(axis=0)
         std = np.where(std > 0, std, 1.0)
         xs = [(x - mean) / std for x in xs]
-    ys = [y_fit, y_train[val], y_test]
-    tensors = [torch.as_tensor(_stored(x)) for x in xs]
+    return _split_data([_stored(x) for x in xs], [y_fit, y_train[val], y_test], scale, classes, mean, std)
+
+
+def _split_data(xs: list[np.ndarray], ys: list[np.ndarray], scale: float, classes: np.ndarray | None,
+                mean: np.ndarray | None = None, std: np.ndarray | None = None) -> SplitData:
+    """The train, validation and test splits as tensors (sharing the arrays' memory), with their preprocessing."""
+    tensors = [torch.as_tensor(x) for x in xs]
     targets = [torch.as_tensor(y) for y in ys]
     preprocessing = Preprocessing(
         scale, _flat(mean), _flat(std), None if classes is None else tuple(classes.tolist())
@@ -161,6 +181,72 @@ def _build(cfg: SupervisedTaskConfig) -> SplitData:
         tensors[0], targets[0], tensors[1], targets[1], tensors[2], targets[2],
         tuple(int(d) for d in tensors[0].shape[1:]), None if classes is None else len(classes), preprocessing,
     )
+
+
+def cache_dir() -> Path:
+    """Where memory-mapped splits are written: ``$EVO_CACHE_DIR``, else ``$XDG_CACHE_HOME/evo``, else ``~/.cache/evo``."""
+    if os.environ.get("EVO_CACHE_DIR"):
+        return Path(os.environ["EVO_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "evo"
+
+
+def _mapped_rows(cfg: SupervisedTaskConfig, split: str, x: np.ndarray, index: np.ndarray | None,
+                 samples: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Split ``split`` of a memory-mapped file — its rows ``index`` of ``x`` (None: all), as ``samples`` stores
+    them — itself memory-mapped, so that no worker holds a private copy of it.
+
+    A split whose rows are the whole array in file order is a view of the file. One that picks rows is written,
+    in chunks, to a ``.npy`` file in :func:`cache_dir` once per machine (atomically: concurrent workers may both
+    write it, one file wins) and mapped from there by every worker: its pages live once in the page cache, read
+    as touched, and a batch gathers its rows from them. A new split of the same data file (an edited file, another
+    split seed) replaces the old one's files. When the cache cannot be written, the rows are copied into memory
+    with a warning.
+    """
+    if index is None:
+        return samples(x)
+    source = Path(str(cfg.path)).resolve()
+    prefix = f"{source.stem}-{_digest(str(source), 8)}-"
+    target = cache_dir() / "splits" / f"{prefix}{_digest(_cache_key(cfg), 12)}-{split}.npy"
+    for _ in range(2):  # another config's write may remove this file between its check and its mapping: write again
+        try:
+            if not target.exists():
+                _write_rows(target, x, index, samples)
+                for old in target.parent.glob(f"{prefix}*.npy"):
+                    if not old.name.startswith(target.name[: -len(f"{split}.npy")]):
+                        old.unlink(missing_ok=True)  # a worker still mapping it keeps its pages until it unmaps
+            return np.load(target, mmap_mode="c")
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            warnings.warn(f"{cfg.path}: could not write the {split} split to {target.parent} ({err}); "
+                          "its rows are copied into each worker's memory instead", stacklevel=2)
+            break
+    return samples(x[index])
+
+
+def _write_rows(target: Path, x: np.ndarray, index: np.ndarray, samples: Callable[[np.ndarray], np.ndarray]) -> None:
+    """``samples(x[index])`` into the ``.npy`` file ``target``, a chunk of rows at a time (bounded memory)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    first = samples(x[index[:1]])
+    partial = target.with_name(f"{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        out = np.lib.format.open_memmap(partial, mode="w+", dtype=first.dtype, shape=(len(index), *first.shape[1:]))
+        for start in range(0, len(index), _ROWS_PER_CHUNK):
+            out[start : start + _ROWS_PER_CHUNK] = samples(x[index[start : start + _ROWS_PER_CHUNK]])
+        out.flush()
+        del out
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _digest(text: str, length: int) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:length]
+
+
+def _as_stored_samples(x: np.ndarray, as_image: bool, signal: bool) -> np.ndarray:
+    """Rows of a data file as a split keeps them (:func:`_as_samples`, then :func:`_stored`)."""
+    return _stored(_as_samples(x, as_image, signal))
 
 
 def _flat(values: np.ndarray | None) -> tuple[float, ...] | None:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import ray
 
@@ -13,6 +14,8 @@ from evo.backends import RayBackend, SerialBackend
 from evo.backends.ray import _Attempt, _failed
 from evo.genome import Genome
 from evo.tasks import Budget, Job, XorTask
+from evo.tasks.config import SupervisedTaskConfig
+from evo.tasks.supervised import SupervisedTask
 from evo.testing import BackendContract, CrashOnceTask, HangingTask, ToyTask, assert_same_evaluations, make_jobs
 
 pytestmark = pytest.mark.ray
@@ -218,3 +221,16 @@ def test_busy_workers_count_the_batches_still_running(ray_backend: RayBackend) -
     assert len(busy) == 12
     assert busy[0] >= 1  # the first batch came back while the second one held the other worker
     backend.close()
+
+
+def test_ray_workers_train_on_a_memory_mapped_npz_as_the_serial_backend_does(ray_backend: RayBackend,
+                                                                            tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.integers(0, 256, (120, 6, 6), dtype=np.uint8), y=np.arange(120) % 3)
+    task = SupervisedTask(SupervisedTaskConfig(dataset="npz", path=str(tmp_path / "d.npz"), mmap="always"))
+    genome = Genome.mlp(task.input_shape, hidden=(8,), output_size=task.output_size)
+    jobs = [Job(i, genome, Budget(steps=5), seed=i) for i in range(4)]
+    on_ray = {e.individual_id: e for e in ray_backend.map(task, jobs)}
+    serial = {e.individual_id: e for e in SerialBackend().map(task, jobs)}
+    assert all(e.ok for e in on_ray.values())
+    assert {i: e.objectives for i, e in on_ray.items()} == {i: e.objectives for i, e in serial.items()}

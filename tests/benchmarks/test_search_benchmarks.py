@@ -80,6 +80,14 @@ def test_optuna_alone_skips_what_it_is_told_and_says_so() -> None:
     assert "Left out of this run (`--skip`): Optuna NSGA-II." in body
 
 
+def test_optuna_alone_reports_evo_rows_alone_without_a_peer_verdict() -> None:
+    skip = [m for m in optuna_alone.METHODS if m not in (optuna_alone.LAMARCK, optuna_alone.CARRY)]
+    cell = optuna_alone.run_cell("wine", seed=0, epochs=1, skip=skip)
+    assert set(cell) == {optuna_alone.LAMARCK, optuna_alone.CARRY}
+    body = optuna_alone.report({"wine": [cell]}, argparse.Namespace(seeds=[0], epochs=1, skip=skip))
+    assert f"| wine | {optuna_alone.CARRY} |" in body and "Front target" not in body
+
+
 def test_scoreboard_counts_the_data_sets_where_an_evo_row_beats_every_peer() -> None:
     def cell(evo_hv: float, peer_hv: float, evo_test: float, peer_test: float) -> optuna_alone.Cell:
         def summary(hv: float, test: float) -> Summary:

@@ -1,4 +1,5 @@
-"""Invariant: any sequence of operators on any genome yields a valid, trainable, serialisable network."""
+"""Invariant: any sequence of operators on any genome yields a valid, trainable, serialisable network, whose carried
+optimiser state (if any) its training starts from."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from evo.genome import Genome, LayerKind, LayerSpec
 from evo.operators import OPERATORS, make_operator
 from evo.operators.dropin import candidate_skips
+from evo.plasticity import PlasticityConfig, train
 
 SPECS = [
     {"op": "widen", "k": 2, "init": "zero"},
@@ -51,7 +53,12 @@ def genomes(draw: st.DrawFn) -> Genome:
     gap = bool(convs) and draw(st.booleans())
     skeleton = Genome(shape, tuple(layers), gap=gap)
     skips = [e for e in candidate_skips(skeleton) if draw(st.booleans())]
-    return Genome.random(shape, layers, skips, seed=seed, gap=gap)
+    genome = Genome.random(shape, layers, skips, seed=seed, gap=gap)
+    if not draw(st.booleans()):
+        return genome
+    state = {k: {"exp_avg": w.clone(), "exp_avg_sq": w**2, "step": torch.tensor(7.0)}
+             for k, w in genome.weights.items()}
+    return genome.replace(optim_state=state)  # as if trained 7 Adam steps with plasticity.carry_optimizer
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -75,6 +82,9 @@ def test_any_operator_sequence_yields_a_valid_network(genome: Genome, choices: l
     restored = Genome.from_dict(json.loads(json.dumps(genome.to_dict())), weights=dict(genome.weights))
     with torch.no_grad():
         assert torch.equal(restored.to_module().eval()(x), genome.to_module().eval()(x))
+    trained = train(genome, x, data[1], PlasticityConfig(carry_optimizer=True), steps=1).genome
+    for name, state in trained.optim_state.items():  # one more step on the carried state, one on a fresh one
+        assert state["step"].item() == (8 if name in genome.optim_state else 1), name
 
 
 def test_every_registered_operator_is_exercised() -> None:

@@ -80,6 +80,65 @@ def test_shipped_test_split_of_a_mapped_file_stays_mapped(tmp_path: Path, monkey
     assert torch.equal(data.x_test, torch.as_tensor(x_test.reshape(10, -1)))
 
 
+def _mapped_file(t: torch.Tensor) -> str | None:
+    """The file whose mapping holds a tensor's memory (Linux's /proc/self/maps), None for anonymous memory."""
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        low, high = (int(a, 16) for a in fields[0].split("-"))
+        if low <= t.data_ptr() < high:
+            return fields[5] if len(fields) == 6 and fields[5].startswith("/") else None
+    return None
+
+
+def test_mapped_train_and_validation_rows_are_mapped_from_a_split_file_not_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_pixels(tmp_path / "d.npz", n=90)
+    monkeypatch.setenv("EVO_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = SupervisedTaskConfig(dataset="npz", path=str(tmp_path / "d.npz"), as_image=True)
+    in_memory = load_dataset(cfg.model_copy(update={"mmap": "never"}))
+    mapped = load_dataset(cfg.model_copy(update={"mmap": "always"}))
+    files = {split: _mapped_file(getattr(mapped, f"x_{split}")) for split in ("train", "val", "test")}
+    assert all(f is not None and Path(f).parent == tmp_path / "cache" / "splits" for f in files.values())
+    for split in ("train", "val", "test"):
+        a, b = getattr(mapped, f"x_{split}"), getattr(in_memory, f"x_{split}")
+        assert a.dtype == b.dtype == torch.uint8 and torch.equal(a, b)
+        assert torch.equal(getattr(mapped, f"y_{split}"), getattr(in_memory, f"y_{split}"))
+    batch = mapped.x_train[torch.tensor([5, 0, 3])]  # a batch gathers its rows from the map
+    assert torch.equal(batch, in_memory.x_train[torch.tensor([5, 0, 3])])
+
+
+def test_a_split_file_is_written_once_and_replaced_when_the_split_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_pixels(tmp_path / "d.npz", n=90)
+    monkeypatch.setenv("EVO_CACHE_DIR", str(tmp_path / "cache"))
+    writes: list[Path] = []
+    real = data_module._write_rows
+    monkeypatch.setattr(data_module, "_write_rows", lambda target, *a: writes.append(target) or real(target, *a))
+    cfg = SupervisedTaskConfig(dataset="npz", path=str(tmp_path / "d.npz"), mmap="always")
+    load_dataset(cfg)
+    clear_cache()  # another worker of the machine: it maps the files the first one wrote
+    load_dataset(cfg)
+    assert len(writes) == 3 and len(set(writes)) == 3
+    first = sorted((tmp_path / "cache" / "splits").glob("*.npy"))
+    assert len(first) == 3
+    load_dataset(cfg.model_copy(update={"split_seed": 1}))
+    second = sorted((tmp_path / "cache" / "splits").glob("*.npy"))
+    assert len(second) == 3 and not set(first) & set(second)  # the old split's files are gone
+
+
+def test_an_unwritable_cache_copies_the_rows_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_pixels(tmp_path / "d.npz")
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("EVO_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = SupervisedTaskConfig(dataset="npz", path=str(tmp_path / "d.npz"))
+    with pytest.warns(UserWarning, match="copied into each worker's memory"):
+        mapped = load_dataset(cfg.model_copy(update={"mmap": "always"}))
+    assert _mapped_file(mapped.x_train) is None
+    assert torch.equal(mapped.x_train, load_dataset(cfg.model_copy(update={"mmap": "never"})).x_train)
+
+
 def test_uint8_pixels_stay_uint8_in_the_split_and_become_floats_per_batch(tmp_path: Path) -> None:
     x = write_pixels(tmp_path / "d.npz")
     data = load_dataset(SupervisedTaskConfig(dataset="npz", path=str(tmp_path / "d.npz"), as_image=True))
