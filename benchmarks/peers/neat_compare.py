@@ -1,10 +1,13 @@
-"""neat-python vs evo's gradient-free mode on XOR, CartPole-v1 and LunarLander-v3, back to back.
+"""neat-python, EvoTorch (PGPE, SNES, CMA-ES) and evo's gradient-free mode on XOR, CartPole-v1 and LunarLander-v3.
 
-Both sides get the same problem: the same fitness (XOR: ``4 − Σ(out − y)²``; control: mean
-return over the same number of seeded episodes per evaluation), the same threshold, the same
-caps on evaluations and wall time, and one core each (serial). neat-python runs its own
+Every library gets the same problem: the same fitness (XOR: ``4 − Σ(out − y)²`` with a sigmoid
+output; control: mean return over the same number of seeded episodes per evaluation), the same threshold, the
+same caps on evaluations and wall time, and one core each (serial). neat-python runs its own
 published example configs (``neat_configs/``, sources cited in each file); evo runs
-``configs/xor.yaml``, ``configs/cartpole.yaml`` and ``configs/lunar_lander.yaml``.
+``configs/xor.yaml``, ``configs/cartpole.yaml`` and ``configs/lunar_lander.yaml``. EvoTorch's
+PGPE, SNES and CMA-ES (issue 18's peers, ``evotorch_search.py``) search the weights of one fixed
+network of evo's starting shape for the task (``evolution.init`` of evo's config), each candidate
+scored by evo's own task as an evo genome with those weights and counted as one evaluation.
 
 A run counts as solved when its best individual reaches the threshold on its evaluation
 episodes; its champion is then re-scored on 100 fresh episodes ("fresh"), which a lucky
@@ -12,13 +15,17 @@ champion of a noisy few-episode fitness may fail. Evaluations and seconds are me
 the threshold is reached (or the cap). Medians are over seeds (evaluations/seconds: over the
 solved runs only).
 
-Run: ``.venv/bin/python -m benchmarks.peers.neat_compare [--seeds 0 1 2] [--tasks xor cartpole lunar]``
-(about 25 minutes on 2 cores with the defaults; it needs ``benchmarks/peers/requirements.txt``).
+Run: ``PYTHONPATH=. .venv-peers/bin/python -m benchmarks.peers.neat_compare [--seeds 0 1 2]
+[--tasks xor cartpole lunar] [--libraries neat-python evo evotorch-pgpe evotorch-snes evotorch-cmaes]
+[--no-doc]`` (it needs ``benchmarks/peers/requirements.txt``: ``make peers``). neat-python and evo
+took about 25 minutes on 2 cores with the default seeds; each EvoTorch searcher adds at most its caps,
+60 + 90 + 180 s per seed.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import statistics
@@ -26,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 
@@ -34,11 +42,13 @@ import neat
 import numpy as np
 
 from benchmarks._report import machine, table, update_section
+from benchmarks.peers.evotorch_search import ALGORITHMS, search
 from evo.config import load_config
 from evo.evolution import derive_seed
 from evo.runner import run_evolution
 from evo.genome import Genome
-from evo.tasks import Budget
+from evo.task_kinds import build_task
+from evo.tasks import Budget, Task
 from evo.tasks.control import ControlTask
 from evo.tasks.xor import SOLVED_FITNESS
 
@@ -95,6 +105,7 @@ class Outcome:
     seconds: float
     best: float
     fresh: float | None  # mean return of the champion on FRESH_EPISODES new episodes (control only)
+    stopped: str | None = None  # why the library gave up before the threshold and the caps (EvoTorch's CMA-ES)
 
 
 # ----------------------------------------------------------------- control episodes (neat side)
@@ -208,6 +219,39 @@ def fresh_return(env_id: str, genome: Genome, seed: int) -> float:
     return task.evaluate(genome, Budget(), "cpu", FRESH_SEED + seed).objectives["mean_return"]
 
 
+# ----------------------------------------------------------------- EvoTorch on evo's starting network
+def fixed_network(bench: Benchmark, seed: int) -> tuple[Task, Genome]:
+    """The task evo's config builds (with the benchmark's episodes) and evo's starting network for it: the
+    config's ``evolution.init`` hidden widths and activation, an identity output layer, weights drawn from
+    ``seed``. Only what ``evolution.init.strategy: minimal`` builds from ``hidden`` alone is supported."""
+    path = ROOT / "configs" / bench.evo_config
+    config = load_config(path, [f"task.episodes={bench.episodes}"] if bench.env_id is not None else [])
+    init = config.evolution.init
+    if init.strategy != "minimal" or init.channels or init.norm is not None:
+        raise ValueError(f"{path}: the fixed network needs evolution.init with strategy minimal, no channels, no norm")
+    task = build_task(config.task)
+    return task, Genome.mlp(task.input_shape, init.hidden, task.output_size, activation=init.activation, seed=seed)
+
+
+def run_evotorch(bench: Benchmark, seed: int, algorithm: str) -> Outcome:
+    """One of EvoTorch's searchers on the weights of evo's starting network (see ``evotorch_search``)."""
+    peer = ALGORITHMS[algorithm]
+    start = time.perf_counter()
+    task, genome = fixed_network(bench, seed)
+    found = search(peer, task, genome, seed, bench.solved, bench.max_evaluations, bench.max_seconds)
+    seconds = time.perf_counter() - start
+    fresh = None if bench.env_id is None else fresh_return(bench.env_id, found.champion, seed)
+    return Outcome(peer.label, seed, bench.solved(found.best), found.evaluations, seconds, found.best, fresh,
+                   found.stopped)
+
+
+LIBRARIES: dict[str, Callable[[Benchmark, int], Outcome]] = {
+    "neat-python": run_neat,
+    "evo": run_evo,
+    **{name: partial(run_evotorch, algorithm=name) for name in ALGORITHMS},
+}
+
+
 # ----------------------------------------------------------------- summary
 def median_or_dash(values: Sequence[float]) -> float | str:
     return float(statistics.median(values)) if values else "—"
@@ -242,11 +286,12 @@ def budget_notes(benches: Sequence[Benchmark]) -> str:
 Results = dict[str, dict[str, list[Outcome]]]  # benchmark name -> library -> one outcome per seed
 
 
-def run_all(benches: Sequence[Benchmark], seeds: Sequence[int]) -> Results:
-    """Every benchmark, neat-python then evo, each over ``seeds``, back to back in this process."""
+def run_all(benches: Sequence[Benchmark], seeds: Sequence[int], libraries: Sequence[str] = tuple(LIBRARIES)) -> Results:
+    """Every benchmark, each of ``libraries`` (names in ``LIBRARIES``) in turn over ``seeds``, back to back in
+    this process."""
     results: Results = {}
     for bench in benches:
-        for run in (run_neat, run_evo):
+        for run in (LIBRARIES[name] for name in libraries):
             for seed in seeds:
                 outcome = run(bench, seed)
                 print(f"{bench.name:15s} {outcome}", flush=True)
@@ -294,32 +339,71 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tasks", nargs="+", choices=sorted(BENCHMARKS), default=["xor", "cartpole", "lunar"])
+    parser.add_argument("--libraries", nargs="+", choices=list(LIBRARIES), default=list(LIBRARIES),
+                        help="which libraries run (default: all); the write-up names those left out")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     benches = [BENCHMARKS[name] for name in args.tasks]
-    results = run_all(benches, args.seeds)
-    text = write_up(benches, args.seeds, results, load_before, os.getloadavg())
+    logging.getLogger("evotorch").setLevel(logging.WARNING)  # not a line per Problem about its dtype and device
+    results = run_all(benches, args.seeds, args.libraries)
+    text = write_up(benches, args.seeds, results, load_before, os.getloadavg(), args.libraries)
     print(text)
     if not args.no_doc:
-        update_section("peers-neat", "neat-python vs evo (gradient-free): XOR, CartPole, LunarLander", text)
+        update_section("peers-neat", "neat-python, EvoTorch and evo (gradient-free): XOR, CartPole, LunarLander", text)
+
+
+def library_notes(benches: Sequence[Benchmark], libraries: Sequence[str]) -> str:
+    """What each library runs, the EvoTorch searchers' fixed networks and settings, and who was left out."""
+    lines = ["- neat-python: its own example configs (`neat_configs/`); structure and weights evolve.",
+             "- evo: `configs/xor.yaml`, `configs/cartpole.yaml`, `configs/lunar_lander.yaml` (serial backend); "
+             "structure and weights evolve."]
+    if any(name in ALGORITHMS for name in libraries):
+        shapes = []
+        for bench in benches:
+            task, genome = fixed_network(bench, 0)
+            widths = [*task.input_shape, *(layer.width for layer in genome.layers)]
+            shapes.append(f"{bench.name} {'→'.join(map(str, widths))} ({genome.layers[0].activation} hidden, "
+                          f"{genome.num_params()} weights)")
+        lines.append(
+            "- EvoTorch (issue 18's peers): PGPE, SNES and CMA-ES search the weights of one fixed network of evo's "
+            f"starting shape — {'; '.join(shapes)} — built as an evo genome from each candidate vector and "
+            "scored by evo's own task: the same fitness, episodes and per-evaluation seeds as evo's individuals "
+            "(XOR: the sigmoid of the output; control: argmax over the outputs picks the action). Each candidate is one evaluation under the same caps; a "
+            "generation runs only if all of it fits under the evaluation cap. Centred on evo's initial weights for "
+            "the seed, float64 search, serial, one torch thread. One setting per algorithm, the same for every "
+            "task and seed: " + "; ".join(f"{a.label}: {a.settings}" for a in ALGORITHMS.values()) + ".")
+    left_out = [name for name in LIBRARIES if name not in libraries]
+    if left_out:
+        lines.append(f"- Left out of this run (`--libraries`): {', '.join(left_out)}.")
+    return "Libraries:\n\n" + "\n".join(lines)
+
+
+def stops(benches: Sequence[Benchmark], results: Results) -> str:
+    """The runs a library ended before the threshold and the caps, and why."""
+    lines = [f"- {b.name}, {r.library}, seed {r.seed}: after {r.evaluations} evaluations, {r.stopped}."
+             for b in benches for runs in results[b.name].values() for r in runs if r.stopped]
+    return "Ended early (not solved):\n\n" + "\n".join(lines) if lines else ""
 
 
 def write_up(benches: Sequence[Benchmark], seeds: Sequence[int], results: Results,
-             load_before: tuple[float, ...], load_after: tuple[float, ...]) -> str:
-    """The section's text: provenance and load, budgets, summary table, targets, every run."""
+             load_before: tuple[float, ...], load_after: tuple[float, ...],
+             libraries: Sequence[str] = tuple(LIBRARIES)) -> str:
+    """The section's text: provenance and load, libraries, budgets, summary table, targets, every run."""
     rows = [summary_row(b, runs) for b in benches for runs in results[b.name].values()]
     details = [[b.name, r.library, r.seed, "yes" if r.solved else "no", r.evaluations, r.seconds, r.best,
                 "—" if r.fresh is None else r.fresh] for b in benches for runs in results[b.name].values() for r in runs]
-    versions = ", ".join(f"{dist} {version(dist)}" for dist in ("neat-python", "gymnasium", "box2d"))
+    versions = ", ".join(f"{dist} {version(dist)}" for dist in ("neat-python", "evotorch", "gymnasium", "box2d"))
     return "\n\n".join(part for part in [
         (f"`benchmarks/peers/neat_compare.py`, seeds {list(seeds)}, {versions}; {machine()}. Load average "
          f"(1/5/15 min) before {tuple(round(x, 2) for x in load_before)}, after "
          f"{tuple(round(x, 2) for x in load_after)} — other jobs share the 2 cores, so seconds are indicative; "
          "evaluations are not affected."),
+        library_notes(benches, libraries),
         budget_notes(benches),
         table(HEADERS, rows),
         targets(results),
+        stops(benches, results),
         "Per run:",
         table(["task", "library", "seed", "solved", "evaluations", "seconds", "best fitness", "fresh mean return"],
               details),
