@@ -8,9 +8,10 @@ same number of Ray workers: evo's ``RayBackend`` (one Ray task per evaluation, a
 path is measured too, so Ray's own cost is visible. Start-up (Ray, actors) is excluded: one
 warm-up pass runs first, then ``--repeats`` timed passes over the whole population.
 
-Not comparable, and so not measured: EvoTorch's distribution-based searchers (SNES, CEM, PGPE)
+Not measured here: search quality. EvoTorch's distribution-based searchers (SNES, CEM, PGPE, CMA-ES)
 update a Gaussian over one fixed-size parameter vector, while evo's population holds networks of
-different shapes; only the evaluation path is shared ground. Episodes differ in their env seeds
+different shapes; ``neat_compare.py`` runs PGPE, SNES and CMA-ES on a fixed network of evo's
+starting shape, with evo's fitness and the same evaluation budget. Episodes differ in their env seeds
 (each library seeds its own), so env steps per second is reported next to evaluations per
 second: it corrects for episode length (steps per evaluation, about equal on both sides, is the check that
 both evaluate the same policies).
@@ -138,13 +139,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "share the 2 cores, so absolute rates are indicative; the ratios within one run are what to read."),
         table(["library", "evaluation path", "evaluations", "seconds", "evaluations/s", "env steps/s",
                "env steps per evaluation"], rows),
-        ("Comparable: the evaluation path only (same networks, episodes, workers). Not comparable: EvoTorch's "
-        "searchers (SNES/CEM/PGPE/CMA-ES) evolve one fixed-length parameter vector's distribution, evo evolves "
-        "networks whose shapes change, so there is no like-for-like search-quality or per-generation-overhead "
-        "measurement here. EvoTorch batches a sub-population per actor call; evo sends a batch of evaluations "
-        "per Ray task (`backend.evals_per_task`; by default about 4 batches per worker and generation, 1 "
-        "evaluation per task with a timeout set), which pays Ray's per-task cost once per batch; the rows "
-        "above fix it at 1 and at 8."),
+        ("Comparable: the evaluation path only (same networks, episodes, workers). Not measured here: search "
+        "quality or per-generation overhead — EvoTorch's searchers (SNES/CEM/PGPE/CMA-ES) evolve one "
+        "fixed-length parameter vector's distribution, evo evolves networks whose shapes change; "
+        "`benchmarks/peers/neat_compare.py` runs PGPE, SNES and CMA-ES on a fixed network of evo's starting "
+        "shape with evo's fitness and the same evaluation budget (its section). EvoTorch batches a "
+        "sub-population per actor call; evo sends a batch of evaluations per Ray task "
+        "(`backend.evals_per_task`; by default about 4 batches per worker and generation, 1 evaluation per task "
+        "with a timeout set), which pays Ray's per-task cost once per batch; the rows above fix it at 1 and at 8."),
     ])
     print(text)
     if not args.no_doc:

@@ -354,10 +354,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def library_notes(benches: Sequence[Benchmark], libraries: Sequence[str]) -> str:
-    """What each library runs, the EvoTorch searchers' fixed networks and settings, and who was left out."""
-    lines = ["- neat-python: its own example configs (`neat_configs/`); structure and weights evolve.",
-             "- evo: `configs/xor.yaml`, `configs/cartpole.yaml`, `configs/lunar_lander.yaml` (serial backend); "
-             "structure and weights evolve."]
+    """What each library of the run does, the EvoTorch searchers' fixed networks and settings, who was left out."""
+    lines = []
+    if "neat-python" in libraries:
+        lines.append("- neat-python: its own example configs (`neat_configs/`); structure and weights evolve.")
+    if "evo" in libraries:
+        lines.append("- evo: `configs/xor.yaml`, `configs/cartpole.yaml`, `configs/lunar_lander.yaml` (serial "
+                     "backend); structure and weights evolve.")
     if any(name in ALGORITHMS for name in libraries):
         shapes = []
         for bench in benches:
@@ -365,14 +368,17 @@ def library_notes(benches: Sequence[Benchmark], libraries: Sequence[str]) -> str
             widths = [*task.input_shape, *(layer.width for layer in genome.layers)]
             shapes.append(f"{bench.name} {'→'.join(map(str, widths))} ({genome.layers[0].activation} hidden, "
                           f"{genome.num_params()} weights)")
+        settings = "; ".join(f"{ALGORITHMS[name].label}: {ALGORITHMS[name].settings}"
+                             for name in libraries if name in ALGORITHMS)
         lines.append(
             "- EvoTorch (issue 18's peers): PGPE, SNES and CMA-ES search the weights of one fixed network of evo's "
-            f"starting shape — {'; '.join(shapes)} — built as an evo genome from each candidate vector and "
-            "scored by evo's own task: the same fitness, episodes and per-evaluation seeds as evo's individuals "
-            "(XOR: the sigmoid of the output; control: argmax over the outputs picks the action). Each candidate is one evaluation under the same caps; a "
-            "generation runs only if all of it fits under the evaluation cap. Centred on evo's initial weights for "
-            "the seed, float64 search, serial, one torch thread. One setting per algorithm, the same for every "
-            "task and seed: " + "; ".join(f"{a.label}: {a.settings}" for a in ALGORITHMS.values()) + ".")
+            f"starting shape — {'; '.join(shapes)} — built as an evo genome from each candidate vector and scored "
+            "by evo's own task: the same fitness, episodes and per-evaluation seeds as evo's individuals (XOR: "
+            "the sigmoid of the output; control: argmax over the outputs picks the action). Each candidate is one "
+            "evaluation under the same caps; a generation runs only if all of it fits under the evaluation cap; "
+            "a CMA-ES whose covariance matrix breaks down (on a flat fitness) ends its run there, as it has no "
+            "restarts. Centred on evo's initial weights for the seed, float64 search, serial, one torch thread. "
+            f"One setting per algorithm, the same for every task and seed: {settings}.")
     left_out = [name for name in LIBRARIES if name not in libraries]
     if left_out:
         lines.append(f"- Left out of this run (`--libraries`): {', '.join(left_out)}.")
@@ -400,7 +406,7 @@ def write_up(benches: Sequence[Benchmark], seeds: Sequence[int], results: Result
          f"{tuple(round(x, 2) for x in load_after)} — other jobs share the 2 cores, so seconds are indicative; "
          "evaluations are not affected."),
         library_notes(benches, libraries),
-        budget_notes(benches),
+        "Budgets, the same for every library:\n\n" + budget_notes(benches),
         table(HEADERS, rows),
         targets(results),
         stops(benches, results),
