@@ -89,6 +89,29 @@ def test_a_generation_is_one_transaction_with_diagrams_of_the_best_and_the_front
     assert drawn == [0, 5]
 
 
+def test_fast_generations_are_written_together_with_each_ones_best_and_front_drawn(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("evo.mirror.reporter.WRITE_EVERY_S", 3600.0)  # every generation ends well within it
+    storage = open_storage(f"sqlite:///{tmp_path}/evo.db")
+    mirror = OptunaMirror(storage, "r", OBJECTIVES, artifacts=tmp_path / "art")
+    commits: list[object] = []
+    event.listen(storage.engine, "commit", commits.append)
+    ids = iter(range(9))
+    for generation, (best, front) in enumerate([(0, (0,)), (4, (3, 4)), (7, (7,))]):
+        for _ in range(3):
+            i = next(ids)
+            mirror.on_evaluated(_individual(i, (4 + i,), parents=(i - 1,) if i else ()))
+        mirror.on_generation_end(GenerationRecord(generation, (), (), best, {}, Budget(), 0.1, extra={"pareto": list(front)}))
+        mirror._wait()
+    assert len(commits) == 1  # the first generation is written at once, the next two wait for the interval
+    assert len(mirror.study.trials) == 3
+    commits.clear()
+    mirror.on_run_end()  # or the end
+    assert len(commits) == 1
+    trials = mirror.study.trials
+    assert [t.user_attrs["individual_id"] for t in trials] == list(range(9))
+    assert [t.user_attrs["individual_id"] for t in trials if get_all_artifact_meta(t, storage=storage)] == [0, 3, 4, 7]
+
+
 def test_changed_settings_only() -> None:
     settings = changed_settings(PlasticityConfig(lr=0.1, growth={"strategy": "gradmax"}), "plasticity")
     assert settings == {"plasticity.lr": 0.1, "plasticity.growth.strategy": "gradmax"}
