@@ -20,7 +20,6 @@ import hashlib
 import itertools
 import os
 import random
-import uuid
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 
 from evo.errors import DataError
+from evo.files import atomic_write_with
 from evo.network import PIXEL_SCALE
 from evo.preprocessing import Preprocessing
 from evo.tasks.readers import Arrays, read_cifar10, read_csv, read_mnist, read_npz
@@ -205,14 +205,15 @@ def _mapped_rows(cfg: SupervisedTaskConfig, split: str, x: np.ndarray, index: np
     if index is None:
         return samples(x)
     source = Path(str(cfg.path)).resolve()
-    prefix = f"{source.stem}-{_digest(str(source), 8)}-"
-    target = cache_dir() / "splits" / f"{prefix}{_digest(_cache_key(cfg), 12)}-{split}.npy"
+    of_file = f"{source.stem}-{_digest(str(source), 8)}-"  # every split file of this data file
+    of_split = f"{of_file}{_digest(_cache_key(cfg), 12)}-"  # ... of this split of it
+    target = cache_dir() / "splits" / f"{of_split}{split}.npy"
     for _ in range(2):  # another config's write may remove this file between its check and its mapping: write again
         try:
             if not target.exists():
                 _write_rows(target, x, index, samples)
-                for old in target.parent.glob(f"{prefix}*.npy"):
-                    if not old.name.startswith(target.name[: -len(f"{split}.npy")]):
+                for old in target.parent.glob(f"{of_file}*.npy"):
+                    if not old.name.startswith(of_split):
                         old.unlink(missing_ok=True)  # a worker still mapping it keeps its pages until it unmaps
             return np.load(target, mmap_mode="c")
         except FileNotFoundError:
@@ -225,19 +226,18 @@ def _mapped_rows(cfg: SupervisedTaskConfig, split: str, x: np.ndarray, index: np
 
 
 def _write_rows(target: Path, x: np.ndarray, index: np.ndarray, samples: Callable[[np.ndarray], np.ndarray]) -> None:
-    """``samples(x[index])`` into the ``.npy`` file ``target``, a chunk of rows at a time (bounded memory)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """``samples(x[index])`` into the ``.npy`` file ``target``, a chunk of rows at a time (bounded memory),
+    atomically (:func:`evo.files.atomic_write_with`: its temporary file's name starts with a dot, so it never
+    matches another split's files)."""
     first = samples(x[index[:1]])
-    partial = target.with_name(f"{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        out = np.lib.format.open_memmap(partial, mode="w+", dtype=first.dtype, shape=(len(index), *first.shape[1:]))
+
+    def fill(tmp: Path) -> None:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=first.dtype, shape=(len(index), *first.shape[1:]))
         for start in range(0, len(index), _ROWS_PER_CHUNK):
             out[start : start + _ROWS_PER_CHUNK] = samples(x[index[start : start + _ROWS_PER_CHUNK]])
         out.flush()
-        del out
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+
+    atomic_write_with(target, fill, suffix=".npy")
 
 
 def _digest(text: str, length: int) -> str:
