@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ray
+import torch
 
 from evo.backends import RayBackend, SerialBackend
 from evo.backends.ray import _Attempt, _failed
 from evo.genome import Genome
+from evo.plasticity import PlasticityConfig
 from evo.tasks import Budget, Job, XorTask
 from evo.tasks.config import SupervisedTaskConfig
 from evo.tasks.supervised import SupervisedTask
@@ -234,3 +236,21 @@ def test_ray_workers_train_on_a_memory_mapped_npz_as_the_serial_backend_does(ray
     serial = {e.individual_id: e for e in SerialBackend().map(task, jobs)}
     assert all(e.ok for e in on_ray.values())
     assert {i: e.objectives for i, e in on_ray.items()} == {i: e.objectives for i, e in serial.items()}
+
+
+def test_carried_optimizer_state_goes_to_ray_workers_and_comes_back_as_on_the_serial_backend(
+    ray_backend: RayBackend,
+) -> None:
+    task = SupervisedTask(SupervisedTaskConfig(dataset="iris"), PlasticityConfig(carry_optimizer=True, lr=0.01))
+    parent = Genome.mlp(task.input_shape, hidden=(6,), output_size=task.output_size, seed=0)
+    (trained,) = SerialBackend().map(task, [Job(0, parent, Budget(steps=3), seed=0)])
+    assert trained.genome is not None and trained.genome.optim_state  # the parent's state, to be carried
+    jobs = [Job(i, trained.genome, Budget(steps=4), seed=i) for i in range(1, 4)]
+    on_ray = {e.individual_id: e for e in ray_backend.map(task, jobs)}
+    serial = {e.individual_id: e for e in SerialBackend().map(task, jobs)}
+    for i, e in on_ray.items():
+        assert e.ok and e.objectives == serial[i].objectives
+        steps = {name: float(entry["step"]) for name, entry in e.genome.optim_state.items()}
+        assert steps == dict.fromkeys(trained.genome.weights, 7.0)  # the parent's 3 steps, then the child's 4
+        for name, entry in e.genome.optim_state.items():
+            assert all(torch.equal(v, serial[i].genome.optim_state[name][k]) for k, v in entry.items())
