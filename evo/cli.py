@@ -290,6 +290,8 @@ def search(
     mirror: bool = typer.Option(True, "--mirror/--no-mirror", help="Mirror every individual of every trial into the storage."),
     heartbeat: int = typer.Option(30, min=1, help="Seconds between a running trial's heartbeats (database storages); "
                                   "a trial silent for twice as long, its machine gone, is run again elsewhere."),
+    base_first: bool = typer.Option(True, "--base-first/--no-base-first", help="A new study's first trial runs "
+                                    "CONFIG's own values where the space holds them (then the sampler takes over)."),
 ) -> None:
     """Search plasticity hyperparameters with Optuna; each trial is one evolution run.
 
@@ -306,7 +308,7 @@ def search(
         with interrupts.stop_signals():
             result = run_search(cfg, load_space(space), trials=trials, jobs=jobs, storage=storage, study_name=name,
                                 sampler=sampler, pruner=pruner, timeout=timeout, seed=seed, runs_dir=runs_dir,
-                                mirror=mirror, heartbeat=heartbeat)  # type: ignore[arg-type]
+                                mirror=mirror, heartbeat=heartbeat, base_first=base_first)  # type: ignore[arg-type]
         written = write_best(result, export_best, _load(config, [], {})) if export_best is not None else None
     except EvoError as err:
         fail(str(err))

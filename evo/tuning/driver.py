@@ -5,7 +5,9 @@ Each trial applies its sampled values to the config, runs an evolution in its ow
 a hopeless run early, and records the run directory and best architecture on the trial. Several
 objectives in the task make a multi-objective study (no pruning then) whose Pareto front
 :attr:`SearchResult.pareto` holds. Running the same search again resumes it: finished trials count
-towards ``trials``, and a trial whose process was killed is re-queued and resumes its run directory.
+towards ``trials``, and a trial whose process was killed is re-queued and resumes its run directory. A new
+study's first trial runs the base config's own values where the space holds them: a search starts from
+the config it was given, and improves on it.
 Several processes (machines) running the same search on one storage run ``trials`` between them
 (:mod:`evo.tuning.loop`).
 
@@ -38,7 +40,7 @@ from evo.paths import DEFAULT_RUNS_DIR, artifacts_dir, storage_url
 from evo.records import GenerationRecord, Reporter
 from evo.runner import Mirror, Runner
 from evo.tuning.loop import TrialLoop, trial_seed
-from evo.tuning.overrides import apply_params, check_space
+from evo.tuning.overrides import apply_params, check_space, config_lookup
 from evo.tuning.space import SearchSpace
 from evo.tuning.study import (WORKER_ATTR, PrunerName, SamplerName, make_pruner, make_sampler, open_study,
                               worker_tag)
@@ -46,6 +48,9 @@ from evo.types import Objective
 
 if TYPE_CHECKING:
     from evo.config import EvoConfig
+
+#: user attribute of the trial that runs the base config's own values (see ``run_search(base_first=...)``).
+BASE_ATTR = "base_config"
 
 __all__ = ["PruningReporter", "SearchResult", "best_trial", "export_best", "run_search", "search_fingerprint",
            "summarize", "task_objectives"]
@@ -156,6 +161,7 @@ def run_search(
     backend: Backend | None = None,
     heartbeat: int = 30,
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    base_first: bool = True,
 ) -> SearchResult:
     """Search plasticity hyperparameters with Optuna; each trial is one evolution run.
 
@@ -181,6 +187,9 @@ def run_search(
         heartbeat: seconds between a running trial's heartbeats (database storages); a trial silent for
             twice as long (its process or machine died) is failed and re-queued.
         callbacks: called with the study and each finished trial (Optuna's ``optimize`` callbacks).
+        base_first: a new study's first trial takes the base config's own values wherever the space holds them
+            (a YAML space; user attr ``base_config``), so the search starts from the config you gave instead of
+            from its sampler's random start-up trials; values outside the space are sampled.
 
     Raises:
         ConfigError: bad arguments, or a space naming config fields that do not exist.
@@ -200,6 +209,8 @@ def run_search(
     prune = not isinstance(pruner, optuna.pruners.NopPruner)
     study = open_study(optuna_storage, name, [o.direction.value for o in objectives], sampler, pruner,
                        fingerprint=search_fingerprint(config, space))
+    if base_first:
+        _enqueue_base(study, space, config)
     own_backend = backend is None and config.backend.kind == "ray"
     if own_backend:
         backend = make_backend(config.backend)
@@ -212,6 +223,14 @@ def run_search(
         if own_backend and backend is not None:
             backend.close()
     return summarize(study, config)
+
+
+def _enqueue_base(study: optuna.Study, space: SearchSpace, config: EvoConfig) -> None:
+    """Queue the base config's values as the first trial of a study that has none yet (a resumed search, or a
+    second process joining one, finds trials and adds nothing; two starting at once queue it once)."""
+    fixed = space.fixed(config_lookup(config))
+    if fixed and not study.get_trials(deepcopy=False):
+        study.enqueue_trial(fixed, user_attrs={BASE_ATTR: True}, skip_if_exists=True)
 
 
 def _samplers(sampler: SamplerName | optuna.samplers.BaseSampler | None, seed: int | None, multi: bool,

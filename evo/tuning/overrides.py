@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from evo.config import apply_overrides
@@ -23,7 +23,7 @@ from evo.tuning.space import SearchSpace
 if TYPE_CHECKING:
     from evo.config import EvoConfig
 
-__all__ = ["apply_params", "check_space"]
+__all__ = ["apply_params", "check_space", "config_lookup"]
 
 
 def _operator_index(specs: list[dict[str, Any]], ref: str, path: str) -> int:
@@ -75,3 +75,32 @@ def check_space(space: SearchSpace, config: EvoConfig) -> None:
             except ConfigError as err:
                 reason = str(err).removeprefix("overrides: ")
                 raise ConfigError(f"{space.source}: parameter {path!r}: {reason}") from None
+
+
+def config_lookup(config: EvoConfig) -> Callable[[str], Any]:
+    """``lookup(path)``: the config's value at a dotted path, as :func:`apply_params` addresses it.
+
+    An operator key the entry leaves to the operator's default (say ``operators.0.init``) has no value here;
+    ``lookup`` raises ``KeyError`` for it, as for a path the config does not have.
+    """
+    data = config.model_dump(mode="json")
+    specs = operator_specs(config)
+
+    def lookup(path: str) -> Any:
+        parts = path.split(".")
+        if parts[0] == "operators":
+            if len(parts) != 3:
+                raise KeyError(path)
+            try:
+                spec = specs[_operator_index(specs, parts[1], path)]
+            except ConfigError:
+                raise KeyError(path) from None
+            return spec.get("prob", 1.0) if parts[2] == "prob" else spec[parts[2]]
+        node: Any = data
+        for key in parts:
+            if not isinstance(node, dict) or key not in node:
+                raise KeyError(path)
+            node = node[key]
+        return node
+
+    return lookup

@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -51,6 +52,8 @@ __all__ = [
     "parse_space",
 ]
 
+#: :meth:`_Param.stored`'s answer for a value the parameter cannot take.
+OUTSIDE = object()
 _PATH = re.compile(r"^[A-Za-z_]\w*(\.\w+)*$")
 _PRIMITIVE = (type(None), bool, int, float, str)
 
@@ -81,6 +84,10 @@ class _Param(BaseModel):
         """Values that span the range, to check the config accepts them before a search starts."""
         raise NotImplementedError
 
+    def stored(self, value: Any) -> Any:
+        """``value`` as Optuna stores it for this parameter, or :data:`OUTSIDE` when it is not one of its values."""
+        raise NotImplementedError
+
 
 class FloatParam(_Param):
     """A real number in [low, high], optionally on a log scale or a grid of ``step``."""
@@ -102,6 +109,14 @@ class FloatParam(_Param):
     def extremes(self) -> list[Any]:
         return [self.low, self.high]
 
+    def stored(self, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.low <= value <= self.high:
+            return OUTSIDE
+        if self.step is not None and not math.isclose((value - self.low) / self.step, round((value - self.low) / self.step),
+                                                      abs_tol=1e-9):
+            return OUTSIDE
+        return float(value)
+
 
 class IntParam(_Param):
     """An integer in [low, high], optionally on a log scale or every ``step``."""
@@ -122,6 +137,11 @@ class IntParam(_Param):
 
     def extremes(self) -> list[Any]:
         return [self.low, self.high]
+
+    def stored(self, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int) or not self.low <= value <= self.high:
+            return OUTSIDE
+        return value if (value - self.low) % self.step == 0 else OUTSIDE
 
 
 class CategoricalParam(_Param):
@@ -146,6 +166,12 @@ class CategoricalParam(_Param):
 
     def extremes(self) -> list[Any]:
         return list(self.choices)
+
+    def stored(self, value: Any) -> Any:
+        for choice, encoded in zip(self.choices, self.encoded(), strict=True):
+            if type(choice) is type(value) and choice == value:  # True is not the choice 1
+                return encoded
+        return OUTSIDE
 
 
 Param = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
@@ -181,6 +207,15 @@ class SearchSpace(ABC):
         """Per parameter, values spanning its range (empty when the space cannot tell before sampling)."""
         return {}
 
+    def fixed(self, lookup: Callable[[str], Any]) -> dict[str, Any]:
+        """Optuna's parameters of a trial that takes the values ``lookup(path)`` gives, where the space holds them.
+
+        ``lookup`` raises ``KeyError`` for a path it has no value for. Used to run a search's base config first
+        (``optuna.Study.enqueue_trial``); parameters left out are sampled as usual. By default none: a
+        define-by-run space cannot tell its parameters before a trial runs.
+        """
+        return {}
+
     def identity(self) -> Any:
         """JSON-able data that differs between spaces that sample differently (a study keeps to one space);
         by default the class, so a space of your own is told apart from others only by its type."""
@@ -204,6 +239,20 @@ class YamlSpace(SearchSpace):
 
     def extremes(self) -> dict[str, list[Any]]:
         return {path: param.extremes() for path, param in self.parameters.items()}
+
+    def fixed(self, lookup: Callable[[str], Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}  # what the trial will sample, as far as known: decides the conditions
+        params: dict[str, Any] = {}
+        for path, param in self.parameters.items():
+            if not param.active(values):
+                continue
+            try:
+                stored = param.stored(lookup(path))
+            except KeyError:
+                continue
+            if stored is not OUTSIDE:
+                values[path], params[path] = lookup(path), stored
+        return params
 
     def identity(self) -> Any:
         return [[path, param.model_dump(mode="json")] for path, param in self.parameters.items()]  # order: conditions

@@ -17,7 +17,8 @@ from evo.config import EvoConfig, apply_overrides, load_config
 from evo.mirror import open_storage
 from evo.records import Reporter
 from evo.runner import run_evolution
-from evo.tuning import export_best, open_study, parse_space, run_search
+from evo.tuning import apply_params, export_best, open_study, parse_space, run_search
+from evo.tuning.driver import BASE_ATTR
 from evo.tuning.study import WORKER_ATTR, make_sampler
 
 SPACE = {"parameters": {
@@ -60,6 +61,27 @@ def test_pruned_trial_stops_after_a_checkpoint(tmp_path, xor_config: EvoConfig) 
         assert checkpoints == ["gen_0000.json"]
 
 
+
+def test_first_trial_runs_the_base_config_once(tmp_path, xor_config: EvoConfig) -> None:
+    url, space = f"sqlite:///{tmp_path}/evo.db", parse_space(SPACE)
+    base = {"operators.mutate_weights.sigma": 0.2, "evolution.lamarckian": False}
+    config = apply_params(xor_config, base)
+    run_search(config, space, trials=2, storage=url, runs_dir=tmp_path / "runs", mirror=False, pruner="none")
+    result = run_search(config, space, trials=3, storage=url, runs_dir=tmp_path / "runs", mirror=False, pruner="none")
+    first, *others = result.study.trials  # resumed with a third trial: the base config is not queued again
+    assert first.params == base and first.user_attrs[BASE_ATTR] is True
+    assert len(others) == 2 and all(BASE_ATTR not in t.user_attrs and t.params != base for t in others)
+    assert yaml.safe_load((Path(first.user_attrs["run_dir"]) / "config.yaml").read_text())["evolution"]["lamarckian"] is False
+
+
+def test_base_first_off_leaves_the_first_trial_to_the_sampler(tmp_path, xor_config: EvoConfig) -> None:
+    config = apply_params(xor_config, {"operators.mutate_weights.sigma": 0.2, "evolution.lamarckian": False})
+    result = run_search(config, parse_space(SPACE), trials=1, storage=f"sqlite:///{tmp_path}/evo.db",
+                        runs_dir=tmp_path / "runs", mirror=False, pruner="none", base_first=False)
+    assert BASE_ATTR not in result.study.trials[0].user_attrs
+    assert result.study.trials[0].params["operators.mutate_weights.sigma"] != 0.2
+
+
 class _Killed(Exception):
     """Stands in for SIGKILL after generation 0 was checkpointed."""
 
@@ -80,8 +102,6 @@ def test_interrupted_search_resumes(tmp_path, xor_config: EvoConfig) -> None:
     orphan.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{_dead_pid()}")
     orphan.set_user_attr("run_dir", str(run_dir))
     with pytest.raises(_Killed):
-        from evo.tuning import apply_params
-
         run_evolution(apply_params(xor_config, values), run_dir=run_dir, reporters=[_KillAfterFirstGeneration()])
 
     result = run_search(xor_config, space, trials=2, storage=url, runs_dir=tmp_path / "runs", mirror=False, pruner="none")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from evo.config import ConfigError, EvoConfig, load_config
+from evo.config import ConfigError, EvoConfig, apply_overrides, load_config
 from evo.evolution import DEFAULT_OPERATORS, operator_specs
 from evo.tuning import apply_params, check_space, parse_space
+from evo.tuning.overrides import config_lookup
 
 
 def test_dotted_paths_and_operators(xor_config: EvoConfig) -> None:
@@ -45,3 +46,21 @@ def test_check_space_names_the_parameter(xor_config: EvoConfig) -> None:
     typo = parse_space({"parameters": {"plasticity.learning_rate": {"type": "float", "low": 0.1, "high": 1}}}, "s.yaml")
     with pytest.raises(ValueError, match="s.yaml: parameter 'plasticity.learning_rate': plasticity.learning_rate: unknown field"):
         check_space(typo, xor_config)
+
+
+def test_config_lookup_reads_paths_as_apply_params_writes_them(xor_config: EvoConfig) -> None:
+    lookup = config_lookup(apply_params(xor_config, {"operators.add_skip.prob": 0.5}))
+    assert lookup("evolution.population_size") == xor_config.evolution.population_size
+    assert lookup("operators.add_skip.prob") == 0.5
+    first = operator_specs(xor_config)[0]
+    assert lookup(f"operators.0.{next(k for k in first if k not in ('op', 'prob'))}") == next(
+        v for k, v in first.items() if k not in ("op", "prob"))
+    for missing in ("evolution.no_such_field", "evolution.population_size.deeper", "operators.no_such_op.prob",
+                    "operators.0.no_such_key", "operators.99.prob", "operators.add_skip"):
+        with pytest.raises(KeyError):
+            lookup(missing)
+
+
+def test_config_lookup_gives_an_unset_probability_its_default(xor_config: EvoConfig) -> None:
+    cfg = apply_overrides(xor_config, {"operators": [{"op": "add_skip"}]})
+    assert config_lookup(cfg)("operators.add_skip.prob") == 1.0  # what build_operators uses

@@ -138,3 +138,33 @@ def test_shipped_spaces_fit_the_config(name: str, config_name: str) -> None:
     check_space(space, config)  # every parameter names a real field and its whole range is valid
     for seed in range(5):
         apply_params(config, space.sample(_trial(seed)))
+
+
+def test_fixed_takes_the_values_the_space_holds(write) -> None:
+    space = load_space(write("s.yaml", SPACE))
+    base = {"plasticity.lr": 0.003, "plasticity.batch_size": 48, "plasticity.growth.strategy": "gradmax",
+            "plasticity.growth.amount": 2, "plasticity.growth.interval": 50, "evolution.init.hidden": [32, 32]}
+    assert space.fixed(base.__getitem__) == {**base, "evolution.init.hidden": "[32, 32]"}  # a list as Optuna stores it
+
+
+def test_fixed_leaves_out_what_the_space_cannot_take(write) -> None:
+    space = load_space(write("s.yaml", SPACE))
+    base = {"plasticity.lr": 0.5,  # above high
+            "plasticity.batch_size": 40,  # off the step-16 grid
+            "plasticity.growth.strategy": "none",  # growth.amount's condition is not met...
+            "plasticity.growth.amount": 2, "plasticity.growth.interval": 50,  # ...nor, through it, interval's
+            "evolution.init.hidden": [64]}  # not a choice
+    assert space.fixed(base.__getitem__) == {"plasticity.growth.strategy": "none"}
+    assert space.fixed({}.__getitem__) == {}  # nothing known: everything is sampled
+
+
+def test_fixed_tells_booleans_from_numbers() -> None:
+    space = parse_space({"parameters": {"a.flag": {"type": "categorical", "choices": [1, 0]},
+                                        "a.n": {"type": "int", "low": 0, "high": 3},
+                                        "a.x": {"type": "float", "low": 0, "high": 1}}})
+    assert space.fixed({"a.flag": True, "a.n": True, "a.x": True}.__getitem__) == {}
+    assert space.fixed({"a.flag": 1, "a.n": 2, "a.x": 1}.__getitem__) == {"a.flag": 1, "a.n": 2, "a.x": 1.0}
+
+
+def test_define_by_run_space_fixes_nothing() -> None:
+    assert FunctionSpace(lambda trial: {"plasticity.lr": trial.suggest_float("lr", 0.1, 1)}).fixed({"plasticity.lr": 0.5}.__getitem__) == {}
