@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,17 +215,20 @@ def fixed_mlp_trial(trial: optuna.Trial, n_train: int, remaining: int) -> dict[s
 
 
 def run_fixed_search(data: SplitData, sampler: optuna.samplers.BaseSampler, budget: int, seed: int,
-                     multi_objective: bool = False) -> Trace:
+                     multi_objective: bool = False, first: Mapping[str, Any] | None = None) -> Trace:
     """Optuna (or random search) over fixed MLPs until ``budget`` sample-steps are spent.
 
     Args:
         sampler: TPE, NSGA-II, random...; ``multi_objective``: tell it (validation accuracy ↑, parameters ↓).
         seed: seeds every network's initialisation and shuffling (per trial: ``seed * 10_000 + number``).
+        first: values of the first trial (:func:`fixed_mlp_trial`'s parameters), queued before sampling starts.
     """
     if budget < 1:
         raise ValueError(f"run_fixed_search: budget must be >= 1 sample-step, got {budget}")
     directions = ["maximize", "minimize"] if multi_objective else ["maximize"]
     study = optuna.create_study(directions=directions, sampler=sampler)
+    if first:
+        study.enqueue_trial(dict(first))
     trace = Trace()
     while trace.used < budget:
         trial = study.ask()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import optuna
 import pytest
 
 from benchmarks import search
 from benchmarks.peers import optuna_alone
-from benchmarks.peers.common import Summary, Trace, split, summarize
+from benchmarks.peers.common import Summary, Trace, run_fixed_search, split, summarize
 from evo.genome import Genome
 from evo.tasks import Budget, Evaluation
 
@@ -24,14 +25,33 @@ def fake_trace(accuracies: list[float], samples: int = 1000) -> Trace:
 
 def test_search_report_checks_the_targets_against_measurements() -> None:
     data = split("digits")
-    traces = {"evo search": fake_trace([0.5, 0.98, 0.99]), "Optuna TPE": fake_trace([0.5, 0.6, 0.7, 0.98]),
+    traces = {search.EVO: fake_trace([0.5, 0.98, 0.99]), search.EVO_SAMPLED: fake_trace([0.5, 0.5, 0.5, 0.99]),
+              search.TPE: fake_trace([0.5, 0.6, 0.7, 0.98]), search.TPE_START: fake_trace([0.98, 0.5]),
               "random search": fake_trace([0.4, 0.5])}
     runs = [{m: (t, summarize(t, data, search.TARGET, 1.0)) for m, t in traces.items()}]
     args = argparse.Namespace(seeds=[0], trials=2, trial_epochs=1, standardize=True)
     body = search.report(runs, len(data.x_train), args)
-    assert "measured ratio 0.50 (met)" in body  # 2000 vs 4000 sample-steps to 97%
+    assert "measured ratio 0.50 (met; against TPE with its first trial given: 2.00)" in body  # 2000 vs 4000, 1000
     assert "| random search |" in body and "never" in body
     assert "inputs standardised" in body
+    # at 25% of its budget TPE-with-a-start already has 0.98 where evo has 0.5
+    assert "every peer's at 25%, 50% and 100% of the budget: not met" in body
+
+
+def test_tpe_with_a_start_trains_the_given_network_first() -> None:
+    data = split("digits")
+    trace = run_fixed_search(data, optuna.samplers.TPESampler(seed=0), budget=320, seed=0,
+                             first=search.TPE_FIRST)  # 10 epochs, cut to the 10 batches of 32 the budget leaves
+    assert [p.params for p in trace.points] == [Genome.mlp((64,), (256,), 10).num_params()]
+
+
+def test_evo_search_runs_the_base_config_first(tmp_path: Path) -> None:
+    data = split("digits")
+    base = search.evo_search(data, seed=0, trials=1, trial_epochs=1, workdir=tmp_path / "a", standardize=True)
+    sampled = search.evo_search(data, seed=0, trials=1, trial_epochs=1, workdir=tmp_path / "b", standardize=True,
+                                base_first=False)
+    assert len(base.points) == 16  # configs/digits_mlp.yaml's population, one epoch each
+    assert len(sampled.points) != 16 or [p.params for p in sampled.points] != [p.params for p in base.points]
 
 
 def test_optuna_alone_cell_gives_every_method_evo_s_budget() -> None:
