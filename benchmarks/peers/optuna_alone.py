@@ -13,7 +13,8 @@ against the reference (1, 6), and for the ablation the anytime curve and the tra
 Writes the "peers-optuna" section of docs/benchmarks.md.
 
 Run: ``make peers && PYTHONPATH=. .venv-peers/bin/python -m benchmarks.peers.optuna_alone [--seeds 0 1 2 3 4]
-[--epochs 60] [--datasets ...]`` (DEHB needs the peers' venv).
+[--epochs 60] [--datasets ...] [--skip ...] [--section peers-tune]`` (DEHB and Ray Tune need the peers' venv;
+``--section peers-tune`` writes a run of the Ray Tune peers on their own to a section of its own).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ HYPER, HALVING, LEMONADE = "evo + hyperparameter genes", "evo + successive halvi
 #: two switches together: halving, and the label smoothing the shipped digits config trains with
 HALVING_SMOOTH = "evo + successive halving + label smoothing"
 CARRY = "evo + optimizer state carried"
+#: docs/benchmarks.md sections this script writes (``--section``) and their titles.
+SECTIONS = {"peers-optuna": "Peers: Optuna alone and random search vs evo (equal budget)",
+            "peers-tune": "Peers: Ray Tune PBT and ASHA vs evo in the same harness (equal budget)"}
 TPE_HB, DEHB, PBT, ASHA = "Optuna TPE + Hyperband", "DEHB", "Ray Tune PBT", "Ray Tune ASHA"
 #: peers that need the peers' venv (make peers): left out, and said so, where their package is missing.
 OPTIONAL = {DEHB: "dehb", PBT: "ray.tune", ASHA: "ray.tune"}
@@ -258,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--skip", nargs="+", default=[], choices=[m for m in METHODS if m != LAMARCK],
                         help="methods to leave out of this run (the report says so), e.g. the slow Ray Tune peers")
+    parser.add_argument("--section", choices=list(SECTIONS), default="peers-optuna",
+                        help="the docs/benchmarks.md section written: the main table, or peers-tune for a run of "
+                             "the slow Ray Tune peers on their own (e.g. --datasets digits --skip <the others>)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -282,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             ray.shutdown()
     body = report(results, args)
     print(body)
-    update_section("peers-optuna", "Peers: Optuna alone and random search vs evo (equal budget)", body)
+    update_section(args.section, SECTIONS[args.section], body)
 
 
 if __name__ == "__main__":

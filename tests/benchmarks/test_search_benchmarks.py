@@ -117,3 +117,14 @@ def test_scoreboard_counts_the_data_sets_where_an_evo_row_beats_every_peer() -> 
 
     results = {"a": [cell(3.0, 2.0, 0.9, 0.95)], "b": [cell(1.0, 2.0, 0.9, 0.9)]}
     assert optuna_alone.scoreboard(results) == [[optuna_alone.LAMARCK, "1 of 2 (a)", "1 of 2 (b)"]]
+
+
+def test_optuna_alone_writes_the_section_it_is_told(monkeypatch) -> None:
+    written = []
+    monkeypatch.setattr(optuna_alone, "update_section", lambda *args: written.append(args))
+    others = [m for m in optuna_alone.METHODS if m != optuna_alone.LAMARCK]
+    optuna_alone.main(["--seeds", "0", "--epochs", "1", "--datasets", "wine", "--skip", *others,
+                       "--section", "peers-tune"])
+    [(name, title, body)] = written
+    assert (name, title) == ("peers-tune", optuna_alone.SECTIONS["peers-tune"])
+    assert "| wine | evo (Lamarckian) |" in body and "Left out of this run" in body
