@@ -104,7 +104,8 @@ def widen(
     "deepen",
     {"position": integer(1, optional=True), "init": choice(DEEPEN_INITS), "activation": choice(["same", *ACTIVATIONS])},
     preserves=Preservation.CONDITIONAL,
-    note="exact for identity init after relu/identity with activation same (over the inputs: identity); approximate otherwise",
+    note="exact for identity init after relu/identity with activation same (over the inputs: identity); "
+    "approximate otherwise",
     applicable=lambda g, p: layer_ok(g.hidden_layers, None if p["position"] is None else p["position"] - 1)
     or (p["position"] is None and _first_over_inputs(g)),
 )
