@@ -138,7 +138,7 @@ def deepen(
         position, prev = 0, LayerSpec(LayerKind.LINEAR, genome.input_shape[0], "identity")
     elif position is None and not genome.hidden_layers:
         raise NotApplicable(f"deepen: genome {genome} has no hidden layer and a {genome.input_shape} input, "
-                            "not a flat one: its first layer may be a conv or a dense one, so start it from the config")
+                            "not a flat one: its first layer may be a conv or a dense one; set evolution.init.channels or hidden")
     else:
         position = 1 + pick_layer(genome, rng, None if position is None else position - 1, "deepen (position - 1)")
         prev = genome.layers[position - 1]
