@@ -52,7 +52,11 @@ class InitConfig(BaseModel):
         description="minimal: every individual starts from `hidden`/`channels` (NEAT's 'start minimal'); "
         "random: depth and widths sampled within the bounds below.",
     )
-    hidden: list[int] = Field(default_factory=lambda: [32], description="Hidden Linear widths of the starting network.")
+    hidden: list[int] = Field(
+        default_factory=lambda: [32],
+        description="Hidden Linear widths of the starting network; [] with no `channels`: no hidden layer at all "
+        "(the smallest network; over a flat input the `deepen` operator grows the first).",
+    )
     channels: list[int] = Field(
         default_factory=list,
         description="Conv channels of the starting network: Conv2d blocks for an image input (C, H, W), Conv1d "

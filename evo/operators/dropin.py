@@ -3,7 +3,8 @@
 * :func:`widen` — add units to a hidden layer: ``zero`` (random fan-in, zero
   fan-out), ``split`` (Net2WiderNet, Chen, Goodfellow & Shlens 2016, "Net2Net:
   Accelerating Learning via Knowledge Transfer") or ``random``.
-* :func:`deepen` — insert an identity-initialised layer (Net2DeeperNet).
+* :func:`deepen` — insert an identity-initialised layer (Net2DeeperNet), also the
+  first hidden layer of a genome that has none (over a flat input).
 * :func:`add_skip` / :func:`remove_skip` — a zero-initialised skip projection.
 
 Every dependent weight (the next layer, across the conv→linear flatten, and
@@ -31,7 +32,7 @@ import torch
 from torch import Tensor
 
 from evo.errors import NotApplicable
-from evo.genome import ACTIVATIONS, Genome, LayerKind, init_uniform, parse_weight_name, skip_name, weight_name
+from evo.genome import ACTIVATIONS, Genome, LayerKind, LayerSpec, init_uniform, parse_weight_name, skip_name, weight_name
 from evo.operators._base import Preservation
 from evo.operators._common import layer_ok, pick_layer, reindex, torch_generator
 from evo.operators._declare import LAYER, choice, integer, number, register
@@ -103,8 +104,10 @@ def widen(
     "deepen",
     {"position": integer(1, optional=True), "init": choice(DEEPEN_INITS), "activation": choice(["same", *ACTIVATIONS])},
     preserves=Preservation.CONDITIONAL,
-    note="exact for identity init after relu/identity with activation same; approximate otherwise",
-    applicable=lambda g, p: layer_ok(g.hidden_layers, None if p["position"] is None else p["position"] - 1),
+    note="exact for identity init after relu/identity with activation same (over the inputs: identity); "
+    "approximate otherwise",
+    applicable=lambda g, p: layer_ok(g.hidden_layers, None if p["position"] is None else p["position"] - 1)
+    or (p["position"] is None and _first_over_inputs(g)),
 )
 def deepen(
     genome: Genome,
@@ -115,6 +118,13 @@ def deepen(
 ) -> Genome:
     """Insert a layer at index ``position`` (after hidden layer ``position - 1``), of its kind and width.
 
+    A genome with no hidden layer and a flat input gets its first one (``position`` None): a Linear
+    layer over the inputs, as wide as the input has features, so that growth can start from the
+    smallest network (NEAT's minimal start). The input counts as an identity-activated layer:
+    ``same`` means identity there, which preserves the function exactly (a nonlinearity such as
+    ``tanh`` is what lets the grown network compute more than its linear parent). Over an image or
+    signal input the first layer could as well be a conv, so there it does not apply.
+
     ``identity`` init (Net2DeeperNet): Linear — identity weight, zero bias; Conv
     — identity kernel (centre 1), the preceding layer's kernel size, no pooling.
     The new layer has no norm (:func:`evo.operators.norms.add_norm` can add one).
@@ -122,11 +132,16 @@ def deepen(
     preceding one (relu, identity: σ(σ(x)) = σ(x)); approximate otherwise.
 
     Args:
-        activation: ``same`` (the preceding layer's) or a key of :data:`ACTIVATIONS`.
+        activation: ``same`` (the preceding layer's; identity over the inputs) or a key of :data:`ACTIVATIONS`.
     """
-    before = pick_layer(genome, rng, None if position is None else position - 1, "deepen (position - 1)")
-    position = before + 1
-    prev = genome.layers[before]
+    if position is None and _first_over_inputs(genome):
+        position, prev = 0, LayerSpec(LayerKind.LINEAR, genome.input_shape[0], "identity")
+    elif position is None and not genome.hidden_layers:
+        raise NotApplicable(f"deepen: genome {genome} has no hidden layer and a {genome.input_shape} input, "
+                            "not a flat one: its first layer may be a conv or a dense one; set evolution.init.channels or hidden")
+    else:
+        position = 1 + pick_layer(genome, rng, None if position is None else position - 1, "deepen (position - 1)")
+        prev = genome.layers[position - 1]
     spec = dataclasses.replace(
         prev, dropout=0.0, pool=1, norm=None, activation=prev.activation if activation == "same" else activation
     )
@@ -144,6 +159,11 @@ def deepen(
     layers = [*genome.layers[:position], spec, *genome.layers[position:]]
     new = {weight_name(position): weight, weight_name(position, "bias"): bias}
     return reindex(genome, layers, lambda i: i if i < position else i + 1, new)
+
+
+def _first_over_inputs(genome: Genome) -> bool:
+    """Whether :func:`deepen` inserts ``genome``'s first hidden layer over its inputs: it has none, and a flat input."""
+    return not genome.hidden_layers and len(genome.input_shape) == 1
 
 
 def candidate_skips(genome: Genome) -> list[tuple[int, int]]:

@@ -90,8 +90,22 @@ def test_deepen_bad_arguments() -> None:
         deepen(make_mlp(), rng(), position=4)
     with pytest.raises(ValueError, match="activation"):
         deepen(make_mlp(), rng(), activation="swish")
-    with pytest.raises(ValueError, match="no layer"):
-        deepen(Genome.mlp((3,), hidden=(), output_size=2), rng())
+    with pytest.raises(ValueError, match="no hidden layer and a .1, 4, 4. input"):
+        deepen(Genome.mlp((1, 4, 4), hidden=(), output_size=2), rng())
+    with pytest.raises(ValueError, match=r"layer must be one of \[\]"):
+        deepen(Genome.mlp((3,), hidden=(), output_size=2), rng(), position=1)
+
+
+def test_deepen_gives_a_flat_genome_its_first_hidden_layer() -> None:
+    g = Genome.mlp((3,), hidden=(), output_size=2, seed=5)
+    x = inputs(g)
+    first = deepen(g, rng())
+    assert [(layer.width, layer.activation) for layer in first.layers] == [(3, "identity"), (2, "identity")]
+    assert torch.equal(first.weights["layers.0.weight"], torch.eye(3))
+    assert torch.equal(first.weights["layers.1.weight"], g.weights["layers.0.weight"])
+    assert max_delta(g, first, x) <= TOL
+    tanh = deepen(g, rng(), activation="tanh")
+    assert tanh.layers[0].activation == "tanh" and 1e-4 < max_delta(g, tanh, x) < 1.0
 
 
 def test_add_skip_is_zero_initialised_and_preserving(genome: Genome) -> None:

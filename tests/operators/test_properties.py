@@ -87,5 +87,24 @@ def test_any_operator_sequence_yields_a_valid_network(genome: Genome, choices: l
         assert state["step"].item() == (8 if name in genome.optim_state else 1), name
 
 
+@settings(max_examples=25, deadline=None)
+@given(features=st.integers(1, 8), outputs=st.integers(1, 4), carried=st.booleans(), seed=st.integers(0, 2**16))
+def test_deepen_grows_a_first_hidden_layer_exactly(features: int, outputs: int, carried: bool, seed: int) -> None:
+    """From no hidden layer (NEAT's minimal start), deepen still applies: same outputs, same shape, state kept."""
+    genome = Genome.mlp((features,), (), outputs, seed=seed)
+    if carried:
+        genome = genome.replace(optim_state={k: {"exp_avg": w.clone()} for k, w in genome.weights.items()})
+    op = make_operator({"op": "deepen", "activation": "identity"})
+    assert op.applicable(genome)
+    grown = op.apply(genome, np.random.default_rng(seed))
+    assert [layer.width for layer in grown.layers] == [features, outputs]
+    x = torch.randn((8, features), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        assert torch.allclose(grown.to_module()(x), genome.to_module()(x), atol=1e-6)
+    assert set(grown.optim_state) == ({"layers.1.weight", "layers.1.bias"} if carried else set())
+    image = Genome.mlp((1, features, 2), (), outputs, seed=seed)
+    assert not op.applicable(image)
+
+
 def test_every_registered_operator_is_exercised() -> None:
     assert {s["op"] for s in SPECS} == set(OPERATORS)

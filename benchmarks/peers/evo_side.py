@@ -1,0 +1,104 @@
+"""evo's side of the gradient-free comparison (:mod:`benchmarks.peers.neat_compare`): the problem as every
+library sees it, one run's outcome, and evo's run counted in evaluations until its threshold.
+
+Kept apart from the peers so that evo-only benchmarks (:mod:`benchmarks.xor_from_scratch`) count evaluations
+exactly as the comparison does without neat-python or EvoTorch installed.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from evo.config import load_config
+from evo.genome import Genome
+from evo.runner import run_evolution
+from evo.tasks import Budget
+from evo.tasks.control import ControlTask
+
+__all__ = ["FRESH_EPISODES", "FRESH_SEED", "ROOT", "Benchmark", "Outcome", "evo_overrides", "fresh_return", "run_evo"]
+
+ROOT = Path(__file__).resolve().parents[2]
+FRESH_EPISODES = 100
+FRESH_SEED = 10_000  # fresh episodes draw their env seeds from here: never seen in evolution
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One problem as both libraries see it.
+
+    Attributes:
+        name: row label.
+        neat_config: neat-python config file under ``neat_configs/``.
+        evo_config: evo config under ``configs/``.
+        threshold: solved at or above this fitness (XOR: strictly above).
+        env_id: gymnasium id; ``None`` for XOR.
+        episodes: episodes per evaluation (both sides).
+        max_evaluations: evaluation cap per run (both sides).
+        max_seconds: wall-time cap per run (both sides).
+    """
+
+    name: str
+    neat_config: str
+    evo_config: str
+    threshold: float
+    env_id: str | None
+    episodes: int
+    max_evaluations: int
+    max_seconds: float
+
+    def solved(self, fitness: float) -> bool:
+        return fitness > self.threshold if self.env_id is None else fitness >= self.threshold
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One run of one library on one seed."""
+
+    library: str
+    seed: int
+    solved: bool
+    evaluations: int
+    seconds: float
+    best: float
+    fresh: float | None  # mean return of the champion on FRESH_EPISODES new episodes (control only)
+    stopped: str | None = None  # why the library gave up before the threshold and the caps (EvoTorch's CMA-ES)
+
+
+def evo_overrides(bench: Benchmark, seed: int, population: int) -> list[str]:
+    """Same seed, threshold and caps as neat-python; serial backend (one core, like neat-python)."""
+    generations = max(1, math.ceil(bench.max_evaluations / population) - 1)
+    out = [f"evolution.seed={seed}", "backend.kind=serial", f"evolution.target_fitness={bench.threshold}",
+           f"evolution.generations={generations}", f"evolution.max_seconds={bench.max_seconds}", "evolution.test_top_k=0"]
+    return out + ([f"task.episodes={bench.episodes}"] if bench.env_id is not None else [])
+
+
+def run_evo(bench: Benchmark, seed: int) -> Outcome:
+    """evo's gradient-free evolution from its config, counting evaluations until the threshold."""
+    path = ROOT / "configs" / bench.evo_config
+    population = load_config(path).evolution.population_size
+    config = load_config(path, evo_overrides(bench, seed, population))
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="evo_side_") as tmp:
+        result = run_evolution(config, run_dir=Path(tmp) / "run")
+    seconds = time.perf_counter() - start
+    objective = next(iter(result.best.objectives), "fitness")
+    evaluations = 0
+    for record in result.history:
+        evaluations += len(record.evaluated)
+        if bench.solved(record.best_objectives.get(objective, -math.inf)):
+            break
+    best = result.best.fitness(objective)
+    fresh = None
+    if bench.env_id is not None:
+        fresh = fresh_return(bench.env_id, result.best.genome, seed)
+    return Outcome("evo", seed, bench.solved(best), evaluations, seconds, best, fresh)
+
+
+def fresh_return(env_id: str, genome: Genome, seed: int) -> float:
+    task = ControlTask(env_id, episodes=FRESH_EPISODES)
+    return task.evaluate(genome, Budget(), "cpu", FRESH_SEED + seed).objectives["mean_return"]
+
