@@ -66,6 +66,7 @@ class Outcome:
     best: float
     fresh: float | None  # mean return of the champion on FRESH_EPISODES new episodes (control only)
     stopped: str | None = None  # why the library gave up before the threshold and the caps (EvoTorch's CMA-ES)
+    load: float | None = None  # the machine's 1-minute load average when the run started (seconds depend on it)
 
 
 def evo_overrides(bench: Benchmark, seed: int, population: int) -> list[str]:

@@ -17,7 +17,8 @@ solved runs only).
 
 Run: ``PYTHONPATH=. .venv-peers/bin/python -m benchmarks.peers.neat_compare [--seeds 0 1 2]
 [--tasks xor cartpole lunar] [--libraries neat-python evo evotorch-pgpe evotorch-snes evotorch-cmaes]
-[--no-doc]`` (it needs ``benchmarks/peers/requirements.txt``: ``make peers``). neat-python and evo
+[--no-doc] [--log runs.jsonl]`` (``--log``: rows of several invocations gather in one write-up, e.g. one task
+re-run on a quieter machine) (it needs ``benchmarks/peers/requirements.txt``: ``make peers``). neat-python and evo
 took about 25 minutes on 2 cores with the default seeds; each EvoTorch searcher adds at most its caps,
 60 + 90 + 180 s per seed.
 """
@@ -25,6 +26,8 @@ took about 25 minutes on 2 cores with the default seeds; each EvoTorch searcher 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import math
 import os
@@ -167,6 +170,8 @@ LIBRARIES: dict[str, Callable[[Benchmark, int], Outcome]] = {
     "evo": run_evo,
     **{name: partial(run_evotorch, algorithm=name) for name in ALGORITHMS},
 }
+#: each ``--libraries`` name's name in the tables (an :class:`Outcome`'s ``library``).
+LIBRARY_NAMES = {"neat-python": "neat-python", "evo": "evo", **{name: a.label for name, a in ALGORITHMS.items()}}
 
 
 # ----------------------------------------------------------------- summary
@@ -203,16 +208,36 @@ def budget_notes(benches: Sequence[Benchmark]) -> str:
 Results = dict[str, dict[str, list[Outcome]]]  # benchmark name -> library -> one outcome per seed
 
 
-def run_all(benches: Sequence[Benchmark], seeds: Sequence[int], libraries: Sequence[str] = tuple(LIBRARIES)) -> Results:
-    """Every benchmark, each of ``libraries`` (names in ``LIBRARIES``) in turn over ``seeds``, back to back in
-    this process."""
+def run_all(benches: Sequence[Benchmark], seeds: Sequence[int], libraries: Sequence[str] = tuple(LIBRARIES),
+            log: Path | None = None) -> Results:
+    """Every benchmark and seed, each of ``libraries`` (names in ``LIBRARIES``) in turn on it, back to back in this
+    process: libraries alternate seed by seed, so a load that drifts over the run slows them alike. With ``log``,
+    each outcome is also appended to that JSONL file (see :func:`read_log`)."""
     results: Results = {}
     for bench in benches:
-        for run in (LIBRARIES[name] for name in libraries):
-            for seed in seeds:
-                outcome = run(bench, seed)
+        for seed in seeds:
+            for run in (LIBRARIES[name] for name in libraries):
+                load = os.getloadavg()[0]
+                outcome = dataclasses.replace(run(bench, seed), load=load)
                 print(f"{bench.name:15s} {outcome}", flush=True)
                 results.setdefault(bench.name, {}).setdefault(outcome.library, []).append(outcome)
+                if log is not None:
+                    with log.open("a") as out:
+                        out.write(json.dumps({"task": bench.name, **dataclasses.asdict(outcome)}) + "\n")
+    return results
+
+
+def read_log(path: Path) -> Results:
+    """The outcomes a ``--log`` file gathered over several invocations; a later run of the same task, library and
+    seed replaces an earlier one (e.g. rows re-run on a quieter machine)."""
+    latest: dict[tuple[str, str, int], Outcome] = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        task = row.pop("task")
+        latest[task, row["library"], row["seed"]] = Outcome(**row)
+    results: Results = {}
+    for (task, library, _), outcome in sorted(latest.items(), key=lambda item: (item[0][1], item[0][2])):
+        results.setdefault(task, {}).setdefault(library, []).append(outcome)
     return results
 
 
@@ -226,7 +251,22 @@ def targets(results: Results) -> str:
     lunar = results.get(BENCHMARKS["lunar"].name, {})
     if lunar:
         lines.append(f"- evo solves LunarLander with at most half of neat-python's evaluations: {lunar_verdict(lunar)}")
+        held = sum(r.fresh is not None and r.fresh >= BENCHMARKS["lunar"].threshold for r in lunar.get("evo", []))
+        lines.append(f"- LunarLander-v3: evo's champion holds ≥ 200 on the {FRESH_EPISODES} fresh episodes in ≥ 3 of 5 "
+                     f"seeds: {'met' if held >= 3 else 'not met'} ({held}/{len(lunar.get('evo', []))}).")
+    for task, runs in results.items():
+        lines.append(f"- {task}: evo's median seconds to solve ≤ 0.5× neat-python's: {time_verdict(runs)}")
     return "Targets:\n\n" + "\n".join(lines) if lines else ""
+
+
+def time_verdict(runs: dict[str, list[Outcome]]) -> str:
+    """evo's median wall time to solve against neat-python's, over the runs each solved (threshold on the evaluation
+    episodes, as both libraries stop there)."""
+    evo, peer = ([r.seconds for r in runs.get(lib, []) if r.solved] for lib in ("evo", "neat-python"))
+    if not evo or not peer:
+        return f"not comparable — solved runs: evo {len(evo)}, neat-python {len(peer)}."
+    ratio = statistics.median(evo) / statistics.median(peer)
+    return f"{'met' if ratio <= 0.5 else 'not met'} — {ratio:.2f}× ({statistics.median(evo):.3g} s vs {statistics.median(peer):.3g} s)."
 
 
 def on_eval(runs: Sequence[Outcome]) -> str:
@@ -259,12 +299,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--libraries", nargs="+", choices=list(LIBRARIES), default=list(LIBRARIES),
                         help="which libraries run (default: all); the write-up names those left out")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--log", type=Path, help="append every outcome to this JSONL file and write up all the runs "
+                        "it holds: rows of several invocations gather (the latest run of a task, library and seed wins)")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
-    benches = [BENCHMARKS[name] for name in args.tasks]
     logging.getLogger("evotorch").setLevel(logging.WARNING)  # not a line per Problem about its dtype and device
-    results = run_all(benches, args.seeds, args.libraries)
-    text = write_up(benches, args.seeds, results, load_before, os.getloadavg(), args.libraries)
+    results = run_all([BENCHMARKS[name] for name in args.tasks], args.seeds, args.libraries, args.log)
+    if args.log is not None:
+        results = read_log(args.log)
+    benches = [b for b in BENCHMARKS.values() if b.name in results]
+    seeds = sorted({r.seed for runs in results.values() for outcomes in runs.values() for r in outcomes})
+    libraries = [name for name in LIBRARIES if any(LIBRARY_NAMES[name] in runs for runs in results.values())]
+    text = write_up(benches, seeds, results, load_before, os.getloadavg(), libraries)
     print(text)
     if not args.no_doc:
         update_section("peers-neat", "neat-python, EvoTorch and evo (gradient-free): XOR, CartPole, LunarLander", text)
@@ -315,7 +361,8 @@ def write_up(benches: Sequence[Benchmark], seeds: Sequence[int], results: Result
     """The section's text: provenance and load, libraries, budgets, summary table, targets, every run."""
     rows = [summary_row(b, runs) for b in benches for runs in results[b.name].values()]
     details = [[b.name, r.library, r.seed, "yes" if r.solved else "no", r.evaluations, r.seconds, r.best,
-                "—" if r.fresh is None else r.fresh] for b in benches for runs in results[b.name].values() for r in runs]
+                "—" if r.fresh is None else r.fresh, "—" if r.load is None else f"{r.load:.1f}"]
+               for b in benches for runs in results[b.name].values() for r in runs]
     versions = ", ".join(f"{dist} {version(dist)}" for dist in ("neat-python", "evotorch", "gymnasium", "box2d"))
     return "\n\n".join(part for part in [
         (f"`benchmarks/peers/neat_compare.py`, seeds {list(seeds)}, {versions}; {machine()}. Load average "
@@ -328,8 +375,8 @@ def write_up(benches: Sequence[Benchmark], seeds: Sequence[int], results: Result
         targets(results),
         stops(benches, results),
         "Per run:",
-        table(["task", "library", "seed", "solved", "evaluations", "seconds", "best fitness", "fresh mean return"],
-              details),
+        table(["task", "library", "seed", "solved", "evaluations", "seconds", "best fitness", "fresh mean return",
+               "load (1 min) at its start"], details),
     ] if part)
 
 

@@ -14,8 +14,9 @@ pytest.importorskip("neat", reason="neat-python is a benchmark dependency (bench
 pytest.importorskip("evotorch", reason="EvoTorch is a benchmark dependency (benchmarks/peers/requirements.txt)")
 
 from benchmarks.peers.evotorch_search import ALGORITHMS, WeightProblem, default_popsize
+from benchmarks.peers import neat_compare
 from benchmarks.peers.neat_compare import (BENCHMARKS, ROOT, Outcome, fixed_network, lunar_verdict, mean_return,
-                                           run_evotorch, write_up)
+                                           read_log, run_evotorch, time_verdict, write_up)
 from evo.config import load_config
 from evo.evolution import derive_seed
 from evo.runner import run_evolution
@@ -115,3 +116,30 @@ def test_the_write_up_has_a_row_per_library_and_names_those_left_out() -> None:
     assert "- Left out of this run (`--libraries`): neat-python." in text
     assert "XOR 2→2→1 (tanh hidden, 9 weights)" in text
     assert "- XOR, EvoTorch CMA-ES, seed 0: after 120 evaluations, it broke." in text
+
+
+def test_the_log_gathers_invocations_and_a_rerun_replaces_its_row(tmp_path: Path, monkeypatch) -> None:
+    calls = []
+
+    def fake(library: str):
+        def run_one(bench, seed: int) -> Outcome:
+            calls.append((library, seed))
+            return Outcome(library, seed, True, 100 * (len(calls)), float(len(calls)), 3.95, None)
+        return run_one
+
+    monkeypatch.setattr(neat_compare, "LIBRARIES", {"neat-python": fake("neat-python"), "evo": fake("evo")})
+    log = tmp_path / "runs.jsonl"
+    neat_compare.run_all([BENCHMARKS["xor"]], [0, 1], ["neat-python", "evo"], log)
+    assert calls == [("neat-python", 0), ("evo", 0), ("neat-python", 1), ("evo", 1)]  # alternating, seed by seed
+    neat_compare.run_all([BENCHMARKS["xor"]], [1], ["evo"], log)  # evo's seed 1 again
+    results = read_log(log)["XOR"]
+    assert [(r.seed, r.evaluations) for r in results["evo"]] == [(0, 200), (1, 500)]
+    assert [(r.seed, r.evaluations) for r in results["neat-python"]] == [(0, 100), (1, 300)]
+    assert all(r.load is not None for runs in results.values() for r in runs)
+
+
+def test_the_wall_time_target_compares_solved_runs_only() -> None:
+    runs = {"evo": [replace(run("evo", 10, True, 0.0), seconds=1.0), replace(run("evo", 10, False, 0.0), seconds=99.0)],
+            "neat-python": [replace(run("neat-python", 10, True, 0.0), seconds=3.0)]}
+    assert time_verdict(runs) == "met — 0.33× (1 s vs 3 s)."
+    assert time_verdict({"evo": runs["evo"]}).startswith("not comparable")
