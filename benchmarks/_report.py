@@ -60,3 +60,8 @@ def update_section(name: str, title: str, body: str, doc: Path = DOC) -> None:
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(text)
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages: the machine is shared, so timings need this context."""
+    return "/".join(f"{v:.2f}" for v in os.getloadavg())

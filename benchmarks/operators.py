@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks._report import table, update_section
+from benchmarks._report import load_average, table, update_section
 from evo.genome import Genome, LayerKind, LayerSpec
 from evo.operators import describe_operators, make_operator
 
@@ -81,7 +81,9 @@ def main() -> None:
     note = (
         "Δ on 512 random inputs after one application (the last of the timed repeats); "
         f"time is the median of {REPEATS} applications, one torch thread. Data-dependent operators get "
-        "a 256-sample calibration batch (random labels). Pruning removes 25% of one random hidden layer."
+        "a 256-sample calibration batch (random labels). Pruning removes 25% of one random hidden layer. "
+        f"Load average (1/5/15 min) at the end: {load_average()} on 2 cores shared with other jobs, so the times are "
+        "indicative."
     )
     update_section("operators", "Operators: function preservation and cost", f"{note}\n\n{text}")
 

@@ -26,6 +26,7 @@ import torch
 from scipy import stats
 from torch import Tensor
 
+from benchmarks._report import load_average
 from evo.backends import Backend, SerialBackend
 from evo.config import EvoConfig, load_config
 from evo.genome import Genome
@@ -260,11 +261,6 @@ def ci95(values: Sequence[float]) -> tuple[float, float]:
         return float(finite[0]), 0.0
     half = stats.t.ppf(0.975, len(finite) - 1) * finite.std(ddof=1) / math.sqrt(len(finite))
     return float(finite.mean()), float(half)
-
-
-def load_average() -> str:
-    """The 1/5/15-minute load averages: the machine is shared, so timings need this context."""
-    return "/".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def median(values: Sequence[float]) -> float:
