@@ -139,12 +139,9 @@ def resume(
 
 def _mirror(run_dir: Path, runs_dir: Path, storage: str | None) -> Mirror:
     """The Optuna mirror of this run: a study ``run:<name>`` in ``storage`` (default: the runs dir's), which
-    optuna-dashboard shows."""
-    import optuna
-
+    optuna-dashboard shows (written from a process of the mirror's own, which keeps Optuna's news to itself)."""
     from evo.runner import Mirror
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "a new study created": not news on a terminal
     return Mirror.of_run(run_dir, runs_dir, storage)
 
 

@@ -615,6 +615,8 @@ def _unpickle(input_shape: tuple[int, ...], layers: tuple[LayerSpec, ...], skips
               arrays: Mapping[str, np.ndarray], hparams: Mapping[str, Any], gap: bool,
               state: Mapping[str, Mapping[str, np.ndarray]]) -> Genome:
     """The genome :meth:`Genome.__reduce__` pickled; copies the arrays (unpicklers may hand out read-only ones)."""
+    if not arrays and not state:  # a skeleton (the Optuna mirror's process receives those) needs no torch
+        return Genome(input_shape, layers, skips, {}, hparams, gap, {})
     import torch
 
     optim_state = {name: {k: torch.tensor(a) for k, a in entry.items()} for name, entry in state.items()}

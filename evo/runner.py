@@ -60,7 +60,8 @@ class Mirror:
     """Where a run's Optuna mirror writes (see :class:`evo.mirror.OptunaMirror`).
 
     Attributes:
-        storage: a storage URL, or a storage a search already opened.
+        storage: a storage URL (the mirror writes from a process of its own), or a storage a search already
+            opened (written from a thread of the driver).
         name: the run's name in the storage (its study is ``run:<name>``).
         artifacts: the folder of architecture diagrams; None = no diagrams.
     """
@@ -196,14 +197,15 @@ class Runner:
             with self:
                 return self.run(reporters)
         task = _build_task(self.config)  # bad data fails here, before a new run's directory exists
-        reporters = [*reporters, *self._mirror(task)]
-        if self._store is not None:
-            return self._continue(self._store, task, reporters)
-        with RunStore(self.run_dir).lock() as store:
-            RunStore.create(self.run_dir, dump_config(self.config))
-            store.save_preprocessing(task.preprocessing())
-            store.log("run_start", name=self.run_dir.name)
-            return self._execute(task, store, reporters, None, lambda: None)
+        with ExitStack() as mirror:  # the mirror's writer (a process) ends however the run ends
+            reporters = [*reporters, *self._mirror(task, mirror)]
+            if self._store is not None:
+                return self._continue(self._store, task, reporters)
+            with RunStore(self.run_dir).lock() as store:
+                RunStore.create(self.run_dir, dump_config(self.config))
+                store.save_preprocessing(task.preprocessing())
+                store.log("run_start", name=self.run_dir.name)
+                return self._execute(task, store, reporters, None, lambda: None)
 
     def _continue(self, store: RunStore, task: Task, reporters: list[Reporter]) -> RunResult:
         """Continue a resumed run: everything is read back and checked before anything is written."""
@@ -216,16 +218,18 @@ class Runner:
 
         return self._execute(task, store, reporters, checkpoint, restored)
 
-    def _mirror(self, task: Task) -> list[Reporter]:
-        """The Optuna mirror reporter, if asked for (Optuna is imported only then: a run that is not mirrored
-        starts faster)."""
+    def _mirror(self, task: Task, ending: ExitStack) -> list[Reporter]:
+        """The Optuna mirror reporter, if asked for, closed by ``ending``; a storage URL's mirror writes from a
+        process of its own and this one never imports Optuna (a mirror given an opened storage writes from a thread)."""
         if self.mirror is None:
             return []
         from evo.mirror import OptunaMirror, changed_settings
 
         settings = changed_settings(self.config.plasticity, "plasticity")
-        return [OptunaMirror(self.mirror.storage, self.mirror.name, task.objectives, settings, self.run_dir,
-                             self.mirror.artifacts)]
+        mirror = OptunaMirror(self.mirror.storage, self.mirror.name, task.objectives, settings, self.run_dir,
+                              self.mirror.artifacts)
+        ending.callback(mirror.close)
+        return [mirror]
 
     def _execute(self, task: Task, store: RunStore, reporters: Sequence[Reporter], checkpoint: Checkpoint | None,
                  restored: Callable[[], None]) -> RunResult:

@@ -386,13 +386,15 @@ def test_the_reaper_stops_what_runs_below_the_raylet(end: str) -> None:
 RAY = {**TINY, "backend": {"kind": "ray", "workers": 2}}
 
 
-def _watched_run(workdir: Path, args: list[str], stop: int | None, name: str
-                 ) -> tuple[subprocess.Popen[str], set[tuple[int, int]], float]:
-    """`evo ARGS` collecting the processes below it; sends ``stop`` once generation 1 is checkpointed.
+def _watched_run(workdir: Path, args: list[str], stop: int | None, name: str, group: bool = False
+                 ) -> tuple[subprocess.CompletedProcess[str], set[tuple[int, int]], float]:
+    """`evo ARGS` collecting the processes below it; sends ``stop`` once generation 1 is checkpointed (to its whole
+    process group with ``group``, as a terminal's Ctrl-C does).
 
     Returns the finished process, everything that ran below it, and seconds from the signal to its exit.
     """
-    proc = subprocess.Popen([*EVO, *args], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*EVO, *args], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=group)
     seen: set[tuple[int, int]] = set()
     checkpoint = workdir / "runs" / name / "checkpoints" / "gen_0001.json"
     deadline = time.monotonic() + 300
@@ -403,9 +405,36 @@ def _watched_run(workdir: Path, args: list[str], stop: int | None, name: str
     seen |= _descendants(proc.pid)
     sent = time.monotonic()
     if stop is not None:
-        proc.send_signal(stop)
-    proc.communicate(timeout=120)
-    return proc, seen, time.monotonic() - sent
+        os.killpg(proc.pid, stop) if group else proc.send_signal(stop)
+    _, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, None, err), seen, time.monotonic() - sent
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize(("stop", "exit_code", "group"), [(signal.SIGINT, 130, True), (signal.SIGKILL, -9, False)],
+                         ids=["ctrl-c-at-a-terminal", "sigkill"])
+def test_the_mirror_process_ends_with_its_run_which_resumes_mirroring_each_individual_once(
+        workdir: Path, reference: dict[str, object], stop: int, exit_code: int, group: bool) -> None:
+    """The mirror writes from a process of its own. A terminal's Ctrl-C reaches it too: it ignores it, writes what
+    the driver hands it and ends with the run; after a SIGKILL of the driver it ends by itself."""
+    import optuna
+
+    name = f"mirror-{stop.name.lower()}"
+    proc, seen, exit_s = _watched_run(workdir, ["run", "tiny.yaml", "--name", name], stop, name, group)
+    assert proc.returncode == exit_code, proc.stderr
+    assert seen, "the mirror's process ran below the driver"
+    assert not _left(seen, within_s=5), "the mirror's process outlived its run"
+    if stop == signal.SIGINT:
+        assert exit_s < EXIT_S, f"exited {exit_s:.1f} s after SIGINT"
+        _assert_interrupted(workdir, name, proc)  # the last line says how to go on; no traceback
+    resumed, seen, _ = _watched_run(workdir, ["resume", f"runs/{name}"], None, name)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not _left(seen, within_s=5), "the mirror's process outlived a finished run"
+    outcome = _outcome(workdir / "runs" / name)
+    assert outcome == reference
+    study = optuna.load_study(study_name=f"run:{name}", storage=f"sqlite:///{workdir / 'runs' / 'evo.db'}")
+    mirrored = [t.user_attrs["individual_id"] for t in study.trials]
+    assert sorted(mirrored) == sorted(outcome["records"])  # type: ignore[call-overload]
 
 
 @pytest.fixture

@@ -50,3 +50,14 @@ def test_show_reads_a_run_without_heavy_imports(tmp_path: Path) -> None:
     run_evolution(config, run_dir=tmp_path / "run")
     write_plots(load_run(tmp_path / "run"))  # as `evo run` does at the end; `evo show` draws them if missing
     assert _heavy_imports("show", str(tmp_path / "run")) == []
+
+
+def test_a_mirrored_run_leaves_optuna_to_the_mirrors_process(tmp_path: Path) -> None:
+    """`evo run` mirrors into a storage URL: a process of the mirror's own imports Optuna and writes, the driver never."""
+    import optuna
+
+    config = tmp_path / "xor.yaml"
+    config.write_text("task: {kind: xor}\nbackend: {kind: serial}\nevolution: {generations: 1, population_size: 3}\n")
+    assert "optuna" not in _heavy_imports("run", str(config), "--runs-dir", str(tmp_path / "runs"), "--name", "r")
+    study = optuna.load_study(study_name="run:r", storage=f"sqlite:///{tmp_path / 'runs' / 'evo.db'}")
+    assert len(study.trials) == 6  # both generations' individuals, written by the other process

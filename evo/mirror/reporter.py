@@ -1,9 +1,6 @@
 """The Optuna mirror of a run: every evaluated individual becomes a trial, so optuna-dashboard can browse a run.
 
-One study per run (``run:<run name>``), one trial per evaluated individual, written by the driver process
-(workers never touch the storage) at the end of a generation, at most every 2 s (:data:`WRITE_EVERY_S`: fast
-generations are written several at a time), in one transaction (:func:`evo.mirror.bulk.add_trials`) on a thread
-of its own while the next generation is evaluated:
+One study per run (``run:<run name>``), one trial per evaluated individual (workers never touch the storage):
 
 - params: the architecture summary (``depth``, ``width.<layer>``, ``num_params``, ``skips``), how many
   times each operator made it (``op.<name>``), its hyperparameter genes (``hparams.<name>``, see
@@ -14,84 +11,69 @@ of its own while the next generation is evaluated:
   ended: the architecture diagram (SVG, changes against its parent highlighted). Drawing every
   individual would cost more than evaluating a small one; ``evo show --lineage`` draws any other.
 
+The driver hands what is pending to the writer (:class:`evo.mirror.trials.TrialWriter`) at the end of a
+generation, at most every 2 s (:data:`WRITE_EVERY_S`: fast generations are written several at a time), and the
+writer adds it in one transaction (:func:`evo.mirror.bulk.add_trials`) while the next generation is evaluated.
+Where the writer runs:
+
+- given a storage URL (``evo run``, ``evo resume``), in a process of its own, started with ``spawn`` (a fork would
+  copy the driver's torch and Ray threads mid-state): it imports Optuna, opens the storage, creates the study and
+  writes every batch, on another core than the driver's. The driver never imports Optuna; it hands over
+  weight-free copies of the individuals (a few hundred bytes each). The process ignores Ctrl-C and SIGTERM (a
+  terminal's Ctrl-C reaches the whole process group): the driver, stopping, has it write what is pending, then
+  ends it; it ends by itself should the driver be killed;
+- given an opened storage (``evo search`` shares its own with its trials' runs; an in-memory SQLite URL, which
+  another process could not see), on a thread of the driver.
+
 Example:
     >>> from evo.types import Objective
-    >>> mirror = OptunaMirror("sqlite:///:memory:", "demo", [Objective("fitness")])  # doctest: +SKIP
+    >>> mirror = OptunaMirror("sqlite:///runs/evo.db", "demo", [Objective("fitness")])  # doctest: +SKIP
     >>> Runner.new(config).run([mirror])  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
-import io
-import json
 import math
+import multiprocessing
+import os
+import signal
+import sys
+import threading
 import time
-import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
-from optuna.artifacts import ArtifactMeta, FileSystemArtifactStore
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.exceptions import StorageInternalError
-from optuna.storages import BaseStorage
-from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel
-from sqlalchemy.exc import SQLAlchemyError
 
 from evo.errors import StorageError
-from evo.genome import Genome
-from evo.hyper import GENES
-from evo.mirror.bulk import add_trials
-from evo.mirror.storage import open_storage
+from evo.interrupts import STOP_SIGNALS
 from evo.paths import DEFAULT_ARTIFACTS
 from evo.records import GenerationRecord, Individual, Reporter
 from evo.types import Objective
 
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import BaseStorage
+
+    from evo.mirror.trials import TrialWriter
+
 #: the mirror hands its pending individuals to the writer at most this often (seconds), and at the run's end
 WRITE_EVERY_S = 2.0
 
-__all__ = ["OptunaMirror", "architecture_params", "changed_settings", "run_study_name", "setting_params"]
+__all__ = ["OptunaMirror", "changed_settings", "run_study_name", "setting_params"]
+
+_writer: TrialWriter | None = None  # in the mirror's own process: the writer it serves (made by _open)
 
 
 def run_study_name(run_name: str) -> str:
     """The mirror study of the run called ``run_name``."""
     return f"run:{run_name}"
-
-
-def _param(value: Any) -> tuple[Any, BaseDistribution]:
-    """A value with a distribution that holds it; numbers keep their kind so the dashboard can plot them."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value, CategoricalDistribution([value])
-    if isinstance(value, int):
-        return value, IntDistribution(min(value, 0), max(value, 1))
-    if isinstance(value, float) and math.isfinite(value):
-        return value, FloatDistribution(min(value, 0.0), max(value, 1.0))
-    return str(value), CategoricalDistribution([str(value)])
-
-
-def _hparam(name: str, value: Any) -> tuple[Any, BaseDistribution]:
-    """A hyperparameter gene's value; a choice gene with all its choices (a study's trials must agree on them)."""
-    gene = GENES.get(name)
-    return (value, CategoricalDistribution(gene.choices)) if gene is not None and gene.choices else _param(value)
-
-
-def architecture_params(genome: Genome, operators: Sequence[str]) -> dict[str, Any]:
-    """The architecture summary and operator counts an individual is mirrored with."""
-    params: dict[str, Any] = {
-        "depth": len(genome.hidden_layers),
-        "num_params": genome.num_params(),
-        "skips": len(genome.skips),
-    }
-    for i in genome.hidden_layers:
-        params[f"width.{i}"] = genome.layers[i].width
-    for description in operators:
-        name = "op." + description.partition("(")[0]
-        params[name] = params.get(name, 0) + 1
-    return params
 
 
 def changed_settings(model: BaseModel, prefix: str) -> dict[str, Any]:
@@ -120,12 +102,25 @@ class OptunaMirror(Reporter):
     """A :class:`Reporter` that adds one trial per evaluated individual to the run's study.
 
     Args:
-        storage: an Optuna storage or its URL (see :func:`evo.mirror.open_storage`).
+        storage: a storage URL (written by a process of the mirror's own, see the module docstring) or an opened
+            Optuna storage (written by a thread of this one; see :func:`evo.mirror.open_storage`).
         run_name: the run's name; the study is ``run:<run_name>``.
         objectives: the task's objectives, in order (they set the study's directions).
         settings: flat ``name → value`` params every trial carries (e.g. :func:`setting_params` of the plasticity config).
         run_dir: recorded on each trial, to find the weights.
         artifacts: folder of the artifact store for architecture diagrams; None = no diagrams.
+
+    Attributes:
+        where: the storage as error messages name it (its URL where known).
+        writer_cpu_s: the CPU seconds the writer's process (its start-up and set-up included) or thread had spent
+            when it last finished a task.
+
+    A script that gives it a URL needs the ``if __name__ == "__main__":`` guard of any script starting processes
+    with ``spawn``: the mirror's process imports the script's main module.
+
+    Raises:
+        StorageError: an opened storage refused the study (with a URL, that error comes when the driver first
+            waits for the writer: :meth:`flush`, the run's end, or a write while the previous two are pending).
     """
 
     def __init__(
@@ -137,158 +132,194 @@ class OptunaMirror(Reporter):
         run_dir: str | Path | None = None,
         artifacts: str | Path | None = DEFAULT_ARTIFACTS,
     ) -> None:
-        self.where = storage if isinstance(storage, str) else type(storage).__name__
-        if isinstance(storage, str):
-            storage = open_storage(storage)
-        self.storage = storage
-        self.objectives = list(objectives)
-        self.study = optuna.create_study(storage=storage, study_name=run_study_name(run_name), load_if_exists=True,
-                                         directions=[o.direction.value for o in self.objectives])
-        self.settings = dict(settings or {})
-        self.run_dir = str(run_dir) if run_dir is not None else None
-        self.artifact_store = None
-        if artifacts is not None:
-            Path(artifacts).mkdir(parents=True, exist_ok=True)
-            self.artifact_store = FileSystemArtifactStore(str(artifacts))
-        self._genomes: dict[int, Genome] = {}
-        self._lineage: dict[int, list[int]] = {}
+        self.study_name = run_study_name(run_name)
+        spec = (self.study_name, list(objectives), dict(settings or {}), None if run_dir is None else str(run_dir),
+                None if artifacts is None else str(artifacts))
+        self._futures: deque[Future[float]] = deque()  # the writer's tasks, oldest first
+        self._writer: TrialWriter | None = None  # the writer when it runs on a thread here
+        self._set_up: Future[float] | None = None  # the set-up of the mirror's process
+        self._study: optuna.Study | None = None
+        if isinstance(storage, str) and _shared(storage):
+            self.where = storage
+            self._executor: Executor = ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), initializer=_serve)
+            self._set_up = self._executor.submit(_open, storage, *spec)  # starts the process now
+            self._futures.append(self._set_up)
+        else:
+            self._writer = _thread_writer(storage, spec)
+            self.where = self._writer.where
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evo-mirror")
         self._pending: list[Individual] = []
-        self._drawn: set[int] = set()  # pending individuals that get a diagram (best or on the front at their end)
+        self._drawn: set[int] = set()  # individuals that get a diagram (best or on the front when their generation ended)
         self._last_write = -math.inf
-        # Writes run beside the evaluations (sqlite3 waits for the disk without the GIL); one generation at a time.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evo-mirror")
-        self._written: Future[None] | None = None
-        trials = self.study.get_trials(deepcopy=False)
-        self._mirrored = {t.user_attrs.get("individual_id") for t in trials if t.state.is_finished()}
-        # trials an earlier evo left open when its process was killed: finished when their individual is redone
-        self._unfinished = {t.user_attrs.get("individual_id"): t._trial_id
-                            for t in trials if t.state == TrialState.RUNNING}
+        self._failed = False
+        self.writer_cpu_s = 0.0
+
+    @property
+    def study(self) -> optuna.Study:
+        """The run's study, to read what the mirror wrote (:meth:`flush` first); opened in this process, once the
+        mirror's own has created it, when that one writes.
+
+        Raises:
+            StorageError: the mirror's process could not set the study up.
+        """
+        if self._writer is not None:
+            return self._writer.study
+        if self._study is None:
+            import optuna
+
+            from evo.mirror.storage import open_storage
+
+            assert self._set_up is not None
+            self._set_up.result()
+            self._study = optuna.load_study(study_name=self.study_name, storage=open_storage(self.where))
+        return self._study
 
     def on_evaluated(self, individual: Individual) -> None:
-        if individual.id in self._mirrored:
-            return  # a resumed run redoes the generation that was in flight
-        self._remember_lineage(individual)
-        self._genomes[individual.id] = individual.genome.replace(weights={})
-        self._pending.append(individual)
+        self._pending.append(_weightless(individual))
 
     def on_restored(self, individuals: Sequence[Individual]) -> None:
-        """Mirror what a killed process checkpointed but never wrote (the mirror writes after the checkpoint)."""
-        for ind in sorted(individuals, key=lambda ind: ind.id):  # parents first, so lineages are whole
-            if ind.evaluation is not None and ind.id not in self._mirrored:
-                self.on_evaluated(ind)
-            else:
-                self._remember_lineage(ind)
+        """Hand the writer a resumed run's individuals, parents first: it mirrors the evaluated ones a killed
+        process checkpointed but never wrote (the mirror writes after the checkpoint), and learns the lineage of
+        the others."""
+        self._pending.extend(_weightless(ind) for ind in sorted(individuals, key=lambda ind: ind.id))
         if self._pending:
             self._submit()
 
-    def _remember_lineage(self, individual: Individual) -> None:
-        """Its ancestors, oldest first, through first parents (its parent's must be known already)."""
-        parent_id = individual.parents[0] if individual.parents else None
-        ancestors = [*self._lineage.get(parent_id, []), parent_id] if parent_id is not None else []
-        self._lineage[individual.id] = ancestors
-
     def on_generation_end(self, record: GenerationRecord) -> None:
-        """Mark the generation's best and front for diagrams; hand what is pending to the writer thread, at most
-        every :data:`WRITE_EVERY_S` seconds (one transaction per generation of a 0.1 s XOR generation was most of
-        the mirror's cost)."""
+        """Mark the generation's best and front for diagrams; hand what is pending to the writer, at most every
+        :data:`WRITE_EVERY_S` seconds (one transaction per generation of a 0.1 s XOR generation was most of the
+        mirror's cost)."""
         self._drawn.update({record.best_id, *record.extra.get("pareto", ())})
         if time.monotonic() - self._last_write >= WRITE_EVERY_S:
             self._submit()
 
     def on_run_end(self) -> None:
-        """Write what is left and wait for the writer."""
-        self.flush()
+        """Write what is left, wait for the writer, and end it (its process), also when writing failed."""
+        try:
+            self.flush()
+        finally:
+            self.close()
 
     def flush(self) -> None:
         """Write every individual evaluated so far and wait until all of them are in the storage.
 
         Raises:
             StorageError: the write failed (e.g. SQLite's "database or disk is full"); one line naming the storage.
+                The mirror writes nothing after its first error.
         """
         if self._pending:
             self._submit()
         self._wait()
 
-    def _wait(self) -> None:
-        """Wait for the write in flight, if any (see :meth:`flush` for its error)."""
-        written, self._written = self._written, None
-        if written is None:
-            return
-        try:
-            written.result()
-        except (StorageInternalError, SQLAlchemyError) as err:
-            cause = err.__cause__ if isinstance(err.__cause__, SQLAlchemyError) else err
-            reason = getattr(cause, "orig", None) or cause
-            raise StorageError(f"{self.where}: cannot write the Optuna mirror ({str(reason).splitlines()[0]}); "
-                               "the run stopped at its last checkpoint (resume it once fixed, or with --no-mirror)"
-                               ) from err
+    def close(self) -> None:
+        """End the writer (the mirror's process exits); a write in flight is finished, what was not handed over is
+        dropped (a resumed run mirrors it). The runner calls it however a run ends."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _wait(self, keep: int = 0) -> None:
+        """Wait until at most ``keep`` of the writer's tasks are in flight, oldest first; the error of a finished
+        one comes out here.
+
+        Raises:
+            StorageError: see :meth:`flush`; also when the mirror's process died.
+        """
+        while self._futures and (len(self._futures) > keep or self._futures[0].done()):
+            try:
+                self.writer_cpu_s = self._futures[0].result()
+            except BrokenProcessPool as err:
+                self._fail()
+                raise StorageError(f"{self.where}: the Optuna mirror's process ended unexpectedly; the run stopped at "
+                                   "its last checkpoint (resume it, or with --no-mirror)") from err
+            except Exception:
+                self._fail()
+                raise
+            self._futures.popleft()
+
+    def _fail(self) -> None:
+        """After an error the mirror writes nothing more: the run is stopping, and resuming it mirrors the rest."""
+        self._failed = True
+        self._futures.clear()
 
     def _submit(self) -> None:
         batch, self._pending = self._pending, []
         drawn, self._drawn = self._drawn, set()
-        self._mirrored.update(ind.id for ind in batch)
-        self._wait()  # at most one write in flight: the next one waits only if the writer falls behind
+        if self._failed:
+            return
+        self._wait(keep=2)  # the driver waits only when the writer lags by two batches (or the set-up and one)
         self._last_write = time.monotonic()
-        self._written = self._writer.submit(self._write, batch, drawn)
+        self._futures.append(self._executor.submit(_write, batch, drawn, self._writer))
 
-    def _write(self, batch: list[Individual], drawn: set[int]) -> None:
-        leftover = {ind.id: self._unfinished.pop(ind.id) for ind in batch if ind.id in self._unfinished}
-        for ind in batch:
-            if ind.id in leftover:  # a killed process of an earlier evo left its trial open: finish it
-                values = self._values(ind)
-                self.storage.set_trial_state_values(leftover[ind.id], TrialState.COMPLETE if values is not None
-                                                    else TrialState.FAIL, values)
-        add_trials(self.storage, self.study._study_id,
-                   [self._trial(ind, ind.id in drawn) for ind in batch if ind.id not in leftover])
 
-    def _trial(self, individual: Individual, diagram: bool) -> FrozenTrial:
-        params = {**architecture_params(individual.genome, individual.operators), **self.settings}
-        pairs = {name: _param(value) for name, value in params.items()}
-        pairs.update({f"hparams.{name}": _hparam(name, value) for name, value in individual.genome.hparams.items()})
-        values = self._values(individual)
-        return optuna.trial.create_trial(
-            state=TrialState.COMPLETE if values is not None else TrialState.FAIL,
-            values=values,
-            params={name: value for name, (value, _) in pairs.items()},
-            distributions={name: dist for name, (_, dist) in pairs.items()},
-            user_attrs=self._attrs(individual),
-            system_attrs=self._diagram(individual) if diagram and self.artifact_store is not None else {},
-        )
+def _shared(url: str) -> bool:
+    """Whether another process sees what is written through ``url``: anything but an in-memory SQLite database."""
+    return not url.startswith("sqlite:") or (":memory:" not in url and url.rstrip("/") != "sqlite:")
 
-    def _values(self, individual: Individual) -> list[float] | None:
-        """The objectives in order, or None when the individual failed (or any value is not finite)."""
-        ev = individual.evaluation
-        if ev is None or not ev.ok:
-            return None
-        values = [ev.objectives.get(o.name, math.nan) for o in self.objectives]
-        return values if all(math.isfinite(v) for v in values) else None
 
-    def _attrs(self, individual: Individual) -> dict[str, Any]:
-        ev = individual.evaluation
-        attrs: dict[str, Any] = {
-            "individual_id": individual.id,
-            "generation": individual.generation,
-            "parents": list(individual.parents),
-            "lineage": self._lineage[individual.id],
-            "operators": list(individual.operators),
-            "architecture": str(individual.genome),
-        }
-        if self.run_dir is not None:
-            attrs["run_dir"] = self.run_dir
-        if ev is not None:
-            attrs["metrics"] = {k: v for k, v in ev.metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
-            if ev.error is not None:
-                attrs["error"] = ev.error
-        return attrs
+def _thread_writer(storage: str | BaseStorage, spec: tuple[Any, ...]) -> TrialWriter:
+    """The writer of a mirror given an opened (or in-memory) storage, named by its URL where it has one."""
+    from optuna.storages import RDBStorage
 
-    def _diagram(self, individual: Individual) -> dict[str, str]:
-        """Store the architecture diagram; returns the trial system attribute that links it (as Optuna's
-        ``upload_artifact`` writes it, which only an unfinished trial accepts)."""
-        from evo.viz import architecture_svg
+    from evo.mirror.storage import open_storage
+    from evo.mirror.trials import TrialWriter
 
-        assert self.artifact_store is not None
-        parent = self._genomes.get(individual.parents[0]) if individual.parents else None
-        meta = ArtifactMeta(artifact_id=str(uuid.uuid4()), filename=f"individual_{individual.id}.svg",
-                            mimetype="image/svg+xml", encoding=None)
-        self.artifact_store.write(meta.artifact_id, io.BytesIO(architecture_svg(individual.genome, parent).encode()))
-        return {f"artifacts:{meta.artifact_id}": json.dumps(dataclasses.asdict(meta))}
+    opened = open_storage(storage) if isinstance(storage, str) else storage
+    where = storage if isinstance(storage, str) else opened.url if isinstance(opened, RDBStorage) else type(opened).__name__
+    return TrialWriter(opened, where, *spec)
+
+
+def _weightless(individual: Individual) -> Individual:
+    """What the writer needs of an individual: neither weights nor optimiser state (cheap to hand over)."""
+    ev = individual.evaluation
+    return dataclasses.replace(individual, genome=individual.genome.replace(weights={}, optim_state={}),
+                               evaluation=None if ev is None else dataclasses.replace(ev, genome=None))
+
+
+# ------------------------------------------------------------------ where the writer runs
+def _serve() -> None:
+    """Start of the mirror's process: stop signals are the driver's to act on (it has this process write what is
+    pending, then ends it), the process ends with the driver's should that be killed, and it ends without tearing
+    its modules down (a driver ending its run waits for that; every write is committed by then)."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_driver, name="evo-mirror-driver", daemon=True).start()
+    atexit.register(_exit_now)
+
+
+def _exit_now() -> None:
+    """The last exit handler: flush what was printed and exit at once."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _exit_with_driver() -> None:
+    """Exit when the driver's process has ended (the pipe it spawned this one through closes)."""
+    driver = multiprocessing.parent_process()
+    assert driver is not None
+    driver.join()
+    os._exit(1)
+
+
+def _open(url: str, *spec: Any) -> float:
+    """In the mirror's process: open the storage and set up the writer every later :func:`_write` uses; returns
+    the process's CPU seconds."""
+    global _writer
+    import optuna
+
+    from evo.mirror.storage import open_storage
+    from evo.mirror.trials import TrialWriter
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" from a process nobody started
+    _writer = TrialWriter(open_storage(url), url, *spec)
+    return time.process_time()
+
+
+def _write(batch: list[Individual], drawn: set[int], writer: TrialWriter | None = None) -> float:
+    """Write ``batch`` (see :meth:`TrialWriter.write`) with ``writer`` on the driver's writer thread, or in the
+    mirror's process with its own; returns that thread's or process's CPU seconds."""
+    if writer is not None:
+        writer.write(batch, drawn)
+        return time.thread_time()
+    assert _writer is not None, "the mirror's process was not set up (the driver got that error first)"
+    _writer.write(batch, drawn)
+    return time.process_time()

@@ -149,10 +149,11 @@ def test_a_full_database_is_one_storage_error(tmp_path) -> None:
     from evo.errors import StorageError
 
     url = f"sqlite:///{tmp_path}/evo.db"
-    mirror = OptunaMirror(url, "r", OBJECTIVES, artifacts=None)
+    storage = open_storage(url)  # written from a thread here, through this engine
+    mirror = OptunaMirror(storage, "r", OBJECTIVES, artifacts=None)
     mirror.on_evaluated(_individual(0, (8,)))
     _generation_end(mirror, best_id=0)
-    engine = mirror.storage.engine
+    engine = storage.engine
     pages = engine.connect().exec_driver_sql("PRAGMA page_count").scalar()
     event.listen(engine, "connect", lambda conn, _: conn.execute(f"PRAGMA max_page_count={pages}"))
     engine.dispose()
