@@ -21,16 +21,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmarks._report import DOC, table, update_section
-from benchmarks.peers.evo_side import Benchmark, Outcome, run_evo
+from benchmarks.peers.evo_side import BENCHMARKS, Benchmark, Outcome, median_or_dash, run_evo
 from evo.tasks.xor import SOLVED_FITNESS
 
 #: NEAT's evaluations to solve XOR (Stanley & Miikkulainen 2002: 32 generations, 4,755 networks, on average).
 NEAT_MEDIAN = 4755
 #: the shipped configs, from no hidden units first; caps as the gradient-free comparison's XOR.
 CONFIGS = {
-    "xor_from_scratch.yaml": Benchmark("XOR from no hidden units", "xor", "xor_from_scratch.yaml", SOLVED_FITNESS,
-                                       None, 1, 30_000, 60.0),
-    "xor.yaml": Benchmark("XOR from hidden [2]", "xor", "xor.yaml", SOLVED_FITNESS, None, 1, 30_000, 60.0),
+    "xor_from_scratch.yaml": replace(BENCHMARKS["xor"], name="XOR from no hidden units", evo_config="xor_from_scratch.yaml"),
+    "xor.yaml": replace(BENCHMARKS["xor"], name="XOR from hidden [2]"),
 }
 HEADERS = ["config", "solved", "median evaluations to solve", "most evaluations used", "median seconds to solve"]
 
@@ -38,12 +37,9 @@ HEADERS = ["config", "solved", "median evaluations to solve", "most evaluations 
 def row(bench: Benchmark, runs: Sequence[Outcome]) -> list[object]:
     """One config's table row: medians over the solved runs, the most evaluations over all."""
     solved = [r for r in runs if r.solved]
-
-    def median(values: Sequence[float]) -> float | str:
-        return statistics.median(values) if values else "—"
-
-    return [f"`configs/{bench.evo_config}`", f"{len(solved)}/{len(runs)}", median([r.evaluations for r in solved]),
-            max(r.evaluations for r in runs), median([round(r.seconds, 1) for r in solved])]
+    return [f"`configs/{bench.evo_config}`", f"{len(solved)}/{len(runs)}",
+            median_or_dash([r.evaluations for r in solved]), max(r.evaluations for r in runs),
+            median_or_dash([round(r.seconds, 1) for r in solved])]
 
 
 def verdict(runs: Sequence[Outcome]) -> str:

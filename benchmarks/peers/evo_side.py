@@ -8,8 +8,10 @@ exactly as the comparison does without neat-python or EvoTorch installed.
 from __future__ import annotations
 
 import math
+import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +20,10 @@ from evo.genome import Genome
 from evo.runner import run_evolution
 from evo.tasks import Budget
 from evo.tasks.control import ControlTask
+from evo.tasks.xor import SOLVED_FITNESS
 
-__all__ = ["FRESH_EPISODES", "FRESH_SEED", "ROOT", "Benchmark", "Outcome", "evo_overrides", "fresh_return", "run_evo"]
+__all__ = ["BENCHMARKS", "FRESH_EPISODES", "FRESH_SEED", "ROOT", "Benchmark", "Outcome", "evo_overrides", "fresh_return",
+           "median_or_dash", "run_evo"]
 
 ROOT = Path(__file__).resolve().parents[2]
 FRESH_EPISODES = 100
@@ -52,6 +56,20 @@ class Benchmark:
 
     def solved(self, fitness: float) -> bool:
         return fitness > self.threshold if self.env_id is None else fitness >= self.threshold
+
+
+
+#: the comparison's problems, thresholds and caps (every library's, and every evo-only benchmark's of the same task).
+BENCHMARKS = {
+    "xor": Benchmark("XOR", "xor", "xor.yaml", SOLVED_FITNESS, None, 1, 30_000, 60.0),
+    "cartpole": Benchmark("CartPole-v1", "cartpole", "cartpole.yaml", 475.0, "CartPole-v1", 5, 10_000, 90.0),
+    "lunar": Benchmark("LunarLander-v3", "lunar_lander", "lunar_lander.yaml", 200.0, "LunarLander-v3", 3, 10_000, 180.0),
+}
+
+
+def median_or_dash(values: Sequence[float]) -> float | str:
+    """A table cell: the median, or "—" when there is nothing (e.g. no run solved)."""
+    return float(statistics.median(values)) if values else "—"
 
 
 @dataclass(frozen=True)

@@ -43,25 +43,17 @@ import neat
 import numpy as np
 
 from benchmarks._report import machine, table, update_section
-from benchmarks.peers.evo_side import (FRESH_EPISODES, FRESH_SEED, ROOT, Benchmark, Outcome, fresh_return,
-                                       run_evo)
+from benchmarks.peers.evo_side import (BENCHMARKS, FRESH_EPISODES, FRESH_SEED, ROOT, Benchmark, Outcome,
+                                       fresh_return, median_or_dash, run_evo)
 from benchmarks.peers.evotorch_search import ALGORITHMS, search
 from evo.config import load_config
 from evo.evolution import derive_seed
 from evo.genome import Genome
 from evo.task_kinds import build_task
 from evo.tasks import Task
-from evo.tasks.xor import SOLVED_FITNESS
 
 NEAT_CONFIGS = Path(__file__).resolve().parent / "neat_configs"
 _XOR = [((0.0, 0.0), 0.0), ((0.0, 1.0), 1.0), ((1.0, 0.0), 1.0), ((1.0, 1.0), 0.0)]
-
-
-BENCHMARKS = {
-    "xor": Benchmark("XOR", "xor", "xor.yaml", SOLVED_FITNESS, None, 1, 30_000, 60.0),
-    "cartpole": Benchmark("CartPole-v1", "cartpole", "cartpole.yaml", 475.0, "CartPole-v1", 5, 10_000, 90.0),
-    "lunar": Benchmark("LunarLander-v3", "lunar_lander", "lunar_lander.yaml", 200.0, "LunarLander-v3", 3, 10_000, 180.0),
-}
 
 
 # ----------------------------------------------------------------- control episodes (neat side)
@@ -175,10 +167,6 @@ LIBRARY_NAMES = {"neat-python": "neat-python", "evo": "evo", **{name: a.label fo
 
 
 # ----------------------------------------------------------------- summary
-def median_or_dash(values: Sequence[float]) -> float | str:
-    return float(statistics.median(values)) if values else "—"
-
-
 def summary_row(bench: Benchmark, runs: Sequence[Outcome]) -> list[object]:
     """Success rates, medians of evaluations/seconds over solved runs, medians of best and fresh fitness."""
     solved = [r for r in runs if r.solved]
