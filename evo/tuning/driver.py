@@ -228,8 +228,10 @@ def run_search(
 def _enqueue_base(study: optuna.Study, space: SearchSpace, config: EvoConfig) -> None:
     """Queue the base config's values as the first trial of a study that has none yet (a resumed search, or a
     second process joining one, finds trials and adds nothing; two starting at once queue it once)."""
+    if study.get_trials(deepcopy=False):
+        return
     fixed = space.fixed(config_lookup(config))
-    if fixed and not study.get_trials(deepcopy=False):
+    if fixed:
         study.enqueue_trial(fixed, user_attrs={BASE_ATTR: True}, skip_if_exists=True)
 
 

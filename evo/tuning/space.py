@@ -112,10 +112,8 @@ class FloatParam(_Param):
     def stored(self, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.low <= value <= self.high:
             return OUTSIDE
-        if self.step is not None and not math.isclose((value - self.low) / self.step, round((value - self.low) / self.step),
-                                                      abs_tol=1e-9):
-            return OUTSIDE
-        return float(value)
+        steps = None if self.step is None else (value - self.low) / self.step
+        return OUTSIDE if steps is not None and not math.isclose(steps, round(steps), abs_tol=1e-9) else float(value)
 
 
 class IntParam(_Param):
@@ -247,11 +245,12 @@ class YamlSpace(SearchSpace):
             if not param.active(values):
                 continue
             try:
-                stored = param.stored(lookup(path))
+                value = lookup(path)
             except KeyError:
                 continue
+            stored = param.stored(value)
             if stored is not OUTSIDE:
-                values[path], params[path] = lookup(path), stored
+                values[path], params[path] = value, stored
         return params
 
     def identity(self) -> Any:
