@@ -469,3 +469,19 @@ def test_ray_processes_end_with_a_terminated_driver(ray_workdir: Path, stop: int
     proc, seen, _ = _watched_run(ray_workdir, ["run", "ray.yaml", "--name", name, "--no-mirror"], stop, name)
     assert proc.returncode == exit_code, proc.stderr
     assert not _left(seen, within_s=within_s), f"Ray processes outlived a driver stopped by {stop.name}"
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc (Linux)")
+def test_a_ray_run_mirrors_every_individual_once_from_the_mirror_process(
+        ray_workdir: Path, reference: dict[str, object]) -> None:
+    """The CLI's defaults as `make run` uses them: the Ray backend with the mirror's own process beside Ray's."""
+    import optuna
+
+    proc, seen, _ = _watched_run(ray_workdir, ["run", "ray.yaml", "--name", "ray-mirrored"], None, "ray-mirrored")
+    assert proc.returncode == 0, proc.stderr
+    assert not _left(seen, within_s=5), "the mirror's or Ray's processes outlived the run"
+    outcome = _outcome(ray_workdir / "runs" / "ray-mirrored")
+    assert outcome == reference  # serial and Ray evaluate alike, mirrored or not
+    study = optuna.load_study(study_name="run:ray-mirrored", storage=f"sqlite:///{ray_workdir / 'runs' / 'evo.db'}")
+    assert sorted(t.user_attrs["individual_id"] for t in study.trials) == sorted(outcome["records"])  # type: ignore[call-overload]
