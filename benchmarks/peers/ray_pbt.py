@@ -1,53 +1,36 @@
-"""Side by side: Ray Tune Population Based Training against Lamarckian evo on digits, at equal budget.
+"""Ray Tune's PBT and ASHA as peers of evo, run by ``benchmarks/peers/optuna_alone.py`` (``--section peers-tune``).
 
 PBT (Jaderberg et al. 2017) trains a population of one fixed MLP and, every iteration (one epoch),
 lets the bottom quarter copy the weights of the top quarter and perturb its hyperparameters (lr,
-batch size) — inheritance of weights, but never of shape. evo's Lamarckian run (``evo run``:
-population 8, one epoch per evaluation, random initial MLPs, the default DropIn/apoptosis operators,
-fitness = validation accuracy) gets exactly the sample-steps PBT used. Both train with evo's trainer
-and plain Adam; the best network is chosen on validation and measured once on test. PBT's own
+batch size) — inheritance of weights, but never of shape (ray-project/ray#5788). ASHA (Li et al. 2020)
+stops the weaker trials of the fixed-MLP space early. Both train with evo's trainer and plain Adam and
+come back as a :class:`Trace` of every reported network, cut at the harness's sample-step budget. PBT's
 exploit/explore draws from Python's global ``random`` (Ray's design), which is not seeded here, so its
-runs are not bit-reproducible. Needs ``ray[tune]`` (benchmarks/peers/requirements.txt). Writes the
-"peers-pbt" section of docs/benchmarks.md.
-
-Run: ``.venv/bin/python -m benchmarks.peers.ray_pbt [--seeds 0 1 2] [--iterations 5]``.
+runs are not bit-reproducible. Needs ``ray[tune]`` (benchmarks/peers/requirements.txt).
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import optuna
-import torch
-
-from benchmarks._report import machine, table, update_section
 from benchmarks.peers.common import (
     BATCH_SIZES,
     MAX_DEPTH,
     MAX_WIDTH,
     MIN_WIDTH,
-    SCRATCH,
     Trace,
     accuracy,
-    evo_config,
-    load_average,
-    run_evolution_traced,
     split,
-    stat_cell,
-    summarize,
 )
 from benchmarks.peers.fidelity import EpochTrainer
 from evo.genome import Genome
 from evo.plasticity import PlasticityConfig, train
 from evo.tasks import Budget, Evaluation
 
-DATASET = "digits"
 HIDDEN = (128,)
 POPULATION = 8
 #: ASHA's longest training, as in the fixed-MLP space's 2–40 epochs.
@@ -59,7 +42,7 @@ def pbt_trainable(config: dict[str, Any]) -> None:
     """One PBT member: an epoch of training per iteration, reporting validation accuracy with a checkpoint."""
     from ray import tune
 
-    data = split(config.get("dataset", DATASET))
+    data = split(config["dataset"])
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         genome, iteration = Genome.mlp(data.input_shape, HIDDEN, data.output_size, seed=config["init_seed"]), 0
@@ -85,7 +68,7 @@ def _report(genome: Genome, val_accuracy: float, samples: int, iteration: int) -
                     checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def _pbt_grid(seed: int, iterations: int, storage: Path, dataset: str = DATASET) -> Any:
+def _pbt_grid(seed: int, iterations: int, storage: Path, dataset: str) -> Any:
     """Fit one PBT run of ``iterations`` epochs per member; every iteration's checkpoint is kept."""
     from ray import tune
     from ray.tune.schedulers import PopulationBasedTraining
@@ -104,19 +87,6 @@ def _pbt_grid(seed: int, iterations: int, storage: Path, dataset: str = DATASET)
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=None)),
     )
     return tuner.fit()
-
-
-def run_pbt(seed: int, iterations: int, storage: Path) -> dict[str, float]:
-    """One PBT run; returns its best network's scores and the sample-steps every member trained in all."""
-    grid = _pbt_grid(seed, iterations, storage)
-    used = int(sum(r.metrics_dataframe["samples"].sum() for r in grid))
-    best = grid.get_best_result(metric="val_accuracy", mode="max", scope="all")
-    checkpoint = best.get_best_checkpoint("val_accuracy", "max")
-    with checkpoint.as_directory() as folder:
-        genome = Genome.load(Path(folder) / _GENOME)
-    data = split(DATASET)
-    return {"best_val": accuracy(genome, data.x_val, data.y_val), "best_test": accuracy(genome, data.x_test, data.y_test),
-            "params": float(genome.num_params()), "used": float(used)}
 
 
 def pbt_trace(dataset: str, seed: int, budget: int, storage: Path) -> Trace:
@@ -197,59 +167,3 @@ def trace_of(grid: Any, budget: int) -> Trace:
                 genome = Genome.load(Path(folder) / _GENOME)
         trace.add(Evaluation(-1, {"val_accuracy": val}, genome, {"val_accuracy": float(val)}, Budget(samples=int(samples))))
     return trace
-
-
-def run_evo(seed: int, budget: int) -> dict[str, float]:
-    """Lamarckian evo at ``budget`` sample-steps, fitness = validation accuracy only (like PBT's)."""
-    trace: Trace = run_evolution_traced(evo_config(DATASET, budget, seed, objectives=("val_accuracy",)))
-    s = summarize(trace, split(DATASET), 1.0, 0.0)
-    return {"best_val": s.best_val, "best_test": s.best_test, "params": float(s.params), "used": float(s.used)}
-
-
-def report(runs: Sequence[dict[str, dict[str, float]]], args: argparse.Namespace) -> str:
-    n = len(split(DATASET).x_train)
-    keys = ("best_test", "best_val", "params", "used", "seconds")
-    rows = [[m] + [stat_cell([run[m][k] / (n if k == "used" else 1) for run in runs], 4) for k in keys]
-            for m in ("Ray Tune PBT", "evo (Lamarckian)")]
-    return "\n\n".join([
-        (f"digits; seeds {list(args.seeds)}; load average (1/5/15 min) {load_average()}. PBT: {POPULATION} members of "
-        f"a fixed MLP 64→{'→'.join(map(str, HIDDEN))}→10, {args.iterations} iterations of one epoch, "
-        "exploit/explore every iteration (bottom quarter copies the top quarter's weights, perturbs lr and batch "
-        "size), 2 members at a time (1 CPU each). evo: `evo run` with population 8, one epoch per evaluation, "
-        "random initial MLPs (1–2 layers, widths 8–128), default operators, fitness = validation accuracy, "
-        "stopped at the end of the generation that crosses PBT's budget (up to 8 epochs more); PBT's budget is the sum "
-        "of the per-iteration sample-steps its members reported. Same trainer, plain Adam. Cells: median [mean ± 95% CI] over seeds."),
-        table(["method", "best test acc", "its val acc", "its params", "epochs used", "seconds"], rows),
-    ])
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--iterations", type=int, default=5)
-    args = parser.parse_args(argv)
-    import ray
-
-    torch.set_num_threads(1)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    print(machine(), "| load", load_average())
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    runs = []
-    try:
-        for seed in args.seeds:
-            with tempfile.TemporaryDirectory(prefix="evo-bench-pbt-", dir=SCRATCH) as tmp:
-                start = time.perf_counter()
-                pbt = {**run_pbt(seed, args.iterations, Path(tmp)), "seconds": time.perf_counter() - start}
-            start = time.perf_counter()
-            evo = {**run_evo(seed, int(pbt["used"])), "seconds": time.perf_counter() - start}
-            runs.append({"Ray Tune PBT": pbt, "evo (Lamarckian)": evo})
-            print(f"seed {seed}: {runs[-1]}", flush=True)
-    finally:
-        ray.shutdown()
-    body = report(runs, args)
-    print(body)
-    update_section("peers-pbt", "Peers: Ray Tune PBT vs Lamarckian evo (digits, equal budget)", body)
-
-
-if __name__ == "__main__":
-    main()

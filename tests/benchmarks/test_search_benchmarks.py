@@ -76,21 +76,21 @@ def test_evo_search_charges_every_evaluation_of_every_trial(tmp_path: Path) -> N
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_pbt_and_evo_get_the_same_budget(tmp_path: Path) -> None:
+def test_pbt_is_charged_exactly_the_budget_it_trained(tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     pytest.importorskip("ray.tune", reason="ray[tune] is a benchmark dependency (benchmarks/peers/requirements.txt)",
                         exc_type=ImportError)  # ray.tune raises a plain ImportError when pandas is missing
     from benchmarks.peers import ray_pbt
 
+    one_iteration = ray_pbt.POPULATION * len(split("digits").x_train)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        pbt = ray_pbt.run_pbt(seed=0, iterations=1, storage=tmp_path)
+        trace = ray_pbt.pbt_trace("digits", seed=0, budget=one_iteration, storage=tmp_path)
     finally:
         ray.shutdown()
-    assert pbt["used"] == ray_pbt.POPULATION * len(split("digits").x_train)
-    assert pbt["params"] == Genome.mlp((64,), ray_pbt.HIDDEN, 10).num_params()
-    evo = ray_pbt.run_evo(seed=0, budget=int(pbt["used"]))
-    assert evo["used"] >= pbt["used"]
+    assert trace.used == one_iteration and len(trace.points) == ray_pbt.POPULATION
+    best = trace.best()
+    assert best.genome is not None and best.genome.num_params() == Genome.mlp((64,), ray_pbt.HIDDEN, 10).num_params()
 
 
 def test_optuna_alone_skips_what_it_is_told_and_says_so() -> None:
