@@ -24,9 +24,21 @@ HEADER = "# Benchmarks\n\nEach section is written by the script it names; re-run
 def machine() -> str:
     """One line naming the machine, versions and evo commit a measurement was taken on."""
     return (
-        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{cpu_model()} ({platform.machine()}), {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"torch {torch.__version__}, evo {code_version()}, {_dt.date.today().isoformat()}"
     )
+
+
+def cpu_model() -> str:
+    """The processor's model name: "2 cores" of one VM can be several times as fast as another's, and PyTorch's
+    kernels (so rounding, so evolution's path) depend on it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def code_version() -> str:
