@@ -327,30 +327,49 @@ def _nan_config(run_dir: Path) -> Path:
     return path
 
 
-def _full_mirror(run_dir: Path) -> contextlib.AbstractContextManager[None]:
-    """The mirror's SQLite database limited to the pages it has: SQLite's own "database or disk is full"."""
+#: Run at the start of the mirror's own process (a ``sitecustomize`` module on its PYTHONPATH): every storage it
+#: opens may not grow past the pages the database has.
+_FULL_MIRROR_HOOK = """
+import evo.mirror.storage as storage
+
+real = storage.open_storage
+
+
+def limited(url=None, **kwargs):
     from sqlalchemy import event
 
-    from evo.mirror.storage import open_storage
+    opened = real(url, **kwargs)
+    pages = opened.engine.connect().exec_driver_sql("PRAGMA page_count").scalar()
+    event.listen(opened.engine, "connect", lambda conn, _: conn.execute(f"PRAGMA max_page_count={pages}"))
+    opened.engine.dispose()
+    return opened
 
-    real = open_storage
 
-    def limited(url: str | None = None, **kwargs: Any) -> Any:
-        storage = real(url, **kwargs)
-        pages = storage.engine.connect().exec_driver_sql("PRAGMA page_count").scalar()
-        event.listen(storage.engine, "connect", lambda conn, _: conn.execute(f"PRAGMA max_page_count={pages}"))
-        storage.engine.dispose()
-        return storage
+storage.open_storage = limited
+"""
 
-    import evo.mirror.reporter
+
+def _full_mirror(run_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """The mirror's SQLite database limited to the pages it has: SQLite's own "database or disk is full".
+
+    The CLI's mirror writes from a process of its own (started with ``spawn``), so the limit is set there, by a
+    ``sitecustomize`` module that process finds first on its PYTHONPATH; this process's imports are untouched.
+    """
+    hook = run_dir.parent / "full-mirror-hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_FULL_MIRROR_HOOK)
 
     @contextlib.contextmanager
     def patched() -> Iterator[None]:
-        evo.mirror.reporter.open_storage = limited
+        old = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), old]))
         try:
             yield
         finally:
-            evo.mirror.reporter.open_storage = real
+            if old is None:
+                del os.environ["PYTHONPATH"]
+            else:
+                os.environ["PYTHONPATH"] = old
 
     return patched()
 
