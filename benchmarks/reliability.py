@@ -56,6 +56,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import yaml
@@ -83,8 +84,12 @@ def toy_config() -> dict[str, Any]:
 
 
 def _env() -> dict[str, str]:
-    root = str(Path(__file__).resolve().parents[1])
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    return {**os.environ, "PYTHONPATH": _pythonpath_with(Path(__file__).resolve().parents[1])}
+
+
+def _pythonpath_with(folder: Path) -> str:
+    """This process's PYTHONPATH with ``folder`` first."""
+    return os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
 
 
 def evo(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -349,7 +354,7 @@ storage.open_storage = limited
 """
 
 
-def _full_mirror(run_dir: Path) -> contextlib.AbstractContextManager[None]:
+def _full_mirror(run_dir: Path) -> contextlib.AbstractContextManager[Any]:
     """The mirror's SQLite database limited to the pages it has: SQLite's own "database or disk is full".
 
     The CLI's mirror writes from a process of its own (started with ``spawn``), so the limit is set there, by a
@@ -358,20 +363,7 @@ def _full_mirror(run_dir: Path) -> contextlib.AbstractContextManager[None]:
     hook = run_dir.parent / "full-mirror-hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(_FULL_MIRROR_HOOK)
-
-    @contextlib.contextmanager
-    def patched() -> Iterator[None]:
-        old = os.environ.get("PYTHONPATH")
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), old]))
-        try:
-            yield
-        finally:
-            if old is None:
-                del os.environ["PYTHONPATH"]
-            else:
-                os.environ["PYTHONPATH"] = old
-
-    return patched()
+    return mock.patch.dict(os.environ, {"PYTHONPATH": _pythonpath_with(hook)})
 
 
 #: (case, damage applied to the run directory (returns a context the command runs in), command).
