@@ -94,8 +94,8 @@ def throughput(backend: Backend, task: Task, jobs: Sequence[Job]) -> Timing:
 
 
 def storing_s(task: Task, jobs: Sequence[Job], rounds: int) -> float:
-    """Seconds per evaluation the driver spends storing it as a run does: its genome file and its record
-    line (the log is synced once per generation, here once per ``jobs``); fastest of ``rounds``."""
+    """Seconds per evaluation the driver spends storing it as a run does: its share of its generation's genome
+    file and its record line (both written once per generation, here once per ``jobs``); fastest of ``rounds``."""
     evaluated = [dataclasses.replace(run_job(task, dataclasses.replace(job, budget=Budget(steps=1))),
                                      individual_id=job.individual_id) for job in jobs]
     individuals = [Individual(e.individual_id, e.genome or job.genome, evaluation=e)
@@ -107,7 +107,7 @@ def storing_s(task: Task, jobs: Sequence[Job], rounds: int) -> float:
             start = time.perf_counter()
             for ind in individuals:
                 store.save_genome(ind.id, ind.genome)
-            store.append_records([individual_to_record(ind) for ind in individuals])
+            store.append_records([individual_to_record(ind) for ind in individuals], generation=0)
             best = min(best, (time.perf_counter() - start) / len(individuals))
     return best
 

@@ -317,8 +317,10 @@ def _cut(path: Path) -> None:
 
 
 def _population_genome(run_dir: Path) -> Path:
-    state = json.loads(sorted((run_dir / "checkpoints").glob("gen_*.json"))[-1].read_text())
-    return run_dir / "individuals" / f"{state['population'][-1]}.pt"
+    """The genome file (its generation's) of a member of the newest checkpoint's population."""
+    view = load_run(run_dir)
+    i = view.population[-1]
+    return view.store.genome_path(i, view.records[i])
 
 
 def _nan_config(run_dir: Path) -> Path:

@@ -159,7 +159,8 @@ class Evolution:
             self.population = self.selector.survivors(self.population, evaluated, self.evo.population_size)
         for ind in evaluated:
             self.budget_used = self.budget_used + (ind.evaluation.budget_used if ind.evaluation else Budget())
-        best = self.best()
+        ranked = self.ranked()
+        best = ranked[0]
         extra: dict[str, Any] = {"pareto": [ind.id for ind in self.pareto()]} if len(self.objectives) > 1 else {}
         if reevaluated:
             extra["reevaluated"] = merged_record(reevaluated)
@@ -176,8 +177,8 @@ class Evolution:
         )
         self.history.append(record)
         self.generation = generation
-        self._forget_weights()
-        self._checkpoint(record)
+        self._forget_weights(ranked)
+        self._checkpoint(record, self.individuals[best.id])
         for reporter in self.reporters:
             reporter.on_generation_end(record)
         return record
@@ -386,13 +387,14 @@ class Evolution:
     def pareto(self) -> list[Individual]:
         return pareto_front(list(self.individuals.values()), self.objectives)
 
-    def _hall_of_fame(self) -> set[int]:
+    def _hall_of_fame(self, ranked: list[Individual] | None = None) -> set[int]:
+        """The population and the best few (``ranked``: :meth:`ranked`, when the caller has it already)."""
         keep = max(self.evo.test_top_k, 1)
-        return {ind.id for ind in self.population} | {ind.id for ind in self.ranked()[:keep]}
+        return {ind.id for ind in self.population} | {ind.id for ind in (ranked or self.ranked())[:keep]}
 
-    def _forget_weights(self) -> None:
+    def _forget_weights(self, ranked: list[Individual]) -> None:
         """Keep weights in memory only for the population and the best few; the rest live on disk."""
-        keep = self._hall_of_fame()
+        keep = self._hall_of_fame(ranked)
         for i, ind in self.individuals.items():
             if i not in keep and ind.genome.weights:
                 self.individuals[i] = dataclasses.replace(ind, genome=ind.genome.replace(weights={}))
@@ -432,7 +434,7 @@ class Evolution:
         merged = latest_merged([r.extra for r in self.history])
 
         def load(i: int, weights: bool) -> Individual:
-            genome = store.load_genome(i, records[i].get("sha256")) if weights else None
+            genome = store.load_genome(i, records[i]) if weights else None
             ind = individual_from_record(records[i], genome)
             return apply_merged(ind, merged[i]) if i in merged else ind
 
@@ -447,12 +449,12 @@ class Evolution:
         for reporter in self.reporters:  # e.g. the mirror writes what a kill kept it from writing
             reporter.on_restored(list(self.individuals.values()))
 
-    def _checkpoint(self, record: GenerationRecord) -> None:
+    def _checkpoint(self, record: GenerationRecord, best: Individual) -> None:
         if self.store is None:
             return
-        self.store.append_records([individual_to_record(self.individuals[i]) for i in record.evaluated])
+        self.store.append_records([individual_to_record(self.individuals[i]) for i in record.evaluated],
+                                  record.generation)
         self.store.save_checkpoint(record.generation, self.state())
-        best = self.best()
         self.store.save_best(
             {"id": best.id, "architecture": str(best.genome), "objectives": best.objectives, "generation": record.generation},
             best.genome if best.genome.weights else None,

@@ -58,10 +58,12 @@ __all__ = [
     "WeightName",
     "init_uniform",
     "is_norm_stat",
+    "load_tensors",
     "norm_init",
     "norm_name",
     "norm_tensors",
     "parse_weight_name",
+    "save_tensors",
     "skip_key",
     "skip_name",
     "weight_name",
@@ -127,7 +129,7 @@ class LayerSpec:
             raise ValueError(f"unknown norm {self.norm!r}; allowed: {list(NORMS)} or null")
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # plain values: no deep copy needed
         d["kind"] = self.kind.value
         return d
 
@@ -387,7 +389,15 @@ class Genome:
         return 1
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Name → shape of every parameter, in ``state_dict`` order."""
+        """Name → shape of every parameter, in ``state_dict`` order (computed once per genome: checks, operators
+        and ``num_params`` ask for it many times, a gradient-free run's variation most of all)."""
+        cached = self.__dict__.get("_param_shapes")
+        if cached is None:
+            cached = self._compute_param_shapes()
+            object.__setattr__(self, "_param_shapes", cached)  # not a field: copies and pickles recompute it
+        return dict(cached)
+
+    def _compute_param_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes: dict[str, tuple[int, ...]] = {}
         for i, layer in enumerate(self.layers):
             fan = self.in_width(i) * self.flatten_block(i)
@@ -572,22 +582,29 @@ class Genome:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
-    def save(self, path: str | os.PathLike[str]) -> str:
-        """Write architecture and weights to one ``.pt`` file, atomically; returns the file's sha256.
-
-        Serialised in memory first: ``torch.save`` into a full disk fails with its own words
-        (``unexpected pos ...``), while the write here raises the ``OSError`` naming ``path``.
-        """
-        import torch
-
+    def content(self) -> dict[str, Any]:
+        """What a genome file holds of this genome: architecture, weights and, when carried, optimiser state."""
         content: dict[str, Any] = {"genome": self.to_dict(), "weights": dict(self.weights)}
         if self.optim_state:
             content["optim_state"] = {name: dict(entry) for name, entry in self.optim_state.items()}
-        buffer = io.BytesIO()
-        torch.save(content, buffer)
-        data = buffer.getvalue()
-        atomic_write_bytes(path, data)
-        return sha256_hex(data)
+        return content
+
+    @classmethod
+    def from_content(cls, content: Any, where: str) -> Genome:
+        """Inverse of :meth:`content`; ``where`` names the file in the error.
+
+        Raises:
+            ValueError: ``content`` is not a genome's.
+        """
+        if not isinstance(content, dict) or "genome" not in content or "weights" not in content:
+            raise ValueError(f"{where}: not an evo genome file")
+        spec = content["genome"]  # a run's genome files hold it as JSON text (see evo.store)
+        genome = cls.from_dict(json.loads(spec) if isinstance(spec, str) else spec, content["weights"])
+        return genome.replace(optim_state=content["optim_state"]) if "optim_state" in content else genome
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write architecture and weights to one ``.pt`` file, atomically; returns the file's sha256."""
+        return save_tensors(path, self.content())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], sha256: str | None = None) -> Genome:
@@ -596,19 +613,39 @@ class Genome:
         Raises:
             ValueError: the file is not a genome file, or its checksum is not ``sha256`` (when given).
         """
-        import torch
+        return cls.from_content(load_tensors(path, sha256, "evo genome file"), str(path))
 
-        data = Path(path).read_bytes()
-        if sha256 is not None and sha256_hex(data) != sha256:
-            raise ValueError(f"{path}: checksum mismatch (the file is damaged or was replaced)")
-        try:
-            content = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises RuntimeError, pickle errors, EOFError... for a cut file
-            raise ValueError(f"{path}: not a readable evo genome file ({type(err).__name__})") from None
-        if not isinstance(content, dict) or "genome" not in content or "weights" not in content:
-            raise ValueError(f"{path}: not an evo genome file")
-        genome = cls.from_dict(content["genome"], content["weights"])
-        return genome.replace(optim_state=content["optim_state"]) if "optim_state" in content else genome
+
+def save_tensors(path: str | os.PathLike[str], content: Mapping[str, Any]) -> str:
+    """``torch.save`` of ``content`` (tensors and plain data) to ``path``, atomically; returns the file's sha256.
+
+    Serialised in memory first: ``torch.save`` into a full disk fails with its own words
+    (``unexpected pos ...``), while the write here raises the ``OSError`` naming ``path``.
+    """
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(dict(content), buffer)
+    data = buffer.getvalue()
+    atomic_write_bytes(path, data)
+    return sha256_hex(data)
+
+
+def load_tensors(path: str | os.PathLike[str], sha256: str | None, kind: str) -> Any:
+    """What :func:`save_tensors` wrote to ``path``, read with ``weights_only=True`` (no code runs).
+
+    Raises:
+        ValueError: the checksum is not ``sha256`` (when given), or the file does not read as a ``kind``.
+    """
+    import torch
+
+    data = Path(path).read_bytes()
+    if sha256 is not None and sha256_hex(data) != sha256:
+        raise ValueError(f"{path}: checksum mismatch (the file is damaged or was replaced)")
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, pickle errors, EOFError... for a cut file
+        raise ValueError(f"{path}: not a readable {kind} ({type(err).__name__})") from None
 
 
 def _unpickle(input_shape: tuple[int, ...], layers: tuple[LayerSpec, ...], skips: tuple[tuple[int, int], ...],

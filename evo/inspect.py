@@ -26,11 +26,11 @@ class RunView:
     population: list[int]
     history: list[GenerationRecord]
     test: dict[str, Any] = field(default_factory=dict)
-    checksums: dict[int, str] = field(default_factory=dict)
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def load_genome(self, individual_id: int) -> Genome:
         """An individual's trained genome from the run directory, checked against its record's checksum."""
-        return self.store.load_genome(individual_id, self.checksums.get(individual_id))
+        return self.store.load_genome(individual_id, self.records.get(individual_id, {}))
 
     def ranked(self) -> list[Individual]:
         """Evaluated individuals, best first (primary objective, then the others)."""
@@ -53,5 +53,5 @@ def load_run(run_dir: str | Path) -> RunView:
     best_file = store.root / "best.json"
     best = RunStore.read_json(best_file) if best_file.exists() else {}
     test = best.get("test", {}) if isinstance(best, dict) else {}
-    checksums = {r["id"]: r["sha256"] for r in checkpoint.records if "sha256" in r}
-    return RunView(store, objectives, checkpoint.individuals, state["population"], checkpoint.history, test, checksums)
+    records = {r["id"]: r for r in checkpoint.records}
+    return RunView(store, objectives, checkpoint.individuals, state["population"], checkpoint.history, test, records)

@@ -7,8 +7,8 @@ Deliberately light — torch, the standard library, :mod:`evo.genome` and
 **Safe by default.** The file's *content* decides how it would be read, not its
 suffix, and only formats that load without running code are read unless the
 caller says the file is trusted: an evo genome file (``export_genome(...,
-"state_dict")``, :meth:`Genome.save`, a run's ``best.pt`` and
-``individuals/*.pt``) is read with ``torch.load(weights_only=True)``. A
+"state_dict")``, :meth:`Genome.save`, a run's ``best.pt``) is read with
+``torch.load(weights_only=True)``. A
 TorchScript archive (a zip with a ``code/`` folder) runs the code stored in it
 when ``torch.jit.load`` reads it (a module's ``__setstate__``), and a
 ``torch.export`` archive (a zip with an ``archive_format`` entry) may reach
@@ -157,6 +157,9 @@ def _load_genome_file(path: Path) -> LoadedModel:
     """An evo genome file, read with ``weights_only=True`` (no code runs), and its preprocessing."""
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(data, dict) and "genomes" in data:
+            raise DataError(f"load path={str(path)!r} holds a whole generation of a run's individuals: export the "
+                            "one you want with `evo export RUN_DIR --id N` and load that")
         if not isinstance(data, dict) or "genome" not in data or "weights" not in data:
             raise ValueError("no 'genome' and 'weights' entries")
         genome = Genome.from_dict(data["genome"], data["weights"])
@@ -175,7 +178,8 @@ def _load_genome_file(path: Path) -> LoadedModel:
 
 
 def _run_preprocessing(path: Path) -> Preprocessing:
-    """The preprocessing of the run directory a genome file lies in (``best.pt``, ``individuals/<id>.pt``)."""
+    """The preprocessing of the run directory a genome file lies in (``best.pt``; ``individuals/<id>.pt`` of a run
+    written before a generation's genomes shared one file)."""
     for folder in (path.parent, path.parent.parent):
         recorded = folder / PREPROCESSING_JSON
         if (folder / _RUN_CONFIG).is_file() and recorded.is_file():

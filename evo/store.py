@@ -11,19 +11,22 @@ Layout of ``runs/<name>/``::
                                 once when its generation ends
     checkpoints/gen_0003.json   state after generation 3: population, history, budget and how many
                                 lines of individuals.jsonl it covers; the newest two are kept
-    individuals/17.pt           individual 17's trained genome (architecture + weights), written once
+    individuals/gen_0003.pt     the trained genomes (architecture + weights) of the individuals evaluated in
+                                generation 3, one file per generation (a file per individual cost more than an
+                                XOR-sized evaluation); each record names its file and that file's sha256
     best.json, best.pt          the best individual so far (and test metrics at the end)
 
 A checkpoint counts records instead of holding them, so writing one costs the same
 in generation 1000 as in generation 1. Every other file but the events log
 (appended, torn last lines skipped) is written atomically (temporary file, fsync,
-rename); a generation's records are appended and synced before its checkpoint is
-written. So a run killed at any moment — SIGKILL included — leaves complete
-checkpoints behind, and at most records (or half a line) past the newest one's
-count, which resume cuts off (all of them when no checkpoint exists yet): it
-continues from the newest complete checkpoint and redoes the generation that was
-in flight, which gives the same result because every random choice derives from
-(run seed, individual id, generation).
+rename); a generation's genome file is written before its records, and its records
+are appended and synced before its checkpoint. So a run killed at any moment —
+SIGKILL included — leaves complete checkpoints behind, and at most records (or half
+a line) past the newest one's count, which resume cuts off (all of them when no
+checkpoint exists yet): it continues from the newest complete checkpoint and redoes
+the generation that was in flight, which gives the same result — the same genome
+files, byte for byte — because every random choice derives from (run seed,
+individual id, generation).
 
 Reading back checks everything (:mod:`evo.runfiles`, genome checksums): a damaged
 file is one :class:`~evo.errors.DamagedRunError` naming it, and a damaged newest
@@ -34,17 +37,18 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from evo.errors import DamagedRunError, DamagedRunWarning, RunExistsError, RunLockedError
 from evo.files import append_synced, atomic_write_text, naming_path
-from evo.genome import Genome
+from evo.genome import Genome, load_tensors, save_tensors
 from evo.preprocessing import PREPROCESSING_JSON, Preprocessing
 from evo.records import GenerationRecord, Individual
 from evo.runfiles import check_records, check_state
@@ -99,7 +103,7 @@ def individual_to_record(ind: Individual) -> dict[str, Any]:
         else {
             "objectives": ev.objectives,
             "metrics": ev.metrics,
-            "budget_used": asdict(ev.budget_used),
+            "budget_used": _shallow(ev.budget_used),
             "error": ev.error,
         },
     }
@@ -124,9 +128,17 @@ def individual_from_record(record: dict[str, Any], genome: Genome | None = None)
     )
 
 
+def _shallow(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, not copied: what is dumped to JSON at once needs no ``asdict`` deep copy
+    (which cost an XOR-sized run more than its evaluations, every checkpoint holding the whole history)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
 def record_to_dict(record: GenerationRecord) -> dict[str, Any]:
-    data = asdict(record)
+    """A generation's record as JSON-ready data (sharing ``extra`` and ``best_objectives``: dump it, don't edit it)."""
+    data = _shallow(record)
     data["evaluated"], data["population"] = list(record.evaluated), list(record.population)
+    data["budget_used"] = _shallow(record.budget_used)
     return data
 
 
@@ -137,12 +149,33 @@ def record_from_dict(data: dict[str, Any]) -> GenerationRecord:
     return GenerationRecord(**data)
 
 
+def _genome_file_content(genomes: Mapping[int, Genome]) -> dict[str, Any]:
+    """A generation's genome file content, the same bytes for the same genomes however they were made.
+
+    ``torch.save`` pickles an object met twice (a storage two tensors share, a string two genomes hold) once,
+    and a resumed run shares other objects than the run it resumes; so each architecture is one JSON string,
+    weight names are interned and tensors cloned: equal genomes give an equal file, and the same checksum.
+    """
+    contents: dict[int, dict[str, Any]] = {}
+    for i, genome in genomes.items():
+        content = {**genome.content(), "genome": genome.to_json()}
+        content["weights"] = {sys.intern(k): v.clone() for k, v in content["weights"].items()}
+        if "optim_state" in content:
+            content["optim_state"] = {sys.intern(name): {sys.intern(k): v.clone() for k, v in entry.items()}
+                                      for name, entry in content["optim_state"].items()}
+        contents[i] = content
+    return {"genomes": contents}
+
+
 class RunStore:
     """Reads and writes one run directory (see module docstring)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        self._checksums: dict[int, str] = {}  # genome files saved, until their records are appended
+        self._pending: dict[int, Genome] = {}  # genomes to save, until their generation's records are appended
+        # the genome file read last, by (path, checksum): a run's individuals are read in runs
+        self._last_read: tuple[tuple[Path, str | None], dict[Any, Any]] | None = None
+        self._best_saved: int | None = None  # the individual best.pt holds, once this store wrote it
 
     @classmethod
     def create(cls, root: str | os.PathLike[str], config_yaml: str) -> RunStore:
@@ -218,31 +251,70 @@ class RunStore:
         return out
 
     # ------------------------------------------------------------- individuals
-    def genome_path(self, individual_id: int) -> Path:
+    def genome_path(self, individual_id: int, record: Mapping[str, Any] | None = None) -> Path:
+        """The file holding an individual's genome: its generation's (named by ``record``), or in a run written
+        before generations shared one, ``individuals/<id>.pt``."""
+        if record is not None and "genome_file" in record:
+            return self.root / record["genome_file"]
         return self.root / "individuals" / f"{individual_id}.pt"
 
     def save_genome(self, individual_id: int, genome: Genome) -> None:
-        """Write an individual's genome; its checksum goes into its record when :meth:`append_records` writes it."""
-        self._checksums[individual_id] = genome.save(self.genome_path(individual_id))
+        """Keep an individual's genome until :meth:`append_records` writes its generation's (one file for all)."""
+        self._pending[individual_id] = genome
 
-    def load_genome(self, individual_id: int, sha256: str | None = None) -> Genome:
-        """An individual's saved genome, checked against ``sha256`` (its record's) when given."""
-        path = self.genome_path(individual_id)
+    def load_genome(self, individual_id: int, record: Mapping[str, Any] | None = None) -> Genome:
+        """An individual's saved genome, checked against the checksum in ``record`` (its record in the log, which
+        is read when not given)."""
+        record = self._record(individual_id) if record is None else record
+        path = self.genome_path(individual_id, record)
         if not path.exists():
             raise DamagedRunError(f"{path}: missing (no saved weights for individual {individual_id})")
         try:
-            return Genome.load(path, sha256)
+            if "genome_file" not in record:
+                return Genome.load(path, record.get("sha256"))
+            genomes = self._read_pack(path, record.get("sha256"))
+            if individual_id not in genomes:
+                raise ValueError(f"{path}: holds no genome of individual {individual_id}")
+            return Genome.from_content(genomes[individual_id], str(path))
         except ValueError as err:
             raise DamagedRunError(str(err)) from None
 
+    def _read_pack(self, path: Path, sha256: str | None) -> dict[Any, Any]:
+        """A generation's genome file: ``{individual id: genome content}`` (the last one read is kept, as
+        individuals are read in id order and a generation's ids are consecutive)."""
+        if self._last_read is None or self._last_read[0] != (path, sha256) or sha256 is None:
+            content = load_tensors(path, sha256, "evo genome file")
+            if not isinstance(content, dict) or not isinstance(content.get("genomes"), dict):
+                raise ValueError(f"{path}: not an evo genome file")
+            self._last_read = ((path, sha256), content["genomes"])
+        return self._last_read[1]
+
+    def _record(self, individual_id: int) -> dict[str, Any]:
+        """An individual's record as the log holds it (an unknown id has an empty one)."""
+        path = self.root / INDIVIDUALS_LOG
+        for line in path.read_bytes().splitlines() if path.exists() else []:
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue  # a torn last line
+            if record.get("id") == individual_id:
+                return dict(record)
+        return {}
+
     # ------------------------------------------------------------- individual records
-    def append_records(self, records: list[dict[str, Any]]) -> None:
-        """Append individual records to the log, synced to disk (a checkpoint counting them follows); each
-        carries the checksum of its genome file when this store saved one."""
-        lines = []
-        for record in records:
-            checksum = self._checksums.pop(record["id"], None)
-            lines.append(json.dumps(record if checksum is None else {**record, "sha256": checksum}, allow_nan=True))
+    def append_records(self, records: list[dict[str, Any]], generation: int | None = None) -> None:
+        """Append individual records to the log, synced to disk (a checkpoint counting them follows). The
+        genomes :meth:`save_genome` holds for them are written first, into ``generation``'s genome file, and
+        each of those records names the file and carries its checksum."""
+        held = {record["id"]: self._pending.pop(record["id"]) for record in records if record["id"] in self._pending}
+        located: dict[str, Any] = {}
+        if held:
+            if generation is None:
+                raise ValueError("append_records: genomes to save need their generation")
+            name = f"individuals/gen_{generation:04d}.pt"
+            located = {"genome_file": name, "sha256": save_tensors(self.root / name, _genome_file_content(held))}
+        lines = [json.dumps({**record, **located} if record["id"] in held else record, allow_nan=True)
+                 for record in records]
         append_synced(self.root / INDIVIDUALS_LOG, "".join(line + "\n" for line in lines))
 
     def records(self, state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -272,7 +344,7 @@ class RunStore:
         path = self.root / INDIVIDUALS_LOG
         if state is not None and "individuals" in state:
             path.unlink(missing_ok=True)
-            self.append_records(state["individuals"])
+            self.append_records(state["individuals"])  # their genomes have their own files
         elif path.exists():
             with naming_path(path):
                 os.truncate(path, 0 if state is None else sum(len(line) for line in self._covered_lines(state)))
@@ -382,6 +454,8 @@ class RunStore:
             raise DamagedRunError(str(err)) from None
 
     def save_best(self, summary: dict[str, Any], genome: Genome | None) -> None:
+        """Write best.json and, when the best individual changed, best.pt (its weights)."""
         atomic_write_text(self.root / "best.json", json.dumps(summary, indent=2, allow_nan=True, default=str))
-        if genome is not None and genome.weights:
+        if genome is not None and genome.weights and self._best_saved != summary["id"]:
             genome.save(self.root / "best.pt")
+            self._best_saved = summary["id"]

@@ -51,11 +51,13 @@ def final_state(run_dir: Path) -> dict[str, object]:
 
 
 def weights_equal(a: Path, b: Path) -> bool:
+    """Two generations' genome files hold the same individuals with the same weights."""
     import torch
 
-    wa = torch.load(a, weights_only=True)["weights"]
-    wb = torch.load(b, weights_only=True)["weights"]
-    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    ga = torch.load(a, weights_only=True)["genomes"]
+    gb = torch.load(b, weights_only=True)["genomes"]
+    pairs = [(ga[i]["weights"], gb[i]["weights"]) for i in ga] if ga.keys() == gb.keys() else [({}, {"x": 0})]
+    return all(wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa) for wa, wb in pairs)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,9 @@ def test_kill_and_resume_gives_the_same_run(workdir: Path, reference_run: Path) 
     assert not (run_dir / "checkpoints" / "gen_0003.json").exists()
     evo("resume", str(run_dir), cwd=workdir)
     assert final_state(run_dir) == final_state(reference_run)
-    for pt in (reference_run / "individuals").glob("*.pt"):
+    files = sorted((reference_run / "individuals").glob("gen_*.pt"))
+    assert [pt.name for pt in files] == [f"gen_{g:04d}.pt" for g in range(4)]
+    for pt in files:
         assert weights_equal(pt, run_dir / "individuals" / pt.name), pt.name
 
 

@@ -23,6 +23,7 @@ from evo.errors import DataError, UntrustedFileError
 from evo.export import ONNX_METADATA_KEY, ONNX_PREPROCESSING_KEY, ExportFormat, export_genome, run_preprocessing
 from evo.genome import Genome, LayerKind, LayerSpec
 from evo.preprocessing import PREPROCESSING_JSON, Preprocessing
+from evo.inspect import load_run
 from evo.store import RunStore
 from evo.tasks.data import split_indices
 from evo.testing import MkdirPayload, crafted_exported_program, crafted_torchscript
@@ -303,11 +304,16 @@ def test_raw_data_as_numpy_float64_gives_the_same_answers(runs: dict[str, Path],
     assert torch.equal(model.module(torch.from_numpy(as_numpy)), model.module(x))  # the module itself casts
 
 
-def test_a_runs_genome_files_load_with_its_preprocessing(runs: dict[str, Path]) -> None:
+def test_a_runs_genome_files_load_with_its_preprocessing(runs: dict[str, Path], tmp_path: Path) -> None:
     best, expected = run_test_accuracy(runs["iris"])
     x, labels = raw_test_split("iris")
-    for path in (runs["iris"] / "best.pt", runs["iris"] / "individuals" / f"{best}.pt"):
-        assert accuracy(evo.load(path).predict(x), labels) == expected
+    assert accuracy(evo.load(runs["iris"] / "best.pt").predict(x), labels) == expected
+    copy = Path(shutil.copytree(runs["iris"], tmp_path / "old_run"))
+    legacy = copy / "individuals" / f"{best}.pt"  # a run written when each individual had its own file
+    load_run(copy).load_genome(best).save(legacy)
+    assert accuracy(evo.load(legacy).predict(x), labels) == expected
+    with pytest.raises(DataError, match="holds a whole generation of a run's individuals: export the one you want"):
+        evo.load(copy / "individuals" / "gen_0000.pt")
 
 
 def test_a_run_without_preprocessing_json_rebuilds_it_from_its_config(runs: dict[str, Path], tmp_path: Path) -> None:

@@ -254,9 +254,11 @@ def test_a_run_stopped_by_a_swallowed_ctrl_c_resumes(workdir: Path, reference: d
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("marker", ["individuals/1.pt", "individuals/9.pt"], ids=["generation-0", "generation-2"])
+@pytest.mark.parametrize("marker", ["individuals/gen_0000.pt", "individuals/gen_0001.pt"],
+                         ids=["generation-0", "generation-1"])
 def test_ctrl_c_mid_generation(workdir: Path, reference: dict[str, object], marker: str) -> None:
-    name = f"sigint-{marker[12]}"
+    """SIGINT as a generation's genome file appears: its records and checkpoint, or the next generation, are cut."""
+    name = f"sigint-{marker[-4]}"
     proc, exit_s = _interrupt_from_outside(workdir, marker, name)
     assert exit_s < EXIT_S, f"exited {exit_s:.1f} s after SIGINT"
     _assert_resumes_to(workdir, name, proc, reference)

@@ -59,9 +59,27 @@ def test_individual_records_round_trip(tmp_path: Path) -> None:
     assert skeleton.evaluation is not None and skeleton.evaluation.budget_used == Budget(steps=3, samples=96)
     store = RunStore.create(tmp_path / "r", "")
     store.save_genome(5, genome)
+    store.append_records([record], generation=2)
     full = individual_from_record(record, store.load_genome(5))
     x = torch.randn(3, 4)
     assert torch.equal(full.genome.to_module()(x), genome.to_module()(x))
+
+
+def test_equal_genomes_give_an_equal_genome_file_whatever_objects_they_share(tmp_path: Path) -> None:
+    """A resumed run redoes a generation with genomes that share other objects (tensors, strings) than the run it
+    resumes did; the bug: the same genomes, another genome file and checksum, so the run's records differed."""
+    parent = Genome.mlp((4,), (3,), 2, seed=1)
+    sharing = [parent, parent.with_weights(dict(parent.weights))]  # siblings holding the same tensors and names
+    apart = [Genome.from_dict(json.loads(parent.to_json()), {str(k): v.clone() for k, v in parent.weights.items()})
+             for _ in range(2)]
+    checksums = []
+    for name, genomes in (("sharing", sharing), ("apart", apart)):
+        store = RunStore.create(tmp_path / name, "")
+        for i, genome in enumerate(genomes):
+            store.save_genome(i, genome)
+        store.append_records([{"id": 0}, {"id": 1}], generation=0)
+        checksums.append({r["sha256"] for r in map(json.loads, (store.root / "individuals.jsonl").read_text().splitlines())})
+    assert checksums[0] == checksums[1] and len(checksums[0]) == 1
 
 
 def _records(ids: range) -> list[dict[str, object]]:
@@ -100,6 +118,7 @@ def test_resume_from_a_checkpoint_that_holds_its_records(tmp_path: Path) -> None
 # ----------------------------------------------------------------- a whole run's directory, read back and resumed
 import errno  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -189,8 +208,10 @@ def _edit_checkpoint(run_dir: Path, edit) -> None:
 
 
 def _alive(run_dir: Path) -> Path:
-    """The genome file of a member of the run's population (resume reads it back)."""
-    return RunStore(run_dir).genome_path(load_run(run_dir).population[-1])
+    """The genome file of a member of the run's population (resume reads it back): its generation's."""
+    run = load_run(run_dir)
+    i = run.population[-1]
+    return RunStore(run_dir).genome_path(i, run.records[i])
 
 
 def _cut(path: Path, keep: float) -> None:
@@ -216,8 +237,8 @@ def _cut_lines(path: Path, keep: float) -> None:
         (lambda d: _edit_checkpoint(d, lambda s: s.update(individuals_logged=17)),
          r"gen_0003.json: individuals_logged is 17 but its generations evaluated 16"),
         (lambda d: _cut(d / "individuals.jsonl", 0.5), r"individuals.jsonl: holds \d+ complete records but"),
-        (lambda d: _alive(d).write_bytes(b"junk"), r"individuals/\d+.pt: checksum mismatch"),
-        (lambda d: _alive(d).unlink(), r"individuals/\d+.pt: missing"),
+        (lambda d: _alive(d).write_bytes(b"junk"), r"individuals/gen_\d{4}.pt: checksum mismatch"),
+        (lambda d: _alive(d).unlink(), r"individuals/gen_\d{4}.pt: missing \(no saved weights for individual \d+\)"),
     ],
     ids=["empty-config", "cut-config", "checkpoint-field", "unknown-id", "count", "cut-records", "genome-checksum",
          "genome-missing"],
@@ -239,21 +260,54 @@ def test_show_and_export_read_through_the_same_checks(copy: Path) -> None:
 
 def test_genome_files_carry_a_checksum_in_their_record(toy_run: Path) -> None:
     run = load_run(toy_run)
-    assert sorted(run.checksums) == list(range(16))
+    assert {i: r["genome_file"] for i, r in run.records.items()} == {
+        i: f"individuals/gen_{0 if i < 4 else (i - 4) // 4 + 1:04d}.pt" for i in range(16)}
     assert run.load_genome(run.ranked()[0].id).weights
     with pytest.raises(DamagedRunError, match="checksum mismatch"):
-        RunStore(toy_run).load_genome(1, run.checksums[2])
+        RunStore(toy_run).load_genome(1, {**run.records[1], "sha256": run.records[5]["sha256"]})
+
+
+def test_a_generation_writes_one_genome_file(toy_run: Path) -> None:
+    """Four generations, four genome files (not one per individual), each holding exactly its generation's."""
+    run = load_run(toy_run)
+    files = sorted(p.name for p in (toy_run / "individuals").iterdir())
+    assert files == [f"gen_{g:04d}.pt" for g in range(4)]
+    for record in run.history:
+        for i in record.evaluated:
+            assert run.records[i]["genome_file"] == f"individuals/gen_{record.generation:04d}.pt"
+    store = RunStore(toy_run)
+    for i in range(16):  # without its record, an individual's genome is found through the log
+        assert store.load_genome(i).to_dict() == run.load_genome(i).to_dict()
+
+
+def test_a_run_written_with_a_genome_file_per_individual_still_resumes(toy_run: Path, copy: Path,
+                                                                        tmp_path: Path) -> None:
+    """Runs written before generations shared a file keep ``individuals/<id>.pt``: resume and export read them."""
+    log = copy / "individuals.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    store = RunStore(copy)
+    for record in records:
+        genome = store.load_genome(record["id"], record)
+        record.pop("genome_file")
+        record["sha256"] = genome.save(copy / "individuals" / f"{record['id']}.pt")
+    for pack in (copy / "individuals").glob("gen_*.pt"):
+        pack.unlink()
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert load_run(copy).load_genome(7).weights
+    reference = Path(shutil.copytree(toy_run, tmp_path / "reference"))
+    resume_evolution(copy, ["evolution.generations=5"])
+    resume_evolution(reference, ["evolution.generations=5"])
+    assert outcome(copy) == outcome(reference)
 
 
 def test_a_full_disk_is_an_os_error_naming_the_file_and_loses_nothing(toy_run: Path, copy: Path, monkeypatch) -> None:
     """ENOSPC while extending: the error names the file; the run stays as it was and resumes later."""
     import evo.files
 
-    real_fsync, calls = evo.files.os.fsync, []
+    real_fsync = evo.files.os.fsync
 
-    def fsync(fd: int) -> None:
-        calls.append(fd)
-        if len(calls) > 6:  # generation 4: its genome files are written, then the disk is full
+    def fsync(fd: int) -> None:  # generation 4's genome file is the first one written: the disk is full
+        if Path(os.readlink(f"/proc/self/fd/{fd}")).parent.name == "individuals":
             raise OSError(errno.ENOSPC, "No space left on device")
         real_fsync(fd)
 

@@ -65,7 +65,7 @@ def test_timed_reports_the_evaluations_own_time() -> None:
     assert math.isnan(timed(lambda jobs: None, [1, 2])[2])  # type: ignore[arg-type]
 
 
-def test_storing_writes_each_genome_and_record() -> None:
+def test_storing_writes_the_genomes_and_records() -> None:
     task = build_task(SupervisedTaskConfig(dataset="iris"), PlasticityConfig())
     assert 0 < storing_s(task, make_digits_jobs(task, 3, steps=1, hidden=4), rounds=2) < 1
 
