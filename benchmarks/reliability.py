@@ -318,6 +318,8 @@ def _cut(path: Path) -> None:
 
 def _population_genome(run_dir: Path) -> Path:
     """The genome file (its generation's) of a member of the newest checkpoint's population."""
+    from evo.inspect import load_run
+
     view = load_run(run_dir)
     i = view.population[-1]
     return view.store.genome_path(i, view.records[i])

@@ -162,7 +162,7 @@ if moment == "loading":  # while the task (its data set) is built, before the ru
     wrap(runner, "_build_task", before=lambda config: interrupt)
 elif moment == "checkpoint":  # generation 1's records written, its checkpoint not yet
     wrap(store.RunStore, "append_records",
-         after=lambda self, records: calls.append(1) or (len(calls) == 2 and interrupt))
+         after=lambda self, records, generation=None: calls.append(1) or (len(calls) == 2 and interrupt))
 elif moment == "swallowed":  # inside a weakref callback, evaluating individual 5 (generation 1)
     wrap(serial, "run_job", before=lambda task, job, device="cpu": job.individual_id == 5 and _swallowed_interrupt)
 cli(sys.argv[2:])
