@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
 from optuna.trial import TrialState
 from sqlalchemy import event
 
+import evo.mirror.reporter
 from evo.config import EvoConfig, apply_overrides
 from evo.genome import Genome
 from evo.mirror import OptunaMirror, changed_settings, open_storage, run_study_name
@@ -89,27 +93,48 @@ def test_a_generation_is_one_transaction_with_diagrams_of_the_best_and_the_front
     assert drawn == [0, 5]
 
 
-def test_fast_generations_are_written_together_with_each_ones_best_and_front_drawn(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr("evo.mirror.reporter.WRITE_EVERY_S", 3600.0)  # every generation ends well within it
-    storage = open_storage(f"sqlite:///{tmp_path}/evo.db")
-    mirror = OptunaMirror(storage, "r", OBJECTIVES, artifacts=tmp_path / "art")
-    commits: list[object] = []
-    event.listen(storage.engine, "commit", commits.append)
+def _three_generations(mirror: OptunaMirror, between: Callable[[], object]) -> None:
+    """Three generations of three individuals each (bests 0, 4, 7; fronts (0,), (3, 4), (7,)); ``between`` after
+    each generation's end."""
     ids = iter(range(9))
     for generation, (best, front) in enumerate([(0, (0,)), (4, (3, 4)), (7, (7,))]):
         for _ in range(3):
             i = next(ids)
             mirror.on_evaluated(_individual(i, (4 + i,), parents=(i - 1,) if i else ()))
         mirror.on_generation_end(GenerationRecord(generation, (), (), best, {}, Budget(), 0.1, extra={"pareto": list(front)}))
-        mirror._wait()
-    assert len(commits) == 1  # the first generation is written at once, the next two wait for the interval
-    assert len(mirror.study.trials) == 3
+        between()
+
+
+def test_generations_ending_while_the_writer_is_busy_are_written_together(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("evo.mirror.reporter.WRITE_EVERY_S", 3600.0)  # every generation ends well within it
+    release = threading.Event()
+    real_write = evo.mirror.reporter._write
+    monkeypatch.setattr("evo.mirror.reporter._write", lambda *args: release.wait(60) and real_write(*args))
+    storage = open_storage(f"sqlite:///{tmp_path}/evo.db")
+    mirror = OptunaMirror(storage, "r", OBJECTIVES, artifacts=tmp_path / "art")
+    commits: list[object] = []
+    event.listen(storage.engine, "commit", commits.append)
+    _three_generations(mirror, lambda: None)  # the first generation's write is in flight (held) meanwhile
+    release.set()
+    mirror._wait()
+    assert len(commits) == 1 and len(mirror.study.trials) == 3  # the first generation alone
     commits.clear()
-    mirror.on_run_end()  # or the end
+    mirror.on_run_end()  # the next two, together
     assert len(commits) == 1
     trials = mirror.study.trials
     assert [t.user_attrs["individual_id"] for t in trials] == list(range(9))
     assert [t.user_attrs["individual_id"] for t in trials if get_all_artifact_meta(t, storage=storage)] == [0, 3, 4, 7]
+
+
+def test_an_idle_writer_gets_each_generation_as_it_ends(tmp_path, monkeypatch) -> None:
+    """So the run's end waits for one generation's write at most, not for the interval's backlog."""
+    monkeypatch.setattr("evo.mirror.reporter.WRITE_EVERY_S", 3600.0)
+    storage = open_storage(f"sqlite:///{tmp_path}/evo.db")
+    mirror = OptunaMirror(storage, "r", OBJECTIVES, artifacts=tmp_path / "art")
+    written: list[int] = []
+    _three_generations(mirror, lambda: mirror._wait() or written.append(len(mirror.study.trials)))
+    assert written == [3, 6, 9]
+    mirror.on_run_end()
 
 
 def test_changed_settings_only() -> None:
