@@ -167,6 +167,17 @@ def _genome_file_content(genomes: Mapping[int, Genome]) -> dict[str, Any]:
     return {"genomes": contents}
 
 
+def _readable_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of an appended log, one per line; a line a killed process left torn is skipped."""
+    out = []
+    for line in path.read_bytes().splitlines() if path.exists() else []:
+        try:
+            out.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+    return out
+
+
 class RunStore:
     """Reads and writes one run directory (see module docstring)."""
 
@@ -241,14 +252,7 @@ class RunStore:
         append_synced(self.root / "events.jsonl", line + "\n", sync=False)
 
     def events(self) -> list[dict[str, Any]]:
-        path = self.root / "events.jsonl"
-        out = []
-        for line in path.read_text().splitlines() if path.exists() else []:
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # the process died mid-line
-        return out
+        return _readable_lines(self.root / "events.jsonl")
 
     # ------------------------------------------------------------- individuals
     def genome_path(self, individual_id: int, record: Mapping[str, Any] | None = None) -> Path:
@@ -291,15 +295,7 @@ class RunStore:
 
     def _record(self, individual_id: int) -> dict[str, Any]:
         """An individual's record as the log holds it (an unknown id has an empty one)."""
-        path = self.root / INDIVIDUALS_LOG
-        for line in path.read_bytes().splitlines() if path.exists() else []:
-            try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue  # a torn last line
-            if record.get("id") == individual_id:
-                return dict(record)
-        return {}
+        return next((r for r in _readable_lines(self.root / INDIVIDUALS_LOG) if r.get("id") == individual_id), {})
 
     # ------------------------------------------------------------- individual records
     def append_records(self, records: list[dict[str, Any]], generation: int | None = None) -> None:

@@ -56,8 +56,11 @@ def weights_equal(a: Path, b: Path) -> bool:
 
     ga = torch.load(a, weights_only=True)["genomes"]
     gb = torch.load(b, weights_only=True)["genomes"]
-    pairs = [(ga[i]["weights"], gb[i]["weights"]) for i in ga] if ga.keys() == gb.keys() else [({}, {"x": 0})]
-    return all(wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa) for wa, wb in pairs)
+
+    def same(wa: dict[str, torch.Tensor], wb: dict[str, torch.Tensor]) -> bool:
+        return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+    return ga.keys() == gb.keys() and all(same(ga[i]["weights"], gb[i]["weights"]) for i in ga)
 
 
 @pytest.fixture(scope="module")
