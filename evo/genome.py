@@ -222,6 +222,13 @@ def parse_weight_name(name: str) -> WeightName:
     return WeightName("skips", int(m.group(5)), m.group(6), int(m.group(4)))
 
 
+#: Structures (input shape, layers, skips, gap) already checked, with their parameter shapes: a gradient-free
+#: run builds thousands of genomes of a few structures, and checking each again cost an XOR run more than its
+#: evaluations. Bounded: cleared when full.
+_CHECKED_STRUCTURES: dict[tuple[Any, ...], dict[str, tuple[int, ...]]] = {}
+_MAX_CHECKED_STRUCTURES = 4096
+
+
 @dataclass(frozen=True, eq=False)
 class Genome:
     """An immutable network description plus its weights (see module docstring).
@@ -258,7 +265,15 @@ class Genome:
         object.__setattr__(self, "layers", tuple(self.layers))
         object.__setattr__(self, "skips", tuple(sorted((int(s), int(d)) for s, d in self.skips)))
         object.__setattr__(self, "gap", bool(self.gap))
-        self._check_structure()
+        structure = (self.input_shape, self.layers, self.skips, self.gap)
+        shapes = _CHECKED_STRUCTURES.get(structure)
+        if shapes is None:
+            self._check_structure()
+            shapes = self._compute_param_shapes()
+            if len(_CHECKED_STRUCTURES) >= _MAX_CHECKED_STRUCTURES:
+                _CHECKED_STRUCTURES.clear()
+            _CHECKED_STRUCTURES[structure] = shapes
+        object.__setattr__(self, "_param_shapes", shapes)  # not a field: copies and pickles look it up again
         weights = dict(self.weights)
         if weights:  # a skeleton (``evo show``, the store) needs no torch
             import torch
@@ -389,13 +404,9 @@ class Genome:
         return 1
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Name → shape of every parameter, in ``state_dict`` order (computed once per genome: checks, operators
-        and ``num_params`` ask for it many times, a gradient-free run's variation most of all)."""
-        cached = self.__dict__.get("_param_shapes")
-        if cached is None:
-            cached = self._compute_param_shapes()
-            object.__setattr__(self, "_param_shapes", cached)  # not a field: copies and pickles recompute it
-        return dict(cached)
+        """Name → shape of every parameter, in ``state_dict`` order (computed once per structure: checks,
+        operators and ``num_params`` ask for it many times, a gradient-free run's variation most of all)."""
+        return dict(self.__dict__["_param_shapes"])
 
     def _compute_param_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes: dict[str, tuple[int, ...]] = {}

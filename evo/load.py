@@ -157,7 +157,7 @@ def _load_genome_file(path: Path) -> LoadedModel:
     """An evo genome file, read with ``weights_only=True`` (no code runs), and its preprocessing."""
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(data, dict) and "genomes" in data:
+        if isinstance(data, dict) and ("genomes" in data or "index" in data):
             raise DataError(f"load path={str(path)!r} holds a whole generation of a run's individuals: export the "
                             "one you want with `evo export RUN_DIR --id N` and load that")
         if not isinstance(data, dict) or "genome" not in data or "weights" not in data:

@@ -51,16 +51,14 @@ def final_state(run_dir: Path) -> dict[str, object]:
 
 
 def weights_equal(a: Path, b: Path) -> bool:
-    """Two generations' genome files hold the same individuals with the same weights."""
+    """Two generations' genome files hold the same individuals (the index: architectures and where each tensor
+    lies) with the same weights (the flat tensors)."""
     import torch
 
-    ga = torch.load(a, weights_only=True)["genomes"]
-    gb = torch.load(b, weights_only=True)["genomes"]
-
-    def same(wa: dict[str, torch.Tensor], wb: dict[str, torch.Tensor]) -> bool:
-        return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
-
-    return ga.keys() == gb.keys() and all(same(ga[i]["weights"], gb[i]["weights"]) for i in ga)
+    fa, fb = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    same_tensors = fa["tensors"].keys() == fb["tensors"].keys() and all(
+        torch.equal(fa["tensors"][k], fb["tensors"][k]) for k in fa["tensors"])
+    return fa["index"] == fb["index"] and same_tensors
 
 
 @pytest.fixture(scope="module")

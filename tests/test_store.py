@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from evo.genome import Genome
+from evo.genome import Genome, save_tensors
 from evo.records import Individual
 from evo.store import RunStore, atomic_write_text, individual_from_record, individual_to_record
 from evo.tasks import Budget, Evaluation
@@ -298,6 +298,61 @@ def test_a_run_written_with_a_genome_file_per_individual_still_resumes(toy_run: 
     resume_evolution(copy, ["evolution.generations=5"])
     resume_evolution(reference, ["evolution.generations=5"])
     assert outcome(copy) == outcome(reference)
+
+
+def test_a_run_written_with_the_first_generation_file_layout_still_resumes(toy_run: Path, copy: Path,
+                                                                           tmp_path: Path) -> None:
+    """Generation files first held each genome's content under ``genomes`` (before the index and flat tensors):
+    such runs still resume, show and export."""
+    log = copy / "individuals.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    store = RunStore(copy)
+    files: dict[str, dict[int, object]] = {}
+    for record in records:
+        files.setdefault(record["genome_file"], {})[record["id"]] = store.load_genome(record["id"], record).content()
+    sums = {name: save_tensors(copy / name, {"genomes": genomes}) for name, genomes in files.items()}
+    log.write_text("".join(json.dumps({**r, "sha256": sums[r["genome_file"]]}) + "\n" for r in records))
+    assert load_run(copy).load_genome(7).to_dict() == load_run(toy_run).load_genome(7).to_dict()
+    reference = Path(shutil.copytree(toy_run, tmp_path / "reference"))
+    resume_evolution(copy, ["evolution.generations=5"])
+    resume_evolution(reference, ["evolution.generations=5"])
+    assert outcome(copy) == outcome(reference)
+
+
+def test_a_generation_file_is_an_index_and_a_tensor_per_dtype_keeping_each_genome_whole(tmp_path: Path) -> None:
+    """Few objects to pickle (the point of the layout), and what comes back is the genome as it was: weights in
+    their order, optimiser state with them, each genome owning its tensors."""
+    wide = Genome.mlp((12,), (11, 10), 2, seed=1)  # layers.10 would sort before layers.2 by name
+    names = list(wide.weights)
+    reordered = wide.with_weights({k: wide.weights[k] for k in reversed(names)})
+    moments = {"layers.0.weight": {"exp_avg": torch.ones(11, 12), "step": torch.tensor(3.0)}}
+    genomes = {4: reordered.replace(optim_state=moments), 5: Genome.mlp((3,), (2,), 1, seed=2)}
+    store = RunStore.create(tmp_path / "r", "")
+    for i, genome in genomes.items():
+        store.save_genome(i, genome)
+    store.append_records([{"id": 4}, {"id": 5}], generation=0)
+    content = torch.load(tmp_path / "r" / "individuals" / "gen_0000.pt", weights_only=True)
+    assert sorted(content) == ["index", "tensors"] and list(content["tensors"]) == ["float32"]
+    for i, genome in genomes.items():
+        back = RunStore(tmp_path / "r").load_genome(i)
+        assert list(back.weights) == list(genome.weights)
+        assert all(torch.equal(back.weights[k], w) for k, w in genome.weights.items())
+        assert {n: dict(e) for n, e in back.optim_state.items()}.keys() == genome.optim_state.keys()
+    back = RunStore(tmp_path / "r").load_genome(4)
+    assert torch.equal(back.optim_state["layers.0.weight"]["step"], torch.tensor(3.0))
+    assert back.weights["layers.0.bias"].untyped_storage().nbytes() == 11 * 4  # its own, not the file's
+
+
+def test_a_generation_file_whose_index_points_past_its_data_is_damaged(tmp_path: Path) -> None:
+    store = RunStore.create(tmp_path / "r", "")
+    store.save_genome(0, Genome.mlp((3,), (2,), 1, seed=2))
+    store.append_records([{"id": 0}], generation=0)
+    path = tmp_path / "r" / "individuals" / "gen_0000.pt"
+    content = torch.load(path, weights_only=True)
+    content["tensors"]["float32"] = content["tensors"]["float32"][:3]
+    sha = save_tensors(path, content)
+    with pytest.raises(DamagedRunError, match=r"gen_0000.pt: not an evo genome file \(tensor layers.0.weight lies past"):
+        RunStore(tmp_path / "r").load_genome(0, {"id": 0, "genome_file": "individuals/gen_0000.pt", "sha256": sha})
 
 
 def test_a_full_disk_is_an_os_error_naming_the_file_and_loses_nothing(toy_run: Path, copy: Path, monkeypatch) -> None:

@@ -44,10 +44,10 @@ def mutate_weights(genome: Genome, rng: np.random.Generator, sigma: float = 0.1,
         if is_norm_stat(name):
             mutated[name] = w
             continue
-        noise = sigma * torch.randn(w.shape, generator=gen)
+        noise = torch.randn(w.shape, generator=gen).mul_(sigma)  # in place: small tensors cost their op calls
         if rate < 1.0:
-            noise = noise * (torch.rand(w.shape, generator=gen) < rate)
-        mutated[name] = w + noise
+            noise.mul_(torch.rand(w.shape, generator=gen) < rate)
+        mutated[name] = noise.add_(w)
     return genome.with_weights(mutated)
 
 
