@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-all bench peers
+.PHONY: install run test test-all bench peers box2d browser
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +22,10 @@ test: install
 
 test-all: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Box2D environments (LunarLander-v3: configs/lunar_lander.yaml) into the same venv.
+box2d: install
+	$(PY) -m pip install -q -e '.[box2d]'
 
 # Headless Chromium for tests/tuning/test_dashboard_browser.py (Debian; the test also installs it when missing).
 browser:

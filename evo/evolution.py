@@ -466,7 +466,7 @@ class Evolution:
                                   record.generation)
         self.store.save_checkpoint(record.generation, self.state())
         self.store.save_best(
-            {"id": best.id, "architecture": str(best.genome), "objectives": best.objectives, "generation": record.generation},
+            {"id": best.id, "architecture": str(best.genome), "objectives": best.objectives, "generation": best.generation},
             best.genome if best.genome.weights else None,
         )
         self.store.log("generation_end", generation=record.generation, best_id=best.id,

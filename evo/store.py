@@ -15,7 +15,8 @@ Layout of ``runs/<name>/``::
                                 generation 3, one file per generation (a file per individual cost more than an
                                 XOR-sized evaluation): a JSON index and one flat tensor per dtype; each record
                                 names its file and that file's sha256
-    best.json, best.pt          the best individual so far (and test metrics at the end)
+    best.json, best.pt          the best individual so far, with the generation it was born in (and test metrics
+                                at the end)
 
 A checkpoint counts records instead of holding them, so writing one costs the same
 in generation 1000 as in generation 1. Every other file but the events log
@@ -248,6 +249,7 @@ class RunStore:
         # the genome file read last, by (path, checksum): a run's individuals are read in runs
         self._last_read: tuple[tuple[Path, str | None], dict[Any, Any]] | None = None
         self._best_saved: int | None = None  # the individual best.pt holds, once this store wrote it
+        self._best_text: str | None = None  # what best.json holds, once this store wrote it
 
     @classmethod
     def create(cls, root: str | os.PathLike[str], config_yaml: str) -> RunStore:
@@ -509,8 +511,12 @@ class RunStore:
             raise DamagedRunError(str(err)) from None
 
     def save_best(self, summary: dict[str, Any], genome: Genome | None) -> None:
-        """Write best.json and, when the best individual changed, best.pt (its weights)."""
-        atomic_write_text(self.root / "best.json", json.dumps(summary, indent=2, allow_nan=True, default=str))
+        """Write best.json when its content changed since this store last wrote it (a synced write per generation
+        was a tenth of an XOR run), and best.pt when the best individual changed (its weights)."""
+        text = json.dumps(summary, indent=2, allow_nan=True, default=str)
+        if text != self._best_text:
+            atomic_write_text(self.root / "best.json", text)
+            self._best_text = text
         if genome is not None and genome.weights and self._best_saved != summary["id"]:
             genome.save(self.root / "best.pt")
             self._best_saved = summary["id"]

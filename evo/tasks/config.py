@@ -118,7 +118,7 @@ class ControlTaskConfig(BaseModel):
     env: str = Field(
         "CartPole-v1",
         description="Gymnasium environment id with a flat Box observation: CartPole-v1, Acrobot-v1, MountainCar-v0, "
-        "Pendulum-v1, LunarLander-v3 (needs box2d).",
+        "Pendulum-v1, LunarLander-v3 (needs Box2D: `make box2d`).",
     )
     episodes: int = Field(5, ge=1, description="Episodes per evaluation (fitness = mean return).")
     max_episode_steps: int | None = Field(

@@ -233,7 +233,8 @@ class ControlTask(Task):
         try:
             return gym.make(self.env_id, max_episode_steps=self.max_episode_steps)
         except gym.error.DependencyNotInstalled as err:
-            raise ConfigError(f"task.env: {self.env_id} needs a missing dependency ({err})") from None
+            hint = "; in evo's checkout: make box2d" if "box2d" in str(err).lower() else ""
+            raise ConfigError(f"task.env: {self.env_id} needs a missing dependency ({err}){hint}") from None
         except gym.error.Error as err:
             raise ConfigError(f"task.env: unknown gymnasium environment {self.env_id!r} ({err})") from None
 

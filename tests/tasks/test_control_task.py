@@ -116,6 +116,17 @@ def test_bad_environments(env: str, message: str) -> None:
         ControlTask(env)
 
 
+def test_a_missing_box2d_names_the_make_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LunarLander without Box2D (``make install`` leaves it out): gymnasium's words, and evo's way to get it."""
+    def make(*_args: object, **_kwargs: object) -> gym.Env:
+        raise gym.error.DependencyNotInstalled('Box2D is not installed, run `pip install "gymnasium[box2d]"`')
+
+    monkeypatch.setattr(gym, "make", make)
+    with pytest.raises(ValueError, match=r"task.env: LunarLander-v3 needs a missing dependency \(Box2D is not "
+                       r"installed.*\); in evo's checkout: make box2d$"):
+        ControlTask("LunarLander-v3")
+
+
 def test_bad_episodes() -> None:
     with pytest.raises(ValueError, match="episodes must be >= 1"):
         ControlTask(episodes=0)
