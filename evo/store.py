@@ -42,9 +42,10 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -185,30 +186,28 @@ def _genome_file_content(genomes: Mapping[int, Genome]) -> dict[str, Any]:
     return {"index": json.dumps(index, sort_keys=True), "tensors": {g: torch.cat(c) for g, c in chunks.items()}}
 
 
-def _genome_file_entries(content: Any, path: Path) -> dict[int, Any]:
-    """What :meth:`RunStore.load_genome` needs of a generation's genome file: ``{id: entry}``, each entry to be
-    made a genome by :func:`_genome_from_entry` (in a generation file written before the index, the genomes'
-    contents themselves).
+def _genome_loaders(content: Any, path: Path) -> dict[int, Callable[[], Genome]]:
+    """A generation's genome file as ``{id: loader}``, each loader building that individual's genome (and raising
+    ``ValueError`` for a damaged entry); files of the first layout (``genomes``: each genome's content, before the
+    index) too.
 
     Raises:
         ValueError: the file is not a generation's genome file.
     """
     if isinstance(content, dict) and isinstance(content.get("genomes"), dict):
-        return content["genomes"]
+        return {i: partial(Genome.from_content, c, str(path)) for i, c in content["genomes"].items()}
     if not isinstance(content, dict) or not isinstance(content.get("index"), str) or not isinstance(content.get("tensors"), dict):
         raise ValueError(f"{path}: not an evo genome file")
     try:
-        return {int(entry["id"]): (entry, content["tensors"]) for entry in json.loads(content["index"])}
+        return {int(spec["id"]): partial(_indexed_genome, spec, content["tensors"], path)
+                for spec in json.loads(content["index"])}
     except (json.JSONDecodeError, KeyError, TypeError, ValueError):
         raise ValueError(f"{path}: not an evo genome file (unreadable index)") from None
 
 
-def _genome_from_entry(entry: Any, path: Path) -> Genome:
-    """The genome one entry of :func:`_genome_file_entries` describes, its tensors copied out of the flat ones
-    (a genome owns its weights: training writes to them)."""
-    if not isinstance(entry, tuple):
-        return Genome.from_content(entry, str(path))
-    spec, tensors = entry
+def _indexed_genome(spec: Any, tensors: Mapping[str, Any], path: Path) -> Genome:
+    """The genome one entry of a generation file's index describes, its tensors copied out of the flat ones (a
+    genome owns its weights: training writes to them)."""
 
     def take(placed: list[Any]) -> dict[str, Any]:
         out = {}
@@ -247,7 +246,7 @@ class RunStore:
         self.root = Path(root)
         self._pending: dict[int, Genome] = {}  # genomes to save, until their generation's records are appended
         # the genome file read last, by (path, checksum): a run's individuals are read in runs
-        self._last_read: tuple[tuple[Path, str | None], dict[Any, Any]] | None = None
+        self._last_read: tuple[tuple[Path, str | None], dict[int, Callable[[], Genome]]] | None = None
         self._best_saved: int | None = None  # the individual best.pt holds, once this store wrote it
         self._best_text: str | None = None  # what best.json holds, once this store wrote it
 
@@ -342,16 +341,16 @@ class RunStore:
             genomes = self._read_pack(path, record.get("sha256"))
             if individual_id not in genomes:
                 raise ValueError(f"{path}: holds no genome of individual {individual_id}")
-            return _genome_from_entry(genomes[individual_id], path)
+            return genomes[individual_id]()
         except ValueError as err:
             raise DamagedRunError(str(err)) from None
 
-    def _read_pack(self, path: Path, sha256: str | None) -> dict[Any, Any]:
-        """A generation's genome file as :func:`_genome_file_entries` (the last one read is kept, as individuals
-        are read in id order and a generation's ids are consecutive)."""
+    def _read_pack(self, path: Path, sha256: str | None) -> dict[int, Callable[[], Genome]]:
+        """A generation's genome file as :func:`_genome_loaders` (the last one read is kept, as individuals are
+        read in id order and a generation's ids are consecutive)."""
         if self._last_read is None or self._last_read[0] != (path, sha256) or sha256 is None:
             content = load_tensors(path, sha256, "evo genome file")
-            self._last_read = ((path, sha256), _genome_file_entries(content, path))
+            self._last_read = ((path, sha256), _genome_loaders(content, path))
         return self._last_read[1]
 
     def _record(self, individual_id: int) -> dict[str, Any]:
