@@ -82,13 +82,13 @@ def mirror(*args, **kwargs):
     cls.__init__ = timed("setup", cls.__init__)  # starts the writer's process
     for name in ("on_evaluated", "on_restored", "on_generation_end", "on_run_end", "close"):
         setattr(cls, name, timed("hooks", getattr(cls, name)))
-    end = cls.on_run_end
-    def on_run_end(self):
+    end = cls.close  # the runner's exit: waits for the last write
+    def close(self, *args, **kwargs):
         try:
-            end(self)
+            end(self, *args, **kwargs)
         finally:
             spent["writer"] = self.writer_cpu_s  # the writer process's own CPU seconds, set-up included
-    cls.on_run_end = on_run_end
+    cls.close = close
     # the driver's threads serving the writer's process: pickling batches for it, reading its answers
     pool._ExecutorManagerThread.run = thread_cpu(pool._ExecutorManagerThread.run)
     queues.Queue._feed = staticmethod(thread_cpu(queues.Queue._feed))
@@ -204,8 +204,8 @@ def report(mirror: list[list[str]], startup: list[list[str]], load: tuple[float,
         "(`spawn`ed by the driver), which imports Optuna, opens the SQLite storage, creates the run's study and "
         "writes each generation's trials in one transaction while the next generation is evaluated. On the driver: "
         "*mirror set-up*, starting that process; *hooks*, the mirror's calls on the driver's path at each "
-        "evaluation and generation end, waiting for the writer included (at the run's end: its last write and its "
-        "exit); *threads*, the CPU seconds of the driver's two threads that hand batches to the process and read "
+        "evaluation and generation end, waiting for the writer included (at the runner's exit, after the "
+        "end-of-run plots: the rest of its last write, and its exit); *threads*, the CPU seconds of the driver's two threads that hand batches to the process and read "
         "its answers. Their sum against the run's wall clock is *the mirror's share*, an upper bound: on the "
         "serial backend (`configs/xor.yaml`) the threads compete with the evaluations for the interpreter. The "
         "*writer process CPU s* run on another core (the machine's other core here, shared with whatever else "

@@ -160,19 +160,26 @@ def _execute(make: Callable[[], Runner], quiet: bool = False, as_json: bool = Fa
                     result = runner.run([] if quiet or as_json else [progress])
                 finally:
                     progress.close()
+                plots = _plots(runner.run_dir)  # while the mirror writes its last batch (the runner's exit waits)
         except EvoError as err:
             fail(str(err))
         except KeyboardInterrupt:
             _interrupted(f"continue with: evo resume {runner.run_dir}" if runner.started else "the run had not started")
-    _report(result, runner.run_dir, quiet, as_json)
+    _report(result, runner.run_dir, plots, quiet, as_json)
 
 
-def _report(result: RunResult, run_dir: Path, quiet: bool, as_json: bool) -> None:
-    """The end of a run: plots into the run directory, then the summary (or the JSON object, or nothing)."""
+def _plots(run_dir: Path) -> list[Path]:
+    """The end-of-run plots, drawn into the run directory."""
     from evo.inspect import load_run
-    from evo.summary import run_json, summary_lines, write_plots
+    from evo.summary import write_plots
 
-    plots = write_plots(load_run(run_dir))
+    return write_plots(load_run(run_dir))
+
+
+def _report(result: RunResult, run_dir: Path, plots: list[Path], quiet: bool, as_json: bool) -> None:
+    """The end of a run: the summary (or the JSON object, or nothing)."""
+    from evo.summary import run_json, summary_lines
+
     if as_json:
         print(json.dumps(run_json(result, run_dir)))
     elif not quiet:

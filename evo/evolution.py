@@ -179,7 +179,7 @@ class Evolution:
         self.history.append(record)
         self.generation = generation
         self._forget_weights(ranked)
-        self._checkpoint(record, self.individuals[best.id])
+        self._checkpoint(record, self.with_weights(self.individuals[best.id]))
         for reporter in self.reporters:
             reporter.on_generation_end(record)
         return record
@@ -394,6 +394,15 @@ class Evolution:
     def best(self) -> Individual:
         return self.ranked()[0]
 
+    def with_weights(self, ind: Individual) -> Individual:
+        """``ind`` with its weights, read back from the run's store (and kept) if they left memory: with
+        ``evolution.reevaluate``, an elite measured again on fresh episodes can fall below an individual whose
+        weights were forgotten, which then ranks first (the best, or one of the best few tested)."""
+        if ind.genome.weights or self.store is None or ind.evaluation is None or not ind.evaluation.ok:
+            return ind
+        ind = self.individuals[ind.id] = dataclasses.replace(ind, genome=self.store.load_genome(ind.id))
+        return ind
+
     def pareto(self) -> list[Individual]:
         return pareto_front(list(self.individuals.values()), self.objectives)
 
@@ -412,7 +421,7 @@ class Evolution:
     def result(self) -> RunResult:
         return RunResult(
             run_dir=self.store.root if self.store else None,
-            best=self.best(),
+            best=self.with_weights(self.best()),
             population=list(self.population),
             pareto=self.pareto(),
             history=list(self.history),

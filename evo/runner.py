@@ -101,7 +101,8 @@ class Runner:
         self.overrides = list(overrides)
         self.backend = backend
         self.mirror = mirror
-        self._stack = ExitStack()
+        self._stack = ExitStack()  # what the runner's exit ends: the run lock, the backend, the mirror's writer
+        self._entered = False
 
     @classmethod
     def new(cls, config: EvoConfig, run_dir: str | Path | None = None, *, runs_dir: str | Path = DEFAULT_RUNS_DIR,
@@ -158,10 +159,12 @@ class Runner:
         except BaseException:
             self._stack.close()
             raise
+        self._entered = True
         return self
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
-        self._stack.close()
+        self._entered = False
+        self._stack.__exit__(kind, err, tb)  # the mirror's close raises its error only if the run had none
 
     def _close_backend(self) -> None:
         assert self.backend is not None
@@ -193,19 +196,18 @@ class Runner:
             DamagedRunError: a resumed run's file is missing, cut short or inconsistent (nothing is written then).
             RunFailedError: no evaluation succeeded (the run directory holds the failures).
         """
-        if self.backend is None or self._config is None:
+        if not self._entered:
             with self:
                 return self.run(reporters)
         task = _build_task(self.config)  # bad data fails here, before a new run's directory exists
-        with ExitStack() as mirror:  # the mirror's writer (a process) ends however the run ends
-            reporters = [*reporters, *self._mirror(task, mirror)]
-            if self._store is not None:
-                return self._continue(self._store, task, reporters)
-            with RunStore(self.run_dir).lock() as store:
-                RunStore.create(self.run_dir, dump_config(self.config))
-                store.save_preprocessing(task.preprocessing())
-                store.log("run_start", name=self.run_dir.name)
-                return self._execute(task, store, reporters, None, lambda: None)
+        reporters = [*reporters, *self._mirror(task)]
+        if self._store is not None:
+            return self._continue(self._store, task, reporters)
+        with RunStore(self.run_dir).lock() as store:
+            RunStore.create(self.run_dir, dump_config(self.config))
+            store.save_preprocessing(task.preprocessing())
+            store.log("run_start", name=self.run_dir.name)
+            return self._execute(task, store, reporters, None, lambda: None)
 
     def _continue(self, store: RunStore, task: Task, reporters: list[Reporter]) -> RunResult:
         """Continue a resumed run: everything is read back and checked before anything is written."""
@@ -218,17 +220,22 @@ class Runner:
 
         return self._execute(task, store, reporters, checkpoint, restored)
 
-    def _mirror(self, task: Task, ending: ExitStack) -> list[Reporter]:
-        """The Optuna mirror reporter, if asked for, closed by ``ending``; a storage URL's mirror writes from a
-        process of its own and this one never imports Optuna (a mirror given an opened storage writes from a thread)."""
+    def _mirror(self, task: Task) -> list[Reporter]:
+        """The Optuna mirror reporter, if asked for; a storage URL's mirror writes from a process of its own and
+        this one never imports Optuna (a mirror given an opened storage writes from a thread).
+
+        The runner's exit waits for its last write and ends its writer, however the run ends: what the caller does
+        inside the runner after :meth:`run` (the CLI draws the plots) overlaps that write. A write's error is
+        raised there only when the run itself ended without one.
+        """
         if self.mirror is None:
             return []
         from evo.mirror import OptunaMirror, changed_settings
 
         settings = changed_settings(self.config.plasticity, "plasticity")
         mirror = OptunaMirror(self.mirror.storage, self.mirror.name, task.objectives, settings, self.run_dir,
-                              self.mirror.artifacts)
-        ending.callback(mirror.close)
+                              self.mirror.artifacts, wait_at_run_end=False)
+        self._stack.push(lambda kind, err, tb: mirror.close(raise_errors=kind is None))
         return [mirror]
 
     def _execute(self, task: Task, store: RunStore, reporters: Sequence[Reporter], checkpoint: Checkpoint | None,
@@ -293,7 +300,7 @@ def _test_best(task: Task, evolution: Evolution) -> dict[int, dict[str, float]]:
     if test is None:
         return {}
     out = {}
-    for ind in evolution.ranked()[: evolution.evo.test_top_k]:
+    for ind in map(evolution.with_weights, evolution.ranked()[: evolution.evo.test_top_k]):
         if ind.evaluation is not None and ind.evaluation.ok and ind.genome.weights:
             out[ind.id] = test(ind.genome)
     return out

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from evo.backends import SerialBackend
 from evo.config import ConfigError, load_config
 from evo.evolution import _REEVALUATE, Evolution, derive_seed
+from evo.genome import Genome
 from evo.operators.registry import make_operator
 from evo.reevaluation import merge
 from evo.store import RunStore
@@ -87,3 +91,28 @@ def test_only_a_confirmed_fitness_reaches_the_target() -> None:
 def test_reevaluation_needs_a_noisy_task() -> None:
     with pytest.raises(ConfigError, match="reevaluate needs"):
         load_config(None, ["evolution.reevaluate=1"])
+
+
+def test_an_individual_ranked_first_after_its_weights_left_memory_is_read_back(tmp_path: Path) -> None:
+    """A re-measured elite can fall below an individual whose weights were already forgotten (only the population
+    and the best few stay in memory): that one is then the best, and best.pt, the result and the test get its
+    weights from the run's files."""
+    store = RunStore.create(tmp_path / "run", "")
+    evo = evolution("evolution.test_top_k=1", store=store)
+    evo.run()
+    alive = {ind.id for ind in evo.population}
+    dead = next(ind for ind in evo.ranked() if ind.id not in alive and not ind.genome.weights)
+    assert dead.evaluation is not None
+    # as if the elites above it had lost their lucky fitness on fresh episodes
+    evo.individuals[dead.id] = dataclasses.replace(
+        dead, evaluation=dataclasses.replace(dead.evaluation, objectives={"mean_return": 1e9}))
+    evo.step()
+    saved = store.load_genome(dead.id)
+    assert json.loads((tmp_path / "run" / "best.json").read_text())["id"] == dead.id
+    assert _same_weights(Genome.load(tmp_path / "run" / "best.pt"), saved)
+    best = evo.result().best
+    assert best.id == dead.id and _same_weights(best.genome, saved)
+
+
+def _same_weights(a: Genome, b: Genome) -> bool:
+    return a.weights.keys() == b.weights.keys() and all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)

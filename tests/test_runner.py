@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import sqlite3
 from pathlib import Path
 
 import optuna
@@ -38,3 +40,18 @@ def test_runs_dir_holds_the_mirror_and_the_searches(tmp_path: Path, monkeypatch:
     assert not Path("runs").exists()  # nothing went to the default runs dir
     missing = cli.invoke(app, ["dashboard", "--runs-dir", "c"])
     assert missing.exit_code == 2 and f"{Path('c') / 'evo.db'}: no such storage file" in missing.output
+
+
+def test_a_mirror_write_failing_at_the_run_end_is_one_line_and_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner's exit waits for the mirror's last write (after the plots): its error is still one line, exit 2."""
+    monkeypatch.chdir(tmp_path)
+    Path("xor.yaml").write_text(yaml.safe_dump(XOR))
+    url = f"sqlite:///{tmp_path / 'evo.db'}"
+    optuna.create_study(storage=url, study_name="other")
+    with sqlite3.connect(tmp_path / "evo.db") as db:  # a database refusing what the mirror writes
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON trial_values BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    ran = CliRunner().invoke(app, ["run", "xor.yaml", "--runs-dir", "runs", "--name", "r", "--storage", url, "--quiet"])
+    assert ran.exit_code == 2, ran.output
+    assert ran.output.startswith(f"error: {url}: cannot write the Optuna mirror (refused)")
+    assert "Traceback" not in ran.output and multiprocessing.active_children() == []
+    assert Path("runs/r/config.yaml").is_file()

@@ -96,7 +96,9 @@ def evo_overrides(bench: Benchmark, seed: int, population: int) -> list[str]:
 
 
 def run_evo(bench: Benchmark, seed: int) -> Outcome:
-    """evo's gradient-free evolution from its config, counting evaluations until the threshold."""
+    """evo's gradient-free evolution from its config, counting evaluations until the threshold; on a control task
+    in episodes ÷ the benchmark's episodes per evaluation, so that a weight search's candidates (``task.
+    weight_search``) and the elites' re-evaluations count as the evaluations they are."""
     path = ROOT / "configs" / bench.evo_config
     population = load_config(path).evolution.population_size
     config = load_config(path, evo_overrides(bench, seed, population))
@@ -110,11 +112,14 @@ def run_evo(bench: Benchmark, seed: int) -> Outcome:
         evaluations += len(record.evaluated)
         if bench.solved(record.best_objectives.get(objective, -math.inf)):
             break
+    if bench.env_id is not None:  # every episode counts: a weight search's candidates and re-evaluations too
+        evaluations = math.ceil(record.budget_used.episodes / bench.episodes)
     best = result.best.fitness(objective)
     fresh = None
     if bench.env_id is not None:
         fresh = fresh_return(bench.env_id, result.best.genome, seed)
-    return Outcome("evo", seed, bench.solved(best), evaluations, seconds, best, fresh)
+    solved = bench.solved(best) and evaluations <= bench.max_evaluations  # the cap binds episodes too
+    return Outcome("evo", seed, solved, evaluations, seconds, best, fresh)
 
 
 def fresh_return(env_id: str, genome: Genome, seed: int) -> float:

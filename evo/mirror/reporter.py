@@ -15,6 +15,10 @@ The driver hands what is pending to the writer (:class:`evo.mirror.trials.TrialW
 generation when the writer is idle, else after 2 s (:data:`WRITE_EVERY_S`): fast generations that end while a
 write is in flight are written together, and no backlog builds up for the run's end to wait for. The writer
 adds each batch in one transaction (:func:`evo.mirror.bulk.add_trials`) while the next generation is evaluated.
+A runner that owns the mirror (``evo run``) makes it with ``wait_at_run_end=False``: the run's last batch is
+handed over without waiting, and the runner's exit (:meth:`OptunaMirror.close`) waits for it, after the best
+was tested and the plots drawn, so that work overlaps the writer's (a short XOR run ends before the writer's
+process has even imported Optuna).
 Where the writer runs:
 
 - given a storage URL (``evo run``, ``evo resume``), in a process of its own, started with ``spawn`` (a fork would
@@ -110,6 +114,8 @@ class OptunaMirror(Reporter):
         settings: flat ``name → value`` params every trial carries (e.g. :func:`setting_params` of the plasticity config).
         run_dir: recorded on each trial, to find the weights.
         artifacts: folder of the artifact store for architecture diagrams; None = no diagrams.
+        wait_at_run_end: whether :meth:`on_run_end` waits until everything is written; False = it only hands the
+            last batch over, and the owner's :meth:`close` waits (and raises the writer's error).
 
     Attributes:
         where: the storage as error messages name it (its URL where known).
@@ -132,6 +138,7 @@ class OptunaMirror(Reporter):
         settings: Mapping[str, Any] | None = None,
         run_dir: str | Path | None = None,
         artifacts: str | Path | None = DEFAULT_ARTIFACTS,
+        wait_at_run_end: bool = True,
     ) -> None:
         self.study_name = run_study_name(run_name)
         spec = (self.study_name, list(objectives), dict(settings or {}), None if run_dir is None else str(run_dir),
@@ -153,6 +160,7 @@ class OptunaMirror(Reporter):
         self._drawn: set[int] = set()  # individuals that get a diagram (best or on the front when their generation ended)
         self._last_write = -math.inf
         self._failed = False
+        self._wait_at_run_end = wait_at_run_end
         self.writer_cpu_s = 0.0
 
     @property
@@ -197,7 +205,12 @@ class OptunaMirror(Reporter):
             self._submit()
 
     def on_run_end(self) -> None:
-        """Write what is left, wait for the writer, and end it (its process), also when writing failed."""
+        """Write what is left, wait for the writer, and end it (its process), also when writing failed; with
+        ``wait_at_run_end`` off, only hand what is left to the writer (:meth:`close` waits)."""
+        if not self._wait_at_run_end:
+            if self._pending:
+                self._submit()
+            return
         try:
             self.flush()
         finally:
@@ -214,10 +227,21 @@ class OptunaMirror(Reporter):
             self._submit()
         self._wait()
 
-    def close(self) -> None:
-        """End the writer (the mirror's process exits); a write in flight is finished, what was not handed over is
-        dropped (a resumed run mirrors it). The runner calls it however a run ends."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def close(self, raise_errors: bool = True) -> None:
+        """Wait until everything handed to the writer is written, then end the writer (the mirror's process exits);
+        what was not handed over is dropped (a resumed run mirrors it). The runner calls it however a run ends.
+
+        Raises:
+            StorageError: a write failed (see :meth:`flush`), unless ``raise_errors`` is off: a run ending on
+                another error, which this one must not hide.
+        """
+        try:
+            self._wait()
+        except StorageError:
+            if raise_errors:
+                raise
+        finally:
+            self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _wait(self, keep: int = 0) -> None:
         """Wait until at most ``keep`` of the writer's tasks are in flight, oldest first; the error of a finished

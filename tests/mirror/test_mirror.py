@@ -137,6 +137,23 @@ def test_an_idle_writer_gets_each_generation_as_it_ends(tmp_path, monkeypatch) -
     mirror.on_run_end()
 
 
+def test_a_mirror_its_owner_closes_hands_the_last_batch_over_and_close_waits_for_it(tmp_path, monkeypatch) -> None:
+    """With ``wait_at_run_end`` off (the runner's own mirror), the run's end does not wait for the writer: what
+    the runner does next (testing the best, the CLI's plots) overlaps the last write, which close() waits for."""
+    release = threading.Event()
+    real_write = evo.mirror.reporter._write
+    monkeypatch.setattr("evo.mirror.reporter._write", lambda *args: release.wait(60) and real_write(*args))
+    storage = open_storage(f"sqlite:///{tmp_path}/evo.db")
+    mirror = OptunaMirror(storage, "r", OBJECTIVES, artifacts=None, wait_at_run_end=False)
+    for i in range(2):
+        mirror.on_evaluated(_individual(i, (8,), parents=(i - 1,) if i else ()))
+    mirror.on_run_end()  # returns while the write is held
+    assert not mirror.study.trials
+    release.set()
+    mirror.close()
+    assert [t.user_attrs["individual_id"] for t in mirror.study.trials] == [0, 1]
+
+
 def test_changed_settings_only() -> None:
     settings = changed_settings(PlasticityConfig(lr=0.1, growth={"strategy": "gradmax"}), "plasticity")
     assert settings == {"plasticity.lr": 0.1, "plasticity.growth.strategy": "gradmax"}

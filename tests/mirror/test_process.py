@@ -49,6 +49,23 @@ def test_a_storage_error_in_the_mirror_process_is_one_storage_error(tmp_path: Pa
     assert multiprocessing.active_children() == []
 
 
+def test_a_mirror_its_owner_closes_raises_the_writer_error_at_close_unless_the_run_ended_on_its_own(
+        tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/evo.db"
+    mirrors = [OptunaMirror(url, name, OBJECTIVES, artifacts=None, wait_at_run_end=False) for name in ("a", "b")]
+    for mirror in mirrors:
+        mirror.flush()  # set up: the study exists
+    with sqlite3.connect(tmp_path / "evo.db") as db:
+        db.execute("DROP TABLE trial_values")
+    for mirror in mirrors:
+        mirror.on_evaluated(_individual(0, (8,)))
+        mirror.on_run_end()  # hands the batch over: no wait, no error yet
+    with pytest.raises(StorageError, match=f"^{url}: cannot write the Optuna mirror \\(no such table: trial_values\\)"):
+        mirrors[0].close()
+    mirrors[1].close(raise_errors=False)  # the run is ending on an error of its own, which this must not hide
+    assert multiprocessing.active_children() == []
+
+
 def test_a_bad_url_is_one_storage_error_when_the_driver_next_waits() -> None:
     """The process sets the storage up while the run starts; its error comes out at the first write's wait."""
     mirror = OptunaMirror("nosuchdb://host/evo", "r", OBJECTIVES, artifacts=None)
