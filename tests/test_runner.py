@@ -55,3 +55,16 @@ def test_a_mirror_write_failing_at_the_run_end_is_one_line_and_exit_2(tmp_path: 
     assert ran.output.startswith(f"error: {url}: cannot write the Optuna mirror (refused)")
     assert "Traceback" not in ran.output and multiprocessing.active_children() == []
     assert Path("runs/r/config.yaml").is_file()
+
+
+def test_a_ray_run_mirrors_every_individual_before_the_command_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the real Ray backend, with the mirror's process writing: the runner's exit (after the plots, before the
+    backend shuts down) waits for the last write, so the study holds every individual once `evo run` returns."""
+    monkeypatch.chdir(tmp_path)
+    config = {**XOR, "evolution": {"generations": 2, "population_size": 4}, "backend": {"kind": "ray", "workers": 2}}
+    Path("xor.yaml").write_text(yaml.safe_dump(config))
+    ran = CliRunner().invoke(app, ["run", "xor.yaml", "--runs-dir", "runs", "--name", "r", "--quiet"])
+    assert ran.exit_code == 0, ran.output
+    (study,) = optuna.get_all_study_summaries(open_storage(f"sqlite:///{tmp_path / 'runs' / 'evo.db'}"))
+    assert study.study_name == "run:r" and study.n_trials == 12  # 4 per generation, generations 0-2
+    assert Path("runs/r/fitness.png").is_file() and multiprocessing.active_children() == []
