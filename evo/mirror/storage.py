@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from collections.abc import Iterator
@@ -28,17 +29,20 @@ from pathlib import Path
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from evo.errors import StorageError
 from evo.paths import DEFAULT_STORAGE
 
-__all__ = ["experimental", "journal_path", "open_storage", "retry_stale", "storage_file"]
+__all__ = ["WORKER_ATTR", "experimental", "journal_path", "open_storage", "retry_stale", "storage_file"]
 
 #: seconds SQLite waits for a lock held by another thread or process before "database is locked".
 SQLITE_TIMEOUT_S = 60
 #: a re-queued trial is retried this many times before it stays failed.
 MAX_RETRY = 2
+#: user attribute naming the process that runs a trial ("host:pid").
+WORKER_ATTR = "worker"
 #: attempts at opening a database another process is creating the tables of at the same moment.
 CREATE_TRIES = 5
 
@@ -51,11 +55,22 @@ def experimental() -> Iterator[None]:
         yield
 
 
+class _Requeue(RetryHeartbeatStaleTrialCallback):
+    """Optuna's re-queueing of a dead trial, without the dead process's :data:`WORKER_ATTR`: the copy would carry
+    it (Optuna copies user attributes) until the process taking the trial tags it, and in that window another
+    process's check for dead processes would fail the trial under its new runner."""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        trial = copy.copy(trial)
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k != WORKER_ATTR}
+        super().__call__(study, trial)
+
+
 def retry_stale() -> RetryHeartbeatStaleTrialCallback:
     """Re-queue a dead trial with its parameters, at most :data:`MAX_RETRY` times."""
     # Intermediate values carry over: a retried trial resumes its run directory from the last checkpoint.
     with experimental():
-        return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY, inherit_intermediate_values=True)
+        return _Requeue(max_retry=MAX_RETRY, inherit_intermediate_values=True)
 
 
 def journal_path(url: str) -> Path | None:

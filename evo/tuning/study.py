@@ -29,7 +29,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from evo.errors import ConfigError, StorageError
-from evo.mirror.storage import experimental, retry_stale
+from evo.mirror.storage import WORKER_ATTR, experimental, retry_stale
 
 __all__ = [
     "PrunerName",
@@ -43,8 +43,6 @@ __all__ = [
 
 SamplerName = Literal["tpe", "cmaes", "nsga2", "random"]
 PrunerName = Literal["median", "hyperband", "none"]
-#: user attribute naming the process that runs a trial ("host:pid").
-WORKER_ATTR = "worker"
 #: seconds after its start a RUNNING trial that names no process counts as orphaned: its process died between
 #: creating it and tagging it (milliseconds apart), so nothing else — no heartbeat yet either — would ever end it.
 ORPHAN_GRACE_S = 60

@@ -92,6 +92,23 @@ def test_orphaned_trial_is_failed_and_requeued(tmp_path) -> None:
     assert recover_orphans(study) == []  # idempotent
 
 
+def test_a_requeued_trial_does_not_carry_the_dead_process_tag(tmp_path) -> None:
+    """Optuna's re-queue copies user attributes: with the dead process's tag, the copy taken by a live process
+    looked orphaned until that process tagged it, and another process's check failed it under it."""
+    study = open_study(open_storage(f"sqlite:///{tmp_path}/evo.db"), "s", ["maximize"], make_sampler("random", 0))
+    orphan = study.ask()
+    orphan.suggest_float("x", 0, 1)
+    orphan.set_user_attr("overrides", {"x": 0.5})
+    orphan.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{_dead_pid()}")
+    assert recover_orphans(study) == [orphan.number]
+    (requeued,) = study.get_trials(states=(TrialState.WAITING,))
+    assert requeued.user_attrs == {"overrides": {"x": 0.5}}
+    taken = study.ask()  # a live process takes it, and has not tagged it yet
+    assert taken.number == requeued.number
+    assert recover_orphans(study) == []  # another process's check leaves it running
+    assert study.trials[taken.number].state == TrialState.RUNNING
+
+
 def test_orphan_failed_by_another_process_first_is_left_to_it(tmp_path, monkeypatch) -> None:
     """Two processes see the same orphan; the one that loses the race to fail it neither raises nor re-queues."""
     study = open_study(open_storage(f"sqlite:///{tmp_path}/evo.db"), "s", ["maximize"], make_sampler("random", 0))
