@@ -276,20 +276,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         import ray
 
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    results: dict[str, list[Cell]] = {d: [] for d in args.datasets}
+    results: dict[str, list[Cell]] = {}
     try:
         for dataset in args.datasets:
+            results[dataset] = []
             for seed in args.seeds:
                 results[dataset].append(run_cell(dataset, seed, args.epochs, args.skip))
                 print(f"{dataset} seed {seed}: " + "; ".join(
                     f"{m} test {s.best_test:.3f} params {s.params} hv {s.hypervolume:.3f} ({s.seconds:.0f}s)"
                     for m, (_, s) in results[dataset][-1].items()), flush=True)
+            # written after each data set: a long run (the Ray Tune peers take hours) stopped part-way keeps
+            # the data sets it finished, and the section says which ran
+            update_section(args.section, SECTIONS[args.section], report(results, args))
     finally:
         if tune:
             ray.shutdown()
-    body = report(results, args)
-    print(body)
-    update_section(args.section, SECTIONS[args.section], body)
+    print(report(results, args))
 
 
 if __name__ == "__main__":

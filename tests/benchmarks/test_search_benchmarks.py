@@ -128,3 +128,14 @@ def test_optuna_alone_writes_the_section_it_is_told(monkeypatch) -> None:
     [(name, title, body)] = written
     assert (name, title) == ("peers-tune", optuna_alone.SECTIONS["peers-tune"])
     assert "| wine | evo (Lamarckian) |" in body and "Left out of this run" in body
+
+
+def test_optuna_alone_writes_its_section_after_each_data_set(monkeypatch) -> None:
+    """A long run stopped part-way keeps the data sets it finished: the section is rewritten after each."""
+    written = []
+    monkeypatch.setattr(optuna_alone, "update_section", lambda *args: written.append(args[2]))
+    others = [m for m in optuna_alone.METHODS if m != optuna_alone.LAMARCK]
+    optuna_alone.main(["--seeds", "0", "--epochs", "1", "--datasets", "wine", "breast_cancer", "--skip", *others])
+    first, second = written
+    assert "| wine | evo (Lamarckian) |" in first and "| breast_cancer |" not in first
+    assert "| wine | evo (Lamarckian) |" in second and "| breast_cancer | evo (Lamarckian) |" in second
