@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +35,12 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from evo.backends import Backend, make_backend
-from evo.errors import ConfigError, StorageError
+from evo.errors import ConfigError, RunLockedError, StorageError
 from evo.mirror.storage import open_storage
 from evo.paths import DEFAULT_RUNS_DIR, artifacts_dir, storage_url
 from evo.records import GenerationRecord, Reporter
 from evo.runner import Mirror, Runner
-from evo.tuning.loop import TrialLoop, trial_seed
+from evo.tuning.loop import TakenOver, TrialLoop, trial_seed
 from evo.tuning.overrides import apply_params, check_space, config_lookup
 from evo.tuning.space import SearchSpace
 from evo.tuning.study import (WORKER_ATTR, PrunerName, SamplerName, make_pruner, make_sampler, open_study,
@@ -48,7 +49,11 @@ from evo.types import Objective
 
 if TYPE_CHECKING:
     from evo.config import EvoConfig
+    from evo.evolution import RunResult
 
+#: seconds a retried trial waits for its run directory, held by the process it was taken from (which lets go
+#: at its next generation's end once it wakes), before it fails.
+TAKEOVER_WAIT_S = 600.0
 #: user attribute of the trial that runs the base config's own values (see ``run_search(base_first=...)``).
 BASE_ATTR = "base_config"
 
@@ -73,6 +78,27 @@ class PruningReporter(Reporter):
         self.trial.report(value, record.generation)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"generation {record.generation}: best {self.objective}={value:.4g}")
+
+
+class OwnershipReporter(Reporter):
+    """Stops the run, after the generation's checkpoint, once another process has ended its trial as stale.
+
+    A process paused (Ctrl-Z, a sleeping laptop) past the heartbeat's grace period finds on waking that another
+    process failed and re-queued its trial: the re-queued copy resumes this trial's run directory, which this
+    process must let go of rather than train on for nothing. Looks at most every ``every_s`` seconds.
+    """
+
+    def __init__(self, trial: optuna.Trial, every_s: float) -> None:
+        self.trial, self.every_s = trial, every_s
+        self._next = time.monotonic() + every_s
+
+    def on_generation_end(self, record: GenerationRecord) -> None:
+        if time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + self.every_s
+        if self.trial.study._storage.get_trial(self.trial._trial_id).state.is_finished():
+            raise TakenOver(f"trial {self.trial.number}: ended by another process after generation "
+                            f"{record.generation}; its re-queued copy resumes the run directory")
 
 
 @dataclass
@@ -128,12 +154,14 @@ class _Trial:
         trial.set_user_attr("overrides", values)
         config = apply_params(self.config, values)  # a ConfigError fails this trial only (an invalid combination)
         # A retried trial inherits its predecessor's run directory and resumes it from the last checkpoint.
-        run_dir = Path(trial.user_attrs.get("run_dir") or self.runs_dir / _slug(self.study_name) / f"trial_{trial.number:04d}")
+        inherited = trial.user_attrs.get("run_dir")
+        run_dir = Path(inherited or self.runs_dir / _slug(self.study_name) / f"trial_{trial.number:04d}")
         trial.set_user_attr("run_dir", str(run_dir))
-        name = f"{self.study_name}/trial_{trial.number:04d}"
-        mirror = Mirror(self.storage, name, self.artifacts) if self.mirror else None
         reporters: list[Reporter] = [PruningReporter(trial, self.objectives[0].name)] if self.prune else []
-        result = Runner.open(config, run_dir, backend=self.backend, mirror=mirror).run(reporters)
+        heartbeat = getattr(self.storage, "get_heartbeat_interval", lambda: None)()  # database storages only
+        if heartbeat:
+            reporters.append(OwnershipReporter(trial, heartbeat))
+        result = self._run(trial, config, run_dir, reporters, retried=inherited is not None)
         best = result.best
         trial.set_user_attr("architecture", str(best.genome))
         trial.set_user_attr("num_params", best.genome.num_params())
@@ -141,6 +169,22 @@ class _Trial:
         trial.set_user_attr("generations", len(result.history))
         scores = [float(best.objectives.get(o.name, math.nan)) for o in self.objectives]
         return scores if len(scores) > 1 else scores[0]
+
+    def _run(self, trial: optuna.Trial, config: EvoConfig, run_dir: Path, reporters: list[Reporter],
+             retried: bool) -> RunResult:
+        """The trial's run. A retried trial's run directory may still be held by the process it was taken from
+        (paused, then woken: it lets go at its next generation's end, see :class:`OwnershipReporter`), so the
+        retry waits for it, up to :data:`TAKEOVER_WAIT_S`."""
+        deadline = time.monotonic() + TAKEOVER_WAIT_S
+        name = f"{self.study_name}/trial_{trial.number:04d}"
+        while True:
+            mirror = Mirror(self.storage, name, self.artifacts) if self.mirror else None
+            try:
+                return Runner.open(config, run_dir, backend=self.backend, mirror=mirror).run(reporters)
+            except RunLockedError:
+                if not retried or time.monotonic() > deadline:
+                    raise
+            time.sleep(1.0)
 
 
 def run_search(
@@ -217,7 +261,8 @@ def run_search(
     objective = _Trial(config, space, objectives, name, Path(runs_dir), prune, optuna_storage, mirror,
                        Path(artifacts) if artifacts is not None else artifacts_dir(runs_dir), backend)
     try:
-        TrialLoop(study, objective, trials, sampler_for=sampler_for, timeout=timeout, catch=(ConfigError,),
+        TrialLoop(study, objective, trials, sampler_for=sampler_for, timeout=timeout,
+                  catch=(ConfigError, RunLockedError),
                   callbacks=callbacks).run(jobs)
     finally:
         if own_backend and backend is not None:

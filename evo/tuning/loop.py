@@ -23,8 +23,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import optuna
@@ -33,7 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from evo.tuning.study import recover_orphans
 
-__all__ = ["POLL_S", "Surplus", "TrialLoop", "trial_seed"]
+__all__ = ["POLL_S", "Surplus", "TakenOver", "TrialLoop", "trial_seed"]
 
 #: seconds a worker waits before looking again whether another's running trial finished or died.
 POLL_S = 2.0
@@ -49,11 +51,16 @@ class Surplus(Exception):
     """A trial started by a process that raced another for the study's last place: it fails without running."""
 
 
+class TakenOver(Exception):
+    """Another process ended this process's trial (to it, the trial's heartbeat had stopped) and re-queued it:
+    the objective stops, and the loop goes on with another trial."""
+
+
 class _QuietSurplus(logging.Filter):
-    """Optuna logs a failed trial with its traceback; a surplus trial's one line says all there is."""
+    """Optuna logs a failed trial with its traceback; a surplus or taken-over trial's one line says all there is."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], Surplus):
+        if record.exc_info and isinstance(record.exc_info[1], (Surplus, TakenOver)):
             record.exc_info = None
         return True
 
@@ -119,10 +126,16 @@ class TrialLoop:
         storage: BaseStorage = self.study._storage
         study = optuna.Study(self.study.study_name, storage, sampler=self.study.sampler, pruner=self.study.pruner)
         while self._may_start(study):
-            claim = _Held(self._claim)
+            claim, attempt = _Held(self._claim), _Attempt()
             try:
-                study.optimize(lambda trial: self._run(study, trial, claim), n_trials=1,
+                study.optimize(lambda trial: self._run(study, trial, claim, attempt), n_trials=1,
                                catch=(*self.catch, Surplus), callbacks=[self._count_failure, *self.callbacks])
+            except Exception:
+                if attempt.ended_elsewhere is None:
+                    raise
+                warnings.warn(f"trial {attempt.ended_elsewhere} was ended by another process while it ran here "
+                              "(to it, this process's heartbeat had stopped: paused or starved) and re-queued "
+                              "there; its result here is discarded", stacklevel=1)
             finally:
                 claim.release()
 
@@ -144,7 +157,8 @@ class TrialLoop:
     def _expired(self) -> bool:
         return self._deadline is not None and time.monotonic() > self._deadline
 
-    def _run(self, study: optuna.Study, trial: optuna.Trial, claim: _Held) -> float | Sequence[float]:
+    def _run(self, study: optuna.Study, trial: optuna.Trial, claim: _Held,
+             attempt: _Attempt) -> float | Sequence[float]:
         try:
             taken = study.get_trials(deepcopy=False, states=(*_TAKEN, TrialState.WAITING))
             before = sum(t.number < trial.number for t in taken)
@@ -156,11 +170,23 @@ class TrialLoop:
                           "at the same moment)")
         if self.sampler_for is not None:
             study.sampler = self.sampler_for(trial.number)  # this thread's study: no other trial samples with it
-        return self.objective(trial)
+        try:
+            return self.objective(trial)
+        finally:  # Optuna will refuse this process's tell (an error) if another process already ended the trial
+            if study._storage.get_trial(trial._trial_id).state.is_finished():
+                attempt.ended_elsewhere = trial.number
 
     def _count_failure(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state == TrialState.FAIL and not trial.user_attrs.get(SURPLUS_ATTR):
             self._failures += 1
+
+
+@dataclass
+class _Attempt:
+    """What became of one worker's trial: ``ended_elsewhere`` is its number when another process ended it
+    (failed it as stale and re-queued it) while it ran here."""
+
+    ended_elsewhere: int | None = None
 
 
 class _Held:

@@ -3,9 +3,11 @@ keeps to one search; study names stay inside the runs directory."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -118,15 +120,21 @@ def test_processes_opening_a_fresh_storage_at_once(tmp_path) -> None:
     assert errors == []
 
 
-@pytest.mark.slow
-def test_two_searches_started_at_once_on_a_fresh_storage(tmp_path) -> None:
+def _xor_search(tmp_path: Path, generations: int, population: int, trials: int, storage: str) -> list[str]:
+    """The command line of an ``evo search`` over a small XOR config (written to ``tmp_path``), serial, no mirror."""
     config = tmp_path / "xor.yaml"
-    config.write_text("task: {kind: xor}\nevolution: {generations: 1, population_size: 2}\nbackend: {kind: serial}\n")
+    config.write_text(f"task: {{kind: xor}}\nevolution: {{generations: {generations}, population_size: {population}}}"
+                      "\nbackend: {kind: serial}\n")
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump(SPACE))
+    return [sys.executable, "-m", "evo", "search", str(config), "--space", str(space), "--trials", str(trials),
+            "--storage", storage, "--runs-dir", str(tmp_path / "runs"), "--no-mirror", "--pruner", "none"]
+
+
+@pytest.mark.slow
+def test_two_searches_started_at_once_on_a_fresh_storage(tmp_path) -> None:
     url = f"sqlite:///{tmp_path}/evo.db"
-    cmd = [sys.executable, "-m", "evo", "search", str(config), "--space", str(space), "--trials", "6",
-           "--storage", url, "--runs-dir", str(tmp_path / "runs"), "--no-mirror", "--pruner", "none"]
+    cmd = _xor_search(tmp_path, generations=1, population=2, trials=6, storage=url)
     procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     outputs = [proc.communicate(timeout=300) for proc in procs]
@@ -152,3 +160,85 @@ def test_cli_refuses_another_search_and_a_study_name_outside_runs(tmp_path) -> N
     outside = CliRunner().invoke(app, [*base, "--study-name", ".."])
     assert outside.exit_code == 2 and "study name: must be a plain folder name" in outside.output
     assert not (tmp_path / "trial_0000").exists()
+
+
+def test_a_trial_another_process_ended_as_stale_is_discarded_here_and_the_search_goes_on(tmp_path,
+                                                                                        quick_poll: None) -> None:
+    """A process paused past the heartbeat's grace period finds, when it resumes, that another process failed
+    its trial and re-queued it: Optuna then refuses its result with an error. The search warns and goes on, and
+    the re-queued copy is run (here, by this same loop), so the study still ends with the asked trials."""
+    from evo.tuning.study import retry_stale
+
+    url = f"sqlite:///{tmp_path}/evo.db"
+    study = open_study(open_storage(url), "s", ["maximize"], make_sampler("random", 0))
+    runs: list[tuple[int, float]] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        runs.append((trial.number, x))
+        if trial.number == 0:  # meanwhile, another process saw no heartbeat: it failed and re-queued this trial
+            storage = trial.study._storage
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            retry_stale()(trial.study, storage.get_trial(trial._trial_id))
+        return x
+
+    with pytest.warns(UserWarning, match="trial 0 was ended by another process"):
+        TrialLoop(study, objective, trials=3).run()
+    states = _states(study)
+    assert states[0] == TrialState.FAIL and states.count(TrialState.COMPLETE) == 3
+    retried = [x for number, x in runs[1:] if number == 1]
+    assert retried == [runs[0][1]]  # the re-queued trial (next number) ran with the stale trial's parameters
+
+
+def test_an_error_in_a_trial_nobody_else_ended_still_surfaces(tmp_path, quick_poll: None) -> None:
+    study = open_study(open_storage(f"sqlite:///{tmp_path}/evo.db"), "s", ["maximize"], make_sampler("random", 0))
+
+    def objective(trial: optuna.Trial) -> float:
+        raise ValueError("a bug in the objective")
+
+    with pytest.raises(ValueError, match="a bug in the objective"):
+        TrialLoop(study, objective, trials=2).run()
+
+
+def _wait_for(condition: Callable[[], object], what: str, timeout: float = 120.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_paused_search_process_lets_the_one_that_took_its_trial_over_resume_it(tmp_path) -> None:
+    """Real processes on one SQLite study (heartbeat 1 s): A is paused (SIGSTOP, as Ctrl-Z or a sleeping laptop
+    would) mid-trial; B finds A's heartbeat stale, fails and re-queues A's trial, and waits for its run
+    directory, which A still holds. Woken, A sees at its next generation's end that its trial was taken over,
+    lets go (one warning line), and B resumes the run directory to the end. Both exit 0."""
+    url = f"sqlite:///{tmp_path}/evo.db"
+    cmd = [*_xor_search(tmp_path, generations=150, population=8, trials=1, storage=url), "--study-name", "s",
+           "--heartbeat", "1"]
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def trials(*states: TrialState) -> list[optuna.trial.FrozenTrial]:
+        try:
+            return optuna.load_study(study_name="s", storage=url).get_trials(states=states)
+        except KeyError:  # not created yet
+            return []
+
+    a = start()
+    [taken] = _wait_for(lambda: [t for t in trials(TrialState.RUNNING) if "run_dir" in t.user_attrs], "A's trial")
+    a.send_signal(signal.SIGSTOP)
+    b = start()
+    try:
+        _wait_for(lambda: trials(TrialState.FAIL), "B to fail A's silent trial")
+        _wait_for(lambda: trials(TrialState.RUNNING), "B to start the re-queued trial")
+    finally:
+        a.send_signal(signal.SIGCONT)
+    out_a, out_b = a.communicate(timeout=240)[0], b.communicate(timeout=240)[0]
+    assert (a.returncode, b.returncode) == (0, 0), (out_a, out_b)
+    assert f"trial {taken.number} was ended by another process" in out_a
+    [redone] = trials(TrialState.COMPLETE)
+    assert redone.system_attrs.get("failed_trial") == taken.number and redone.params == taken.params
+    assert redone.user_attrs["run_dir"] == taken.user_attrs["run_dir"]  # B resumed A's run directory
