@@ -215,7 +215,7 @@ def test_a_paused_search_process_lets_the_one_that_took_its_trial_over_resume_it
     directory, which A still holds. Woken, A sees at its next generation's end that its trial was taken over,
     lets go (one warning line), and B resumes the run directory to the end. Both exit 0."""
     url = f"sqlite:///{tmp_path}/evo.db"
-    cmd = [*_xor_search(tmp_path, generations=150, population=8, trials=1, storage=url), "--study-name", "s",
+    cmd = [*_xor_search(tmp_path, generations=400, population=8, trials=1, storage=url), "--study-name", "s",
            "--heartbeat", "1"]
 
     def start() -> subprocess.Popen[str]:
@@ -229,6 +229,7 @@ def test_a_paused_search_process_lets_the_one_that_took_its_trial_over_resume_it
 
     a = start()
     [taken] = _wait_for(lambda: [t for t in trials(TrialState.RUNNING) if "run_dir" in t.user_attrs], "A's trial")
+    time.sleep(1.5)  # A's heartbeat thread beats once (a trial that never beat is not stale to Optuna)
     a.send_signal(signal.SIGSTOP)
     b = start()
     try:
@@ -239,6 +240,7 @@ def test_a_paused_search_process_lets_the_one_that_took_its_trial_over_resume_it
     out_a, out_b = a.communicate(timeout=240)[0], b.communicate(timeout=240)[0]
     assert (a.returncode, b.returncode) == (0, 0), (out_a, out_b)
     assert f"trial {taken.number} was ended by another process" in out_a
-    [redone] = trials(TrialState.COMPLETE)
-    assert redone.system_attrs.get("failed_trial") == taken.number and redone.params == taken.params
+    [redone], [failed] = trials(TrialState.COMPLETE), trials(TrialState.FAIL)
+    assert failed.number == taken.number and redone.system_attrs.get("failed_trial") == taken.number
+    assert redone.params == failed.params
     assert redone.user_attrs["run_dir"] == taken.user_attrs["run_dir"]  # B resumed A's run directory
