@@ -293,7 +293,7 @@ def search(
                                   "<runs dir>/<study name>/), and the default storage and diagrams go."),
     mirror: bool = typer.Option(True, "--mirror/--no-mirror", help="Mirror every individual of every trial into the storage."),
     heartbeat: int = typer.Option(30, min=1, help="Seconds between a running trial's heartbeats (database storages); "
-                                  "a trial silent for twice as long, its machine gone, is run again elsewhere."),
+                                  "a trial silent for twice as long (its machine gone, its process paused) is run again elsewhere."),
     base_first: bool = typer.Option(True, "--base-first/--no-base-first", help="A new study's first trial runs "
                                     "CONFIG's own values where the space holds them (then the sampler takes over)."),
 ) -> None:
