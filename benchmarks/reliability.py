@@ -25,7 +25,9 @@ one part only and leaves the other's section as it was.
    SIGKILLed and the same command run again until the study holds the asked trials COMPLETE. A trial passes when
    there are exactly 4 COMPLETE trials and their parameters and values equal the reference's. The killed
    process's RUNNING trial is failed and re-queued with its parameters (it resumes its run directory); the
-   table counts those retried trials and how many equal a reference trial. A retried trial takes the next free
+   table counts those retried trials and how many equal a reference trial. A trial killed before it sampled
+   its parameters (between Optuna's ask and the sampling) has none to pass on: its retry draws its own, and
+   is counted apart ("retried without parameters"). A retried trial takes the next free
    trial number, and each trial's sampler is seeded from (seed, trial number) (evo/tuning/loop.py), so the
    trials started after it draw other parameters than the reference's did: a kill during any trial but the
    last leaves 4 COMPLETE trials, not the same 4. A re-run still running after RERUN_S seconds (uninterrupted,
@@ -471,6 +473,15 @@ def _search_phase(storage: str) -> str:
     return f"{done} complete" + (f", trial {running[0]} running" if running else "")
 
 
+def count_retries(trials: list[Any], reference: list[tuple[Any, ...]]) -> tuple[int, int, int]:
+    """Of a study's COMPLETE retries: those of a trial that had sampled its parameters, how many of them equal a
+    ``reference`` trial (see :func:`_completed`), and the retries of a trial killed before it sampled any."""
+    sampled = {t.number for t in trials if t.params}
+    retries = [t for t in trials if "failed_trial" in t.system_attrs]
+    retried = _completed([t for t in retries if t.system_attrs["failed_trial"] in sampled])
+    return len(retried), sum(r in reference for r in retried), len(_completed(retries)) - len(retried)
+
+
 #: seconds a re-run of the benchmark's search may take (uninterrupted: seconds) before it counts as hung.
 RERUN_S = 120
 
@@ -482,6 +493,7 @@ class SearchKill(Kill):
     exact: bool = False  # exactly the asked number of COMPLETE trials
     retried: int = 0  # COMPLETE trials that re-ran a killed trial (same parameters, its run directory resumed)
     retried_same: int = 0  # of those, the ones whose parameters and values equal a reference trial's
+    retried_blank: int = 0  # COMPLETE retries of a trial killed before it sampled: their parameters are their own
     hung: bool = False  # a re-run did not end within RERUN_S: it waits for a RUNNING trial nothing recovers
 
 
@@ -518,11 +530,10 @@ def search_kill_trials(seed: int, kills: int, work: Path, trials: int = 4) -> li
         got = study_trials(storage)
         completed = _completed(got)
         trial.exact, trial.same = len(completed) == trials, completed == reference
-        retried = _completed([t for t in got if "failed_trial" in t.system_attrs])
-        trial.retried, trial.retried_same = len(retried), sum(r in reference for r in retried)
+        trial.retried, trial.retried_same, trial.retried_blank = count_retries(got, reference)
         rows.append(trial)
         print(f"search kill at +{trial.delay:.2f}s ({trial.phase}): reruns={trial.resumes} exact={trial.exact} "
-              f"same={trial.same} retried={trial.retried_same}/{trial.retried}"
+              f"same={trial.same} retried={trial.retried_same}/{trial.retried} without parameters={trial.retried_blank}"
               + (f" HUNG with {_search_phase(storage)}" if trial.hung else ""), flush=True)
         shutil.rmtree(folder)
     return rows
@@ -658,11 +669,12 @@ def search_part(args: argparse.Namespace, work: Path) -> str:
     n = len(kills)
     phases = sorted({t.phase.split(",")[-1].strip() for t in kills})
     kill_row = ("`evo search --trials 4`", n, f"{sum(t.exact for t in kills)}/{n}", f"{sum(t.same for t in kills)}/{n}",
-                f"{sum(t.retried_same for t in kills)}/{sum(t.retried for t in kills)}", sum(t.hung for t in kills),
-                ", ".join(phases))
+                f"{sum(t.retried_same for t in kills)}/{sum(t.retried for t in kills)}",
+                sum(t.retried_blank for t in kills), sum(t.hung for t in kills), ", ".join(phases))
     return (f"{_about(3, 4, 5)}\n\n{_conditions(args.seed, started)}\n\n"
             + table(["killed", "kills", "exactly 4 COMPLETE trials", "same parameters and values as uninterrupted",
-                     "retried trials equal to a reference trial", f"re-run hung (> {RERUN_S} s)", "killed at"],
+                     "retried trials equal to a reference trial", "retried without parameters",
+                     f"re-run hung (> {RERUN_S} s)", "killed at"],
                     [kill_row])
             + "\n\n" + table(["storage", "processes", "trials asked", "COMPLETE", "FAIL: surplus (not run)",
                                 "FAIL: other", "exit codes"],

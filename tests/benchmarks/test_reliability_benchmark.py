@@ -43,3 +43,26 @@ def test_concurrent_searches_run_the_asked_trials(tmp_path: Path) -> None:
 def test_a_killed_search_reruns_to_the_asked_trials(tmp_path: Path) -> None:
     [trial] = search_kill_trials(0, 1, tmp_path, trials=2)
     assert trial.exact and trial.retried_same == trial.retried
+
+
+def test_a_retry_of_a_trial_killed_before_it_sampled_is_counted_apart() -> None:
+    """Such a trial has no parameters to pass on, so its retry draws its own: not a mismatch with the reference."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from benchmarks.reliability import _completed, count_retries
+
+    study = optuna.create_study()
+    done = study.ask()
+    study.tell(done, done.suggest_float("x", 0, 1))
+    for sampled, x in ((True, done.params["x"]), (False, 0.123)):
+        killed = study.ask()
+        if sampled:
+            killed.suggest_float("x", 0, 1)
+        study.tell(killed, state=TrialState.FAIL)
+        study.enqueue_trial({"x": x} if sampled else {})
+        retry = study.ask()
+        study._storage.set_trial_system_attr(retry._trial_id, "failed_trial", killed.number)
+        study.tell(retry, retry.suggest_float("x", 0, 1))
+    reference = _completed(study.get_trials()[:1])
+    assert count_retries(study.get_trials(), reference) == (1, 1, 1)
