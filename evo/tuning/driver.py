@@ -40,7 +40,7 @@ from evo.mirror.storage import open_storage
 from evo.paths import DEFAULT_RUNS_DIR, artifacts_dir, storage_url
 from evo.records import GenerationRecord, Reporter
 from evo.runner import Mirror, Runner
-from evo.tuning.loop import TakenOver, TrialLoop, trial_seed
+from evo.tuning.loop import TakenOver, TrialLoop, ended, trial_seed
 from evo.tuning.overrides import apply_params, check_space, config_lookup
 from evo.tuning.space import SearchSpace
 from evo.tuning.study import (WORKER_ATTR, PrunerName, SamplerName, make_pruner, make_sampler, open_study,
@@ -96,7 +96,7 @@ class OwnershipReporter(Reporter):
         if time.monotonic() < self._next:
             return
         self._next = time.monotonic() + self.every_s
-        if self.trial.study._storage.get_trial(self.trial._trial_id).state.is_finished():
+        if ended(self.trial):
             raise TakenOver(f"trial {self.trial.number}: ended by another process after generation "
                             f"{record.generation}; its re-queued copy resumes the run directory")
 

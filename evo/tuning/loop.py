@@ -35,7 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from evo.tuning.study import recover_orphans
 
-__all__ = ["POLL_S", "Surplus", "TakenOver", "TrialLoop", "trial_seed"]
+__all__ = ["POLL_S", "Surplus", "TakenOver", "TrialLoop", "ended", "trial_seed"]
 
 #: seconds a worker waits before looking again whether another's running trial finished or died.
 POLL_S = 2.0
@@ -173,12 +173,18 @@ class TrialLoop:
         try:
             return self.objective(trial)
         finally:  # Optuna will refuse this process's tell (an error) if another process already ended the trial
-            if study._storage.get_trial(trial._trial_id).state.is_finished():
+            if ended(trial):
                 attempt.ended_elsewhere = trial.number
 
     def _count_failure(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state == TrialState.FAIL and not trial.user_attrs.get(SURPLUS_ATTR):
             self._failures += 1
+
+
+def ended(trial: optuna.Trial) -> bool:
+    """Whether the storage holds ``trial`` as finished: before this process's own tell, that means another
+    process ended it (failed it as stale and re-queued it)."""
+    return trial.study._storage.get_trial(trial._trial_id).state.is_finished()
 
 
 @dataclass
