@@ -174,7 +174,8 @@ class _Trial:
              retried: bool) -> RunResult:
         """The trial's run. A retried trial's run directory may still be held by the process it was taken from
         (paused, then woken: it lets go at its next generation's end, see :class:`OwnershipReporter`), so the
-        retry waits for it, up to :data:`TAKEOVER_WAIT_S`."""
+        retry waits for it, up to :data:`TAKEOVER_WAIT_S` (then, as for any other run directory held by another
+        process, :class:`RunLockedError` ends the search with its one line)."""
         deadline = time.monotonic() + TAKEOVER_WAIT_S
         name = f"{self.study_name}/trial_{trial.number:04d}"
         while True:
@@ -261,8 +262,7 @@ def run_search(
     objective = _Trial(config, space, objectives, name, Path(runs_dir), prune, optuna_storage, mirror,
                        Path(artifacts) if artifacts is not None else artifacts_dir(runs_dir), backend)
     try:
-        TrialLoop(study, objective, trials, sampler_for=sampler_for, timeout=timeout,
-                  catch=(ConfigError, RunLockedError),
+        TrialLoop(study, objective, trials, sampler_for=sampler_for, timeout=timeout, catch=(ConfigError,),
                   callbacks=callbacks).run(jobs)
     finally:
         if own_backend and backend is not None:
