@@ -301,7 +301,10 @@ def _describe(err: ValidationError) -> str:
     msg = first["msg"]
     if first.get("ctx", {}).get("error") is not None:
         msg = str(first["ctx"]["error"])
-    return f"{loc}: {msg} (got {first.get('input')!r})" if "input" in first and loc else f"{loc or 'config'}: {msg}"
+    value = first.get("input")
+    if loc and "input" in first and not isinstance(value, Mapping):  # a section's own check: the section says it
+        return f"{loc}: {msg} (got {value!r})"
+    return f"{loc or 'config'}: {msg}"
 
 
 def _field_names(path: Sequence[str]) -> list[str]:
