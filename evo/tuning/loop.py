@@ -33,6 +33,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from evo.errors import ConfigError
 from evo.tuning.study import recover_orphans
 
 __all__ = ["POLL_S", "Surplus", "TakenOver", "TrialLoop", "ended", "trial_seed"]
@@ -56,16 +57,17 @@ class TakenOver(Exception):
     the objective stops, and the loop goes on with another trial."""
 
 
-class _QuietSurplus(logging.Filter):
-    """Optuna logs a failed trial with its traceback; a surplus or taken-over trial's one line says all there is."""
+class _QuietFailures(logging.Filter):
+    """Optuna logs a failed trial with its traceback; for a surplus or taken-over trial, and for one whose
+    sampled values the config rejects (a ConfigError: bad input, not a bug), its one line says all there is."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], (Surplus, TakenOver)):
+        if record.exc_info and isinstance(record.exc_info[1], (Surplus, TakenOver, ConfigError)):
             record.exc_info = None
         return True
 
 
-logging.getLogger("optuna.study._optimize").addFilter(_QuietSurplus())
+logging.getLogger("optuna.study._optimize").addFilter(_QuietFailures())
 
 
 def trial_seed(seed: int | None, number: int) -> int | None:

@@ -200,6 +200,24 @@ def test_an_error_in_a_trial_nobody_else_ended_still_surfaces(tmp_path, quick_po
         TrialLoop(study, objective, trials=2).run()
 
 
+def test_a_trial_whose_values_the_config_rejects_fails_in_one_line_and_the_search_goes_on(
+        tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    """A rejected combination is bad input, not a bug: Optuna's warning keeps its line and drops the traceback."""
+    study = open_study(open_storage(f"sqlite:///{tmp_path}/evo.db"), "s", ["maximize"], make_sampler("random", 0))
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number == 0:
+            raise ConfigError("overrides: evolution: halving: 3 rungs with eta 3 need eval_steps >= 9 (got 2)")
+        return 1.0
+
+    with caplog.at_level("WARNING", logger="optuna"):
+        TrialLoop(study, objective, trials=2, catch=(ConfigError,)).run()
+    assert _states(study) == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    failed = [r for r in caplog.records if "Trial 0 failed with parameters" in r.getMessage()]
+    assert len(failed) == 1 and "need eval_steps >= 9" in failed[0].getMessage()
+    assert failed[0].exc_info is None and "Traceback" not in caplog.text
+
+
 def _wait_for(condition: Callable[[], object], what: str, timeout: float = 120.0) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
