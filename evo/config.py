@@ -92,7 +92,8 @@ class HalvingConfig(BaseModel):
 
     rungs: int = Field(
         1, ge=1, description="Training rounds per generation; 1 = off (every child trains eval_steps steps). With r "
-        "rungs, a child stopped at rung k has trained round(eval_steps / eta^(r-1-k)) steps in all.",
+        "rungs, a child stopped at rung k has trained round(S / eta^(r-1-k)) steps in all, S being eval_steps or, "
+        "when it is 0, the task's default (supervised: plasticity.epochs passes over the training split).",
     )
     eta: int = Field(3, ge=2, description="After each rung the best 1/eta of the children (at least one) train on, "
                      "from their trained weights; the rest stop.")
@@ -160,7 +161,7 @@ class EvolutionConfig(BaseModel):
     @model_validator(mode="after")
     def _halving_has_steps(self) -> EvolutionConfig:
         first = self.eval_steps / self.halving.eta ** (self.halving.rungs - 1)
-        if self.halving.rungs > 1 and first < 1:
+        if self.halving.rungs > 1 and 0 < first < 1:  # eval_steps 0: the task's default, checked when known
             raise ValueError(f"halving: {self.halving.rungs} rungs with eta {self.halving.eta} need eval_steps >= "
                              f"{self.halving.eta ** (self.halving.rungs - 1)} (got {self.eval_steps})")
         return self

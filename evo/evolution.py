@@ -285,14 +285,12 @@ class Evolution:
         """Train and score ``individuals``: one job each, or with successive halving one job per rung for
         the best 1/eta of the previous rung, each continuing from the genome its previous rung returned."""
         by_id = {ind.id: ind for ind in individuals}
-        halving = self.evo.halving
-        cumulative = halving.steps(self.evo.eval_steps) if halving.rungs > 1 else [self.evo.eval_steps]
+        cumulative = {ind.id: self._rung_steps(ind.genome) for ind in individuals}
         active = list(by_id)
-        for rung, steps in enumerate(cumulative):
-            final = rung == len(cumulative) - 1
-            budget = Budget(steps=steps - (cumulative[rung - 1] if rung else 0))
-            jobs = [Job(i, by_id[i].genome, budget, self._job_seed(i, rung), teacher=self._teacher(by_id[i], rung))
-                    for i in active]
+        for rung in range(self.evo.halving.rungs):
+            final = rung == self.evo.halving.rungs - 1
+            jobs = [Job(i, by_id[i].genome, self._rung_budget(cumulative[i], rung), self._job_seed(i, rung),
+                        teacher=self._teacher(by_id[i], rung)) for i in active]
             returned = self._run_rung(jobs, by_id, rung, final)
             if final:
                 break
@@ -303,6 +301,27 @@ class Evolution:
             if not active:  # every child failed
                 break
         return [by_id[ind.id] for ind in individuals]
+
+    def _rung_steps(self, genome: Genome) -> list[int]:
+        """Cumulative training steps of ``genome`` at the end of each rung. One rung: ``[eval_steps]`` (0 stays
+        0, the task's default budget); under halving ``eval_steps`` or, when 0, the task's default step count
+        (which a batch-size gene changes), split into rungs."""
+        halving = self.evo.halving
+        if halving.rungs == 1:
+            return [self.evo.eval_steps]
+        try:
+            total = self.evo.eval_steps or self.task.default_steps(genome)
+        except NotImplementedError as err:  # a custom task that does not count its default budget
+            raise ConfigError(f"evolution.halving: {err}") from None
+        if total < halving.eta ** (halving.rungs - 1):  # (a set eval_steps was checked with the config)
+            raise ConfigError(f"evolution.halving: {halving.rungs} rungs with eta {halving.eta} need at least "
+                              f"{halving.eta ** (halving.rungs - 1)} training steps per evaluation; the task's "
+                              f"default is {total}: set evolution.eval_steps, or use fewer rungs")
+        return halving.steps(total)
+
+    @staticmethod
+    def _rung_budget(cumulative: list[int], rung: int) -> Budget:
+        return Budget(steps=cumulative[rung] - (cumulative[rung - 1] if rung else 0))
 
     def _job_seed(self, individual_id: int, rung: int) -> int:
         """Rung 0 keeps the seed an evaluation always had; each later rung has its own stream."""

@@ -64,6 +64,7 @@ def test_rung_steps_end_at_eval_steps() -> None:
 def test_halving_needs_enough_steps_and_a_trained_task() -> None:
     with pytest.raises(ConfigError, match="need eval_steps >= 9"):
         load_config(None, ["evolution.halving.rungs=3", "evolution.eval_steps=8"])
+    load_config(None, ["evolution.halving.rungs=3"])  # eval_steps 0: the task's default, known at run time
     with pytest.raises(ConfigError, match="needs a supervised or custom task, not 'xor'"):
         load_config(None, [*HALVING, "task.kind=xor"])
 
@@ -121,3 +122,38 @@ def test_supervised_children_stop_with_their_rungs_samples() -> None:
     result = Evolution(cfg, build_task(cfg.task, cfg.plasticity), SerialBackend(), MUTATE).run()
     samples = sorted(ind.evaluation.budget_used.samples for ind in result.individuals.values() if ind.evaluation)
     assert samples == [32, 32, 64, 64]
+
+
+def test_at_the_default_budget_the_rungs_split_the_tasks_epochs() -> None:
+    """eval_steps 0: the rungs split plasticity.epochs passes over the training split at the batch size."""
+    cfg = load_config(None, ["task.dataset=iris", "evolution.population_size=4", "evolution.generations=0",
+                             "evolution.init.hidden=[8]", "plasticity.batch_size=16", "plasticity.epochs=2",
+                             "evolution.halving.rungs=2", "evolution.halving.eta=4"])
+    task = build_task(cfg.task, cfg.plasticity)
+    n = len(task.data.x_train)
+    backend = RecordingBackend()
+    result = Evolution(cfg, task, backend, MUTATE).run()
+    total = 2 * -(-n // 16)  # two epochs of ceil(n / 16) batches
+    first = round(total / 4)
+    assert [[job.budget.steps for job in jobs] for jobs, _ in backend.calls] == [[first] * 4, [total - first]]
+    steps = sorted(ind.evaluation.budget_used.steps for ind in result.individuals.values() if ind.evaluation)
+    assert steps == [first] * 3 + [total]
+
+
+def test_a_default_budget_too_short_to_halve_is_a_config_error() -> None:
+    cfg = load_config(None, ["task.dataset=iris", "evolution.population_size=2", "evolution.generations=0",
+                             "plasticity.batch_size=128", "plasticity.epochs=1", "evolution.halving.rungs=3"])
+    with pytest.raises(ConfigError, match="need at least 9 training steps per evaluation; the task's default is 1"):
+        Evolution(cfg, build_task(cfg.task, cfg.plasticity), SerialBackend(), MUTATE).run()
+    custom = load_config(None, ["evolution.population_size=2", "evolution.generations=0", "evolution.halving.rungs=2"])
+    with pytest.raises(ConfigError, match="ToyTask has no default step count to halve: set evolution.eval_steps"):
+        Evolution(custom, ToyTask(), SerialBackend(), MUTATE).run()
+
+
+def test_the_default_step_count_follows_a_batch_size_gene() -> None:
+    cfg = load_config(None, ["task.dataset=iris", "plasticity.batch_size=16", "plasticity.epochs=3"])
+    task = build_task(cfg.task, cfg.plasticity)
+    genome = Evolution(cfg, task, SerialBackend(), MUTATE)._initial_genome(0)
+    n = len(task.data.x_train)
+    assert task.default_steps(genome) == 3 * -(-n // 16)
+    assert task.default_steps(genome.replace(hparams={"batch_size": 64, "epochs": 1})) == -(-n // 64)

@@ -39,7 +39,8 @@ from evo.plasticity.optim import saved_state
 from evo.plasticity.schedule import Schedule
 from evo.plasticity.state import PlasticNet
 
-__all__ = ["Diverged", "TrainResult", "autocast", "epoch_batches", "steps_per_epoch", "train"]
+__all__ = ["Diverged", "TrainResult", "autocast", "default_steps", "epoch_batches", "steps_per_epoch", "train",
+           "with_genes"]
 
 LOSSES = ("cross_entropy", "mse")
 
@@ -109,8 +110,7 @@ def train(
         Diverged: (a FloatingPointError) when the loss becomes NaN or infinite.
     """
     _check_inputs(genome, x, y, steps, loss)
-    if genome.hparams:
-        config = config.model_validate({**config.model_dump(), **genome.hparams})
+    config = with_genes(config, genome)
     y = y.long().reshape(len(y)) if loss == "cross_entropy" else y.float()  # task_loss picks the loss by dtype
     per_epoch = steps_per_epoch(len(x), config.batch_size)
     total = config.epochs * per_epoch if steps is None else steps
@@ -206,6 +206,18 @@ def _step(state: PlasticNet, schedule: Schedule, criterion: Callable[[Tensor, Te
     state.apply_masks()
     state.tick()
     return loss
+
+
+def with_genes(config: PlasticityConfig, genome: Genome) -> PlasticityConfig:
+    """``config`` with the genome's own hyperparameters (``genome.hparams``) in place of its fields."""
+    return config.model_validate({**config.model_dump(), **genome.hparams}) if genome.hparams else config
+
+
+def default_steps(genome: Genome, n: int, config: PlasticityConfig) -> int:
+    """Optimiser steps :func:`train` takes on ``n`` samples when ``steps`` is None: ``epochs`` passes at the
+    genome's batch size."""
+    config = with_genes(config, genome)
+    return config.epochs * steps_per_epoch(n, config.batch_size)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:

@@ -62,6 +62,12 @@ class Task(ABC):
         distillation teacher) overrides it."""
         return self.evaluate(job.genome, job.budget, device, job.seed)
 
+    def default_steps(self, genome: Genome) -> int:
+        """Optimiser steps one evaluation of ``genome`` takes at the default budget (``Budget.steps == 0``):
+        what successive halving splits into rungs when ``evolution.eval_steps`` is 0. A task without such a
+        count (the default) cannot be halved at its default budget."""
+        raise NotImplementedError(f"{type(self).__name__} has no default step count to halve: set evolution.eval_steps")
+
     def calibration_batch(self, n: int, seed: int) -> tuple[Tensor, Tensor] | None:
         """A batch of training inputs and targets for data-dependent operators; None if the task has no data."""
         return None

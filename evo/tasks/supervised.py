@@ -30,6 +30,7 @@ from evo.errors import ConfigError
 from evo.genome import Genome
 from evo.network import as_inputs
 from evo.plasticity import Diverged, PlasticityConfig, train
+from evo.plasticity.trainer import default_steps
 from evo.preprocessing import Preprocessing
 from evo.tasks._base import Task
 from evo.tasks.config import SupervisedTaskConfig
@@ -164,6 +165,10 @@ class SupervisedTask(Task):
             "events": float(len(result.events)),
         }
         return Evaluation(-1, {o.name: values[o.name] for o in self.objectives}, trained, metrics, used)
+
+    def default_steps(self, genome: Genome) -> int:
+        """``plasticity.epochs`` passes over the training split at the genome's batch size (its genes included)."""
+        return default_steps(genome, len(self.data.x_train), self.plasticity)
 
     def test(self, genome: Genome, device: str = "cpu") -> dict[str, float]:
         """Test-split metrics (``test_loss``, and ``test_accuracy`` for classification) of a trained genome."""
