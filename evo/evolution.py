@@ -53,7 +53,9 @@ def derive_seed(*parts: int) -> int:
 
 @dataclass
 class RunResult:
-    """What a finished (or stopped) run leaves: a notebook-friendly summary."""
+    """What a finished (or stopped) run leaves: a notebook-friendly summary. ``best``, ``population`` and
+    ``pareto`` carry their trained weights; of the other ``individuals`` only the population and the best few
+    keep theirs in memory (``evo.load`` / ``evo export --id`` read any from the run directory)."""
 
     run_dir: Path | None
     best: Individual
@@ -442,7 +444,7 @@ class Evolution:
             run_dir=self.store.root if self.store else None,
             best=self.with_weights(self.best()),
             population=list(self.population),
-            pareto=self.pareto(),
+            pareto=[self.with_weights(ind) for ind in self.pareto()],
             history=list(self.history),
             individuals=dict(self.individuals),
         )

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import evo
@@ -42,6 +43,18 @@ def test_run_returns_population_pareto_best_and_records(finished: tuple[Path, Ru
     assert history[-1]["best_id"] == result.best.id
     assert history[-1]["best_val_accuracy"] == result.best.objectives["val_accuracy"]
     assert history[-1]["samples"] > history[0]["samples"] > 0
+
+
+def test_the_pareto_front_carries_its_weights(tmp_path: Path) -> None:
+    """Front members that left the population (their weights left memory) are read back from the run."""
+    config = {**TINY, "task": {**TINY["task"], "objectives": ["val_accuracy", "params"]},
+              "evolution": {**TINY["evolution"], "generations": 3, "test_top_k": 1, "seed": 1}}
+    result = evo.run(config, run_dir=tmp_path / "front")
+    population = {ind.id for ind in result.population}
+    assert any(ind.id not in population for ind in result.pareto)  # the case this test is about
+    for ind in result.pareto:
+        assert set(ind.genome.weights) >= {"layers.0.weight"}
+        assert ind.genome.to_module()(torch.zeros(1, 64)).shape == (1, 10)
 
 
 def test_resume_extends_a_finished_run(finished: tuple[Path, RunResult]) -> None:
