@@ -98,6 +98,11 @@ class HalvingConfig(BaseModel):
     eta: int = Field(3, ge=2, description="After each rung the best 1/eta of the children (at least one) train on, "
                      "from their trained weights; the rest stop.")
 
+    @property
+    def min_steps(self) -> int:
+        """The shortest lifetime the rungs can split: the first rung must train at least one step."""
+        return self.eta ** (self.rungs - 1)
+
     def steps(self, eval_steps: int) -> list[int]:
         """Cumulative training steps at the end of each rung; the last is ``eval_steps``."""
         return [max(1, round(eval_steps / self.eta ** (self.rungs - 1 - k))) for k in range(self.rungs)]
@@ -160,10 +165,10 @@ class EvolutionConfig(BaseModel):
 
     @model_validator(mode="after")
     def _halving_has_steps(self) -> EvolutionConfig:
-        first = self.eval_steps / self.halving.eta ** (self.halving.rungs - 1)
-        if self.halving.rungs > 1 and 0 < first < 1:  # eval_steps 0: the task's default, checked when known
-            raise ValueError(f"halving: {self.halving.rungs} rungs with eta {self.halving.eta} need eval_steps >= "
-                             f"{self.halving.eta ** (self.halving.rungs - 1)} (got {self.eval_steps})")
+        halving = self.halving
+        if 0 < self.eval_steps < halving.min_steps:  # eval_steps 0: the task's default, checked when known
+            raise ValueError(f"halving: {halving.rungs} rungs with eta {halving.eta} need eval_steps >= "
+                             f"{halving.min_steps} (got {self.eval_steps})")
         return self
 
 

@@ -315,10 +315,10 @@ class Evolution:
             total = self.evo.eval_steps or self.task.default_steps(genome)
         except NotImplementedError as err:  # a custom task that does not count its default budget
             raise ConfigError(f"evolution.halving: {err}") from None
-        if total < halving.eta ** (halving.rungs - 1):  # (a set eval_steps was checked with the config)
+        if total < halving.min_steps:  # (a set eval_steps was checked with the config)
             raise ConfigError(f"evolution.halving: {halving.rungs} rungs with eta {halving.eta} need at least "
-                              f"{halving.eta ** (halving.rungs - 1)} training steps per evaluation; the task's "
-                              f"default is {total}: set evolution.eval_steps, or use fewer rungs")
+                              f"{halving.min_steps} training steps per evaluation; the task's default is {total}: "
+                              "set evolution.eval_steps, or use fewer rungs")
         return halving.steps(total)
 
     @staticmethod
