@@ -254,3 +254,26 @@ def test_carried_optimizer_state_goes_to_ray_workers_and_comes_back_as_on_the_se
         assert steps == dict.fromkeys(trained.genome.weights, 7.0)  # the parent's 3 steps, then the child's 4
         for name, entry in e.genome.optim_state.items():
             assert all(torch.equal(v, serial[i].genome.optim_state[name][k]) for k, v in entry.items())
+
+
+def test_halving_at_the_default_budget_on_ray_equals_serial(ray_backend: RayBackend) -> None:
+    """Successive halving of a supervised task's default lifetime (counted on the driver, whose task keeps its
+    data when Ray ships copies without it): every rung's jobs and results as on the serial backend."""
+    from evo.config import load_config
+    from evo.evolution import Evolution
+    from evo.operators.registry import make_operator
+    from evo.task_kinds import build_task
+
+    cfg = load_config(None, ["task.dataset=iris", "evolution.population_size=4", "evolution.generations=1",
+                             "evolution.init.hidden=[8]", "plasticity.batch_size=16", "plasticity.epochs=2",
+                             "evolution.halving.rungs=2", "evolution.halving.eta=2", "evolution.seed=5"])
+    operators = [(make_operator({"op": "mutate_weights", "sigma": 0.05}), 1.0)]
+
+    def outcome(backend: RayBackend | SerialBackend) -> dict[int, tuple[object, ...]]:
+        result = Evolution(cfg, build_task(cfg.task, cfg.plasticity), backend, operators).run()
+        return {i: (ind.objectives, ind.evaluation.budget_used.steps, ind.evaluation.metrics["rung"])
+                for i, ind in result.individuals.items() if ind.evaluation is not None}
+
+    on_ray = outcome(ray_backend)
+    assert on_ray == outcome(SerialBackend())
+    assert {rung for _, _, rung in on_ray.values()} == {0.0, 1.0}
