@@ -7,7 +7,9 @@ redrawn, cut to 80 columns (``16…``) or lost, so each generation ends in one c
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -15,7 +17,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from evo.records import GenerationRecord, Individual, Reporter
 
-__all__ = ["ProgressReporter"]
+__all__ = ["Limits", "ProgressReporter"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The run's stopping caps the ETA counts down to (0 = no cap), as ``evolution`` sets them: a run capped by
+    sample-steps (equal-budget comparisons) may end long before its generation cap."""
+
+    generations: int
+    max_samples: int = 0
+    max_steps: int = 0
+    max_seconds: float = 0.0
 
 
 class ProgressReporter(Reporter):
@@ -25,14 +38,14 @@ class ProgressReporter(Reporter):
         per_generation: evaluations per generation (the bar's length).
         console: where to draw; its ``is_terminal`` chooses bar or lines.
         backend: may expose ``stats()`` (with ``in_flight``) to show busy workers.
-        generations: the run's last generation, for the ETA; None = no ETA.
+        limits: the run's stopping caps, for the ETA; None = no ETA.
     """
 
     def __init__(self, per_generation: int, console: Console | None = None, backend: Any = None,
-                 generations: int | None = None) -> None:
+                 limits: Limits | None = None) -> None:
         self.per_generation = per_generation
         self.backend = backend
-        self.generations = generations
+        self.limits = limits
         self.console = console or Console()
         self.best = "…"
         self.eta = ""
@@ -71,7 +84,7 @@ class ProgressReporter(Reporter):
     def on_generation_end(self, record: GenerationRecord) -> None:
         self.best = " ".join(f"{k}={v:.4g}" for k, v in record.best_objectives.items())
         self._seconds.append(record.seconds)
-        self.eta = self._eta(record.generation)
+        self.eta = self._eta(record)
         if self._task is None:
             line = (f"gen {record.generation}: {len(record.evaluated)} evaluated, {record.failures} failed, "
                     f"{record.evaluations_per_second:.2f} eval/s, {record.seconds:.1f} s, "
@@ -82,13 +95,30 @@ class ProgressReporter(Reporter):
                              rate=record.evaluations_per_second, best=f"#{record.best_id} {self.best}", busy="",
                              eta=self.eta)
 
-    def _eta(self, generation: int) -> str:
-        """``eta 1:23``: the mean generation time × generations left (a target or budget may stop it sooner)."""
-        if self.generations is None or generation >= self.generations:
+    def _eta(self, record: GenerationRecord) -> str:
+        """``eta 1:23``: the mean generation time × the generations left before the first cap that binds (a
+        target fitness may stop the run sooner)."""
+        left = self._generations_left(record)
+        if not left:
             return ""
-        left = sum(self._seconds) / len(self._seconds) * (self.generations - generation)
-        minutes, seconds = divmod(round(left), 60)
+        minutes, seconds = divmod(round(sum(self._seconds) / len(self._seconds) * left), 60)
         return f"eta {minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"eta {minutes}:{seconds:02d}"
+
+    def _generations_left(self, record: GenerationRecord) -> int:
+        """Generations until a cap binds, each budget cap at its mean use per generation so far (the run stops
+        at the end of the generation that reaches it)."""
+        if self.limits is None:
+            return 0
+        limits, budget = self.limits, record.budget_used
+        done = record.generation + 1  # budget_used counts generations 0..g, those before a resume too
+        elapsed = sum(self._seconds)  # (this process's generations: what its mean time is taken over)
+        left = [limits.generations - record.generation]
+        for cap, used, per_generation in ((limits.max_samples, budget.samples, budget.samples / done),
+                                          (limits.max_steps, budget.steps, budget.steps / done),
+                                          (limits.max_seconds, elapsed, elapsed / len(self._seconds))):
+            if cap and per_generation > 0:
+                left.append(math.ceil((cap - used) / per_generation))
+        return max(0, min(left))
 
     def _busy(self) -> str:
         stats = getattr(self.backend, "stats", None)

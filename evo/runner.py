@@ -183,10 +183,11 @@ class Runner:
 
     def progress_bar(self, console: Console | None = None) -> ProgressReporter:
         """A progress bar for this run (evaluations/s, the backend's busy workers, best so far); enter first."""
-        from evo.progress import ProgressReporter
+        from evo.progress import Limits, ProgressReporter
 
         evo = self.config.evolution
-        return ProgressReporter(evo.children or evo.population_size, console, self.backend, evo.generations)
+        limits = Limits(evo.generations, evo.max_samples, evo.max_steps, evo.max_seconds)
+        return ProgressReporter(evo.children or evo.population_size, console, self.backend, limits)
 
     def run(self, reporters: Sequence[Reporter] = ()) -> RunResult:
         """Start or continue the run and run it to its end (entering the runner first if it was not).
