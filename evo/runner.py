@@ -82,7 +82,8 @@ class Runner:
     Made by :meth:`new`, :meth:`resume` or :meth:`open`; used as a context manager, which starts the backend
     unless one was given, and holds a resumed run's directory (its config is read under the lock); leaving
     releases what it took. :meth:`run` then runs to the end (a new run's directory is created and held there,
-    after its task was built: bad data leaves no directory behind).
+    after its task was built: bad data leaves no directory behind, nor does bad input found before the first
+    generation is written).
 
     Args:
         run_dir: the run directory.
@@ -206,9 +207,13 @@ class Runner:
             return self._continue(self._store, task, reporters)
         with RunStore(self.run_dir).lock() as store:
             RunStore.create(self.run_dir, dump_config(self.config))
-            store.save_preprocessing(task.preprocessing())
-            store.log("run_start", name=self.run_dir.name)
-            return self._execute(task, store, reporters, None, lambda: None)
+            try:
+                store.save_preprocessing(task.preprocessing())
+                store.log("run_start", name=self.run_dir.name)
+                return self._execute(task, store, reporters, None, lambda: None)
+            except ConfigError:  # found once running (the task's lifetime against halving, init shapes): the
+                store.discard_unstarted()  # fixed config can be run under the same name
+                raise
 
     def _continue(self, store: RunStore, task: Task, reporters: list[Reporter]) -> RunResult:
         """Continue a resumed run: everything is read back and checked before anything is written."""

@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -67,6 +68,8 @@ INDIVIDUALS_LOG = "individuals.jsonl"
 
 #: The file a process holds an OS lock on while it runs, resumes or extends the run.
 LOCK_FILE = ".lock"
+#: what a new run writes before its first generation (see :meth:`RunStore.discard_unstarted`)
+_STARTUP_FILES = frozenset({"config.yaml", PREPROCESSING_JSON, "events.jsonl", LOCK_FILE})
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,16 @@ class RunStore:
         if cls.exists(root):
             raise RunExistsError(f"{root}: a run already exists here (continue it with `evo resume {root}` or "
                                  "evo.resume(), or choose another name)")
+
+    def discard_unstarted(self) -> bool:
+        """Remove this new run's directory if it holds only what a run writes before its first generation
+        (config, preprocessing, the start event, the lock): a run stopped there by bad input (e.g. halving's rungs
+        against the task's lifetime) has nothing to resume, and its directory would block the name it was
+        given. Anything more (a record, a genome, a checkpoint) keeps the directory as it is."""
+        if any(path.name not in _STARTUP_FILES for path in self.root.iterdir()):
+            return False
+        shutil.rmtree(self.root)
+        return True
 
     @classmethod
     def open(cls, root: str | os.PathLike[str]) -> RunStore:

@@ -152,6 +152,10 @@ def test_export_writes_the_best_into_a_file_or_a_folder(workdir: Path, reference
         ({"name": "../outside"}, [], "name: must be a plain folder name, without '/' or '..' (got '../outside')"),
         ({}, ["--name", "a/b"], "--name: must be a plain folder name, without '/' or '..' (got 'a/b')"),
         ({}, ["--name", ".."], "--name: must be a plain folder name"),
+        # found once the run has started (the task's lifetime against the rungs): its directory goes too
+        ({"task": {"kind": "supervised", "dataset": "iris"}, "evolution": {"halving": {"rungs": 5}},
+          "plasticity": {"epochs": 1, "batch_size": 64}, "backend": {"kind": "serial"}}, [],
+         "evolution.halving: 5 rungs with eta 3 need at least 81 training steps per evaluation"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(workdir: Path, config: dict, args: list[str], message: str) -> None:

@@ -417,3 +417,16 @@ def test_a_run_whose_every_evaluation_fails_raises(tmp_path: Path) -> None:
     with pytest.raises(RunFailedError, match=r"run: all 4 evaluations failed; the first \(individual 0\): Diverged"):
         run_evolution(cfg, run_dir=tmp_path / "run")
     assert [e["event"] for e in RunStore(tmp_path / "run").events()][-1] == "run_failed"
+
+
+def test_discard_unstarted_removes_only_a_directory_holding_start_up_files(tmp_path: Path) -> None:
+    """A new run stopped by bad input before its first generation leaves nothing; one with any record stays."""
+    for name, extra in (("bare", None), ("started", "individuals.jsonl")):
+        store = RunStore.create(tmp_path / name, "task: {kind: xor}\n")
+        store.log("run_start", name=name)
+        if extra:
+            (store.root / extra).write_text("{}\n")
+        with store.lock():
+            discarded = store.discard_unstarted()
+        assert discarded is (extra is None) and store.root.exists() is (extra is not None)
+    assert (tmp_path / "started" / "config.yaml").read_text() == "task: {kind: xor}\n"
