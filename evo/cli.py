@@ -11,7 +11,7 @@ import json
 import signal
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -197,6 +197,14 @@ def _fmt(values: dict[str, float]) -> str:
     return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
 
 
+def _per_rung(run: RunView, ids: Sequence[int]) -> str:
+    """Successive halving at work in one generation: how many of its children trained in each rung (``16/5/1``;
+    a child stopped at rung k trained in rungs 0..k)."""
+    reached = [int(ind.evaluation.metrics.get("rung", 0)) for i in ids
+               if (ind := run.individuals.get(i)) is not None and ind.evaluation is not None]
+    return "/".join(str(sum(r >= k for r in reached)) for k in range(max(reached, default=0) + 1))
+
+
 @app.command()
 def show(
     run_dir: Path = typer.Argument(..., help="A run directory."),
@@ -215,11 +223,14 @@ def show(
     if lineage is not None and lineage not in run.individuals:  # before any output: the error stays the only line
         fail(f"--lineage: no individual {lineage} in {run_dir} (ids 0..{max(run.individuals)})")
     table = Table(title=f"{run_dir} — generations")
-    for col in ("gen", "evaluated", "failed", "best", "objectives", "samples", "seconds"):
+    halving = any("rung" in ind.evaluation.metrics for ind in run.individuals.values() if ind.evaluation)
+    for col in ("gen", "evaluated", *(["trained per rung"] * halving), "failed", "best", "objectives", "samples",
+                "seconds"):
         table.add_column(col)
     for r in run.history:
-        table.add_row(str(r.generation), str(len(r.evaluated)), str(r.failures), f"#{r.best_id}",
-                      _fmt(r.best_objectives), str(r.budget_used.samples), f"{r.seconds:.1f}")
+        table.add_row(str(r.generation), str(len(r.evaluated)), *([_per_rung(run, r.evaluated)] * halving),
+                      str(r.failures), f"#{r.best_id}", _fmt(r.best_objectives), str(r.budget_used.samples),
+                      f"{r.seconds:.1f}")
     console.print(table)
     best = Table(title="best individuals")
     ranked = run.ranked()[:top]

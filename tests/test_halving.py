@@ -157,3 +157,24 @@ def test_the_default_step_count_follows_a_batch_size_gene() -> None:
     n = len(task.data.x_train)
     assert task.default_steps(genome) == 3 * -(-n // 16)
     assert task.default_steps(genome.replace(hparams={"batch_size": 64, "epochs": 1})) == -(-n // 64)
+
+
+def test_show_says_how_many_children_trained_in_each_rung(tmp_path: Path) -> None:
+    """`evo show` of a halving run: per generation, the children that trained in each rung (8, then the best 4)."""
+    from typer.testing import CliRunner
+
+    from evo.cli import app
+    from evo.runner import run_evolution
+
+    cfg = load_config(None, ["task.dataset=iris", "evolution.population_size=8", "evolution.generations=1",
+                             "evolution.init.hidden=[4]", "backend.kind=serial", *HALVING])
+    run_evolution(cfg, run_dir=tmp_path / "run")
+    out = CliRunner().invoke(app, ["show", str(tmp_path / "run")], env={"COLUMNS": "300"}).stdout
+    generations = out.split("best individuals")[0].splitlines()
+    rows = [line.split("│") for line in generations if line.startswith(("│ 0 ", "│ 1 "))]
+    assert "trained per rung" in out and [row[3].strip() for row in rows] == ["8/4", "8/4"]
+    plain = load_config(None, ["task.dataset=iris", "evolution.population_size=2", "evolution.generations=0",
+                               "evolution.eval_steps=2", "backend.kind=serial"])
+    run_evolution(plain, run_dir=tmp_path / "plain")
+    assert "trained per rung" not in CliRunner().invoke(app, ["show", str(tmp_path / "plain")],
+                                                        env={"COLUMNS": "300"}).stdout
