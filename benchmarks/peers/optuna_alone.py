@@ -13,8 +13,9 @@ against the reference (1, 6), and for the ablation the anytime curve and the tra
 Writes the "peers-optuna" section of docs/benchmarks.md.
 
 Run: ``make peers && PYTHONPATH=. .venv-peers/bin/python -m benchmarks.peers.optuna_alone [--seeds 0 1 2 3 4]
-[--epochs 60] [--datasets ...] [--skip ...] [--section peers-tune]`` (DEHB and Ray Tune need the peers' venv;
-``--section peers-tune`` writes a run of the Ray Tune peers on their own to a section of its own).
+[--epochs 60] [--datasets ...] [--skip ...] [--section peers-tune] [--no-doc]`` (DEHB and Ray Tune need the peers'
+venv; ``--section peers-tune`` writes a run of the Ray Tune peers on their own to a section of its own; ``--no-doc``
+only prints, e.g. a check of the same rows on other seeds).
 """
 
 from __future__ import annotations
@@ -265,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--section", choices=list(SECTIONS), default="peers-optuna",
                         help="the docs/benchmarks.md section written: the main table, or peers-tune for a run of "
                              "the slow Ray Tune peers on their own (e.g. --datasets digits --skip <the others>)")
+    parser.add_argument("--no-doc", action="store_true",
+                        help="print only; leave docs/benchmarks.md alone (e.g. a check on other seeds)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -287,7 +290,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     for m, (_, s) in results[dataset][-1].items()), flush=True)
             # written after each data set: a long run (the Ray Tune peers take hours) stopped part-way keeps
             # the data sets it finished, and the section says which ran
-            update_section(args.section, SECTIONS[args.section], report(results, args))
+            if not args.no_doc:
+                update_section(args.section, SECTIONS[args.section], report(results, args))
     finally:
         if tune:
             ray.shutdown()

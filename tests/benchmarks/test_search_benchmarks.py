@@ -139,3 +139,11 @@ def test_optuna_alone_writes_its_section_after_each_data_set(monkeypatch) -> Non
     first, second = written
     assert "| wine | evo (Lamarckian) |" in first and "| breast_cancer |" not in first
     assert "| wine | evo (Lamarckian) |" in second and "| breast_cancer | evo (Lamarckian) |" in second
+
+
+def test_optuna_alone_no_doc_prints_the_report_and_writes_nothing(monkeypatch, capsys) -> None:
+    written = []
+    monkeypatch.setattr(optuna_alone, "update_section", lambda *args: written.append(args))
+    others = [m for m in optuna_alone.METHODS if m != optuna_alone.LAMARCK]
+    optuna_alone.main(["--seeds", "0", "--epochs", "1", "--datasets", "wine", "--skip", *others, "--no-doc"])
+    assert written == [] and "| wine | evo (Lamarckian) |" in capsys.readouterr().out
