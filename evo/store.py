@@ -68,8 +68,12 @@ INDIVIDUALS_LOG = "individuals.jsonl"
 
 #: The file a process holds an OS lock on while it runs, resumes or extends the run.
 LOCK_FILE = ".lock"
+#: The run's resolved config: the first file a run writes, so its presence marks a run directory.
+CONFIG_FILE = "config.yaml"
+#: The append-only event log (run start, resumes, the end).
+EVENTS_LOG = "events.jsonl"
 #: what a new run writes before its first generation (see :meth:`RunStore.discard_unstarted`)
-_STARTUP_FILES = frozenset({"config.yaml", PREPROCESSING_JSON, "events.jsonl", LOCK_FILE})
+_STARTUP_FILES = frozenset({CONFIG_FILE, PREPROCESSING_JSON, EVENTS_LOG, LOCK_FILE})
 
 
 @dataclass(frozen=True)
@@ -258,13 +262,13 @@ class RunStore:
         """A new run directory; refuses to reuse one that already holds a run."""
         store = cls(root)
         cls.refuse_existing(store.root)
-        atomic_write_text(store.root / "config.yaml", config_yaml)
+        atomic_write_text(store.root / CONFIG_FILE, config_yaml)
         return store
 
     @staticmethod
     def exists(root: str | os.PathLike[str]) -> bool:
         """Whether ``root`` holds a run (its config is the first file a run writes)."""
-        return (Path(root) / "config.yaml").exists()
+        return (Path(root) / CONFIG_FILE).exists()
 
     @classmethod
     def refuse_existing(cls, root: str | os.PathLike[str]) -> None:
@@ -287,13 +291,13 @@ class RunStore:
     def open(cls, root: str | os.PathLike[str]) -> RunStore:
         """An existing run directory."""
         store = cls(root)
-        if not (store.root / "config.yaml").is_file():
+        if not (store.root / CONFIG_FILE).is_file():
             raise DamagedRunError(f"{store.root}: not an evo run directory (no config.yaml)")
         return store
 
     @property
     def config_path(self) -> Path:
-        return self.root / "config.yaml"
+        return self.root / CONFIG_FILE
 
     @contextmanager
     def lock(self) -> Iterator[RunStore]:
@@ -324,10 +328,10 @@ class RunStore:
     def log(self, event: str, **data: Any) -> None:
         """Append one event to events.jsonl (a torn last line is ignored by :meth:`events`)."""
         line = json.dumps({"time": time.time(), "event": event, **data}, default=str)
-        append_synced(self.root / "events.jsonl", line + "\n", sync=False)
+        append_synced(self.root / EVENTS_LOG, line + "\n", sync=False)
 
     def events(self) -> list[dict[str, Any]]:
-        return _readable_lines(self.root / "events.jsonl")
+        return _readable_lines(self.root / EVENTS_LOG)
 
     # ------------------------------------------------------------- individuals
     def genome_path(self, individual_id: int, record: Mapping[str, Any] | None = None) -> Path:
