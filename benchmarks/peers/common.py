@@ -40,7 +40,10 @@ __all__ = [
     "DATASETS",
     "REFERENCE",
     "SCRATCH",
+    "PLAIN",
+    "REGULARISED",
     "Point",
+    "Recipe",
     "RecordingBackend",
     "Summary",
     "Trace",
@@ -68,6 +71,27 @@ REFERENCE = (1.0, 6.0)
 #: bounds of the fixed-architecture baselines' space (depth, widths, optimiser, training length).
 MAX_DEPTH, MIN_WIDTH, MAX_WIDTH = 3, 8, 256
 BATCH_SIZES = (16, 32, 64, 128)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the fixed-MLP baselines train beyond the values they sample: plain, or with the regularisers evo's
+    rows may train with, so that a gap between the two is evo's search and not a regulariser the peers lack.
+
+    Attributes:
+        label_smoothing: as ``plasticity.label_smoothing`` (0 = off).
+        weight_decay: ``(low, high)``: weight decay (Adam's L2) searched log-uniformly as one more
+            hyperparameter of the trial; ``None``: no weight decay.
+    """
+
+    label_smoothing: float = 0.0
+    weight_decay: tuple[float, float] | None = None
+
+
+#: the baselines as a user trains them by default: plain Adam, plain cross-entropy.
+PLAIN = Recipe()
+#: label smoothing 0.1 and weight decay searched in [1e-5, 0.1]: what evo's regularised row trains with.
+REGULARISED = Recipe(label_smoothing=0.1, weight_decay=(1e-5, 0.1))
 #: scratch space for run directories and Ray results: /var/tmp, as jobs sharing this machine clean /tmp and runs/.
 SCRATCH = "/var/tmp" if os.path.isdir("/var/tmp") else None
 
@@ -195,15 +219,18 @@ def run_evolution_traced(config: EvoConfig) -> Trace:
 
 # ----------------------------------------------------------------- fixed-architecture baselines
 def train_fixed(data: SplitData, hidden: Sequence[int], lr: float, batch_size: int, samples: int,
-                seed: int) -> Evaluation:
-    """A fixed MLP trained from scratch with evo's trainer, plain Adam and no plasticity, for ``samples``."""
+                seed: int, weight_decay: float = 0.0, label_smoothing: float = 0.0) -> Evaluation:
+    """A fixed MLP trained from scratch with evo's trainer, Adam and no plasticity, for ``samples``."""
     genome = Genome.mlp(data.input_shape, hidden, data.output_size, seed=seed)
-    task = SupervisedTask(data, PlasticityConfig(lr=lr, batch_size=batch_size), objectives=["val_accuracy"])
+    config = PlasticityConfig(lr=lr, batch_size=batch_size, weight_decay=weight_decay,
+                              label_smoothing=label_smoothing)
+    task = SupervisedTask(data, config, objectives=["val_accuracy"])
     return task.evaluate(genome, Budget(steps=max(1, samples // batch_size)), "cpu", seed)
 
 
-def fixed_mlp_trial(trial: optuna.Trial, n_train: int, remaining: int) -> dict[str, Any]:
-    """Sample a fixed architecture and its training: depth, widths, lr, batch size, epochs (≤ what is left)."""
+def fixed_mlp_trial(trial: optuna.Trial, n_train: int, remaining: int, recipe: Recipe = PLAIN) -> dict[str, Any]:
+    """Sample a fixed architecture and its training: depth, widths, lr, batch size, epochs (≤ what is left),
+    and the weight decay where ``recipe`` searches it."""
     depth = trial.suggest_int("depth", 1, MAX_DEPTH)
     hidden = [trial.suggest_int(f"width_{i}", MIN_WIDTH, MAX_WIDTH, log=True) for i in range(depth)]
     epochs = trial.suggest_int("epochs", 2, 40, log=True)
@@ -212,15 +239,20 @@ def fixed_mlp_trial(trial: optuna.Trial, n_train: int, remaining: int) -> dict[s
         "lr": trial.suggest_float("lr", 1e-4, 3e-2, log=True),
         "batch_size": trial.suggest_categorical("batch_size", BATCH_SIZES),
         "samples": min(epochs * n_train, remaining),
+        "weight_decay": trial.suggest_float("weight_decay", *recipe.weight_decay, log=True) if recipe.weight_decay
+        else 0.0,
+        "label_smoothing": recipe.label_smoothing,
     }
 
 
 def run_fixed_search(data: SplitData, sampler: optuna.samplers.BaseSampler, budget: int, seed: int,
-                     multi_objective: bool = False, first: Mapping[str, Any] | None = None) -> Trace:
+                     multi_objective: bool = False, first: Mapping[str, Any] | None = None,
+                     recipe: Recipe = PLAIN) -> Trace:
     """Optuna (or random search) over fixed MLPs until ``budget`` sample-steps are spent.
 
     Args:
         sampler: TPE, NSGA-II, random...; ``multi_objective``: tell it (validation accuracy ↑, parameters ↓).
+        recipe: plain training, or label smoothing and a searched weight decay.
         seed: seeds every network's initialisation and shuffling (per trial: ``seed * 10_000 + number``).
         first: values of the first trial (:func:`fixed_mlp_trial`'s parameters), queued before sampling starts.
     """
@@ -233,7 +265,7 @@ def run_fixed_search(data: SplitData, sampler: optuna.samplers.BaseSampler, budg
     trace = Trace()
     while trace.used < budget:
         trial = study.ask()
-        spec = fixed_mlp_trial(trial, len(data.x_train), budget - trace.used)
+        spec = fixed_mlp_trial(trial, len(data.x_train), budget - trace.used, recipe)
         evaluation = train_fixed(data, seed=seed * 10_000 + trial.number, **spec)
         trace.add(evaluation)
         value = evaluation.metrics.get("val_accuracy", 0.0) if evaluation.ok else 0.0

@@ -26,7 +26,8 @@ import optuna
 import torch
 import torch.nn.functional as F
 
-from benchmarks.peers.common import BATCH_SIZES, MAX_DEPTH, MAX_WIDTH, MIN_WIDTH, Trace, fixed_mlp_trial
+from benchmarks.peers.common import (BATCH_SIZES, MAX_DEPTH, MAX_WIDTH, MIN_WIDTH, PLAIN, Recipe, Trace,
+                                     fixed_mlp_trial)
 from evo.genome import Genome
 from evo.tasks import Budget, Evaluation
 from evo.tasks.data import SplitData
@@ -37,11 +38,12 @@ __all__ = ["EpochTrainer", "run_dehb", "run_pruned_search"]
 class EpochTrainer:
     """A fixed MLP trained an epoch at a time, with one optimiser for its whole life."""
 
-    def __init__(self, data: SplitData, hidden: Sequence[int], lr: float, batch_size: int, seed: int) -> None:
-        self.data, self.batch_size = data, batch_size
+    def __init__(self, data: SplitData, hidden: Sequence[int], lr: float, batch_size: int, seed: int,
+                 weight_decay: float = 0.0, label_smoothing: float = 0.0) -> None:
+        self.data, self.batch_size, self.label_smoothing = data, batch_size, label_smoothing
         self.genome = Genome.mlp(data.input_shape, hidden, data.output_size, seed=seed)
         self.module = self.genome.to_module()
-        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=lr)
+        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=lr, weight_decay=weight_decay)
         self.shuffle = torch.Generator().manual_seed(seed)
 
     def epoch(self, max_samples: int) -> int:
@@ -52,7 +54,7 @@ class EpochTrainer:
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
             self.optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(self.module(x[batch]), y[batch]).backward()
+            F.cross_entropy(self.module(x[batch]), y[batch], label_smoothing=self.label_smoothing).backward()
             self.optimizer.step()
         return len(order)
 
@@ -86,13 +88,14 @@ class EpochTrainer:
 
 
 def run_pruned_search(data: SplitData, sampler: optuna.samplers.BaseSampler, budget: int, seed: int,
-                      pruner: optuna.pruners.BasePruner | None = None) -> Trace:
+                      pruner: optuna.pruners.BasePruner | None = None, recipe: Recipe = PLAIN) -> Trace:
     """TPE (or any sampler) with a pruner over fixed MLPs, trained epoch by epoch, until ``budget`` sample-steps.
 
     Args:
         pruner: default ``HyperbandPruner(min_resource=1, max_resource=40, reduction_factor=3)`` — one
             resource unit is one epoch, 40 the space's longest training.
         seed: seeds every network's initialisation and shuffling (per trial: ``seed * 10_000 + number``).
+        recipe: plain training, or label smoothing and a searched weight decay.
     """
     if budget < 1:
         raise ValueError(f"run_pruned_search: budget must be >= 1 sample-step, got {budget}")
@@ -103,8 +106,9 @@ def run_pruned_search(data: SplitData, sampler: optuna.samplers.BaseSampler, bud
     n_train, trace = len(data.x_train), Trace()
     while trace.used < budget:
         trial = study.ask()
-        spec = fixed_mlp_trial(trial, n_train, budget - trace.used)
-        net = EpochTrainer(data, spec["hidden"], spec["lr"], spec["batch_size"], seed * 10_000 + trial.number)
+        spec = fixed_mlp_trial(trial, n_train, budget - trace.used, recipe)
+        net = EpochTrainer(data, spec["hidden"], spec["lr"], spec["batch_size"], seed * 10_000 + trial.number,
+                           spec["weight_decay"], spec["label_smoothing"])
 
         def prune(value: float, epoch: int, trial: optuna.Trial = trial) -> bool:
             trial.report(value, epoch)
@@ -116,7 +120,7 @@ def run_pruned_search(data: SplitData, sampler: optuna.samplers.BaseSampler, bud
     return trace
 
 
-def _dehb_space(seed: int) -> Any:
+def _dehb_space(seed: int, recipe: Recipe) -> Any:
     """The fixed-MLP space of :func:`~benchmarks.peers.common.fixed_mlp_trial` as a ConfigSpace (depth picks
     how many of the three widths are used), without the epochs: those are DEHB's fidelity."""
     from ConfigSpace import Categorical, ConfigurationSpace, Float, Integer
@@ -125,14 +129,18 @@ def _dehb_space(seed: int) -> Any:
     space.add([Integer("depth", (1, MAX_DEPTH))])
     space.add([Integer(f"width_{i}", (MIN_WIDTH, MAX_WIDTH), log=True) for i in range(MAX_DEPTH)])
     space.add([Float("lr", (1e-4, 3e-2), log=True), Categorical("batch_size", list(BATCH_SIZES))])
+    if recipe.weight_decay:
+        space.add([Float("weight_decay", recipe.weight_decay, log=True)])
     return space
 
 
-def run_dehb(data: SplitData, budget: int, seed: int, max_epochs: int = 40, eta: int = 3) -> Trace:
+def run_dehb(data: SplitData, budget: int, seed: int, max_epochs: int = 40, eta: int = 3,
+             recipe: Recipe = PLAIN) -> Trace:
     """DEHB over fixed MLPs, fidelity = epochs in [1, ``max_epochs``], until ``budget`` sample-steps.
 
     Every epoch's network is a point of the trace (as in :func:`run_pruned_search`); the evaluation that
-    crosses the budget is cut to what is left.
+    crosses the budget is cut to what is left. ``recipe``: plain training, or label smoothing and a searched
+    weight decay.
     """
     import tempfile
 
@@ -140,7 +148,7 @@ def run_dehb(data: SplitData, budget: int, seed: int, max_epochs: int = 40, eta:
 
     if budget < 1:
         raise ValueError(f"run_dehb: budget must be >= 1 sample-step, got {budget}")
-    space = _dehb_space(seed)
+    space = _dehb_space(seed, recipe)
     n_train, trace = len(data.x_train), Trace()
     with tempfile.TemporaryDirectory(prefix="dehb-") as logs:
         optimizer = DEHB(cs=space, dimensions=len(list(space.values())), min_fidelity=1, max_fidelity=max_epochs,
@@ -150,7 +158,8 @@ def run_dehb(data: SplitData, budget: int, seed: int, max_epochs: int = 40, eta:
             job = optimizer.ask()
             config = job["config"]
             hidden = [int(config[f"width_{i}"]) for i in range(int(config["depth"]))]
-            net = EpochTrainer(data, hidden, float(config["lr"]), int(config["batch_size"]), seed * 10_000 + number)
+            net = EpochTrainer(data, hidden, float(config["lr"]), int(config["batch_size"]), seed * 10_000 + number,
+                               float(config.get("weight_decay", 0.0)), recipe.label_smoothing)
             value, _ = net.train(trace, min(round(job["fidelity"]) * n_train, budget - trace.used))
             optimizer.tell(job, {"fitness": 1.0 - value, "cost": float(trace.used)})
             number += 1

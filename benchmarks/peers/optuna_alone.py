@@ -34,8 +34,11 @@ import torch
 from benchmarks._report import machine, table, update_section
 from benchmarks.peers.common import (
     DATASETS,
+    PLAIN,
     REFERENCE,
+    REGULARISED,
     SCRATCH,
+    Recipe,
     Summary,
     Trace,
     accuracy,
@@ -59,15 +62,19 @@ LAMARCK, DARWIN = "evo (Lamarckian)", "evo (Darwinian)"
 HYPER, HALVING, LEMONADE = "evo + hyperparameter genes", "evo + successive halving", "evo + LEMONADE parents"
 #: two switches together: halving, and the label smoothing the shipped digits config trains with
 HALVING_SMOOTH = "evo + successive halving + label smoothing"
+#: and a third: weight decay as each individual's gene, so a lineage finds the data set's regularisation
+HALVING_DECAY = "evo + halving + label smoothing + weight-decay gene"
 CARRY = "evo + optimizer state carried"
 #: docs/benchmarks.md sections this script writes (``--section``) and their titles.
 SECTIONS = {"peers-optuna": "Peers: Optuna alone and random search vs evo (equal budget)",
             "peers-tune": "Peers: Ray Tune PBT and ASHA vs evo in the same harness (equal budget)"}
 TPE_HB, DEHB, PBT, ASHA = "Optuna TPE + Hyperband", "DEHB", "Ray Tune PBT", "Ray Tune ASHA"
 #: peers that need the peers' venv (make peers): left out, and said so, where their package is missing.
-OPTIONAL = {DEHB: "dehb", PBT: "ray.tune", ASHA: "ray.tune"}
-METHODS = (LAMARCK, DARWIN, HYPER, HALVING, LEMONADE, CARRY, HALVING_SMOOTH, "Optuna TPE", TPE_HB, "Optuna NSGA-II",
-           "random search", *OPTIONAL)
+#: the strongest fixed-MLP peers trained as evo's regularised row trains (label smoothing 0.1, weight decay searched)
+REGULARISED_PEERS = {name: f"{name} (label smoothing, weight decay searched)" for name in ("Optuna TPE", TPE_HB, DEHB)}
+OPTIONAL = {DEHB: "dehb", REGULARISED_PEERS[DEHB]: "dehb", PBT: "ray.tune", ASHA: "ray.tune"}
+METHODS = (LAMARCK, DARWIN, HYPER, HALVING, LEMONADE, CARRY, HALVING_SMOOTH, HALVING_DECAY, "Optuna TPE", TPE_HB,
+           "Optuna NSGA-II", "random search", DEHB, *REGULARISED_PEERS.values(), PBT, ASHA)
 FRACTIONS = (0.25, 0.5, 1.0)
 
 Cell = dict[str, tuple[Trace, Summary]]
@@ -86,8 +93,8 @@ def run_cell(dataset: str, seed: int, epochs: int, skip: Collection[str] = ()) -
     out = {LAMARCK: timed(lambda: run_evolution_traced(evo_config(dataset, epochs * len(data.x_train), seed)))}
     budget = out[LAMARCK][0].used
 
-    def fixed(sampler: optuna.samplers.BaseSampler, multi: bool = False) -> Callable[[], Trace]:
-        return lambda: run_fixed_search(data, sampler, budget, seed, multi_objective=multi)
+    def fixed(sampler: optuna.samplers.BaseSampler, multi: bool = False, recipe: Recipe = PLAIN) -> Callable[[], Trace]:
+        return lambda: run_fixed_search(data, sampler, budget, seed, multi_objective=multi, recipe=recipe)
 
     def evo(**kwargs: Any) -> Callable[[], Trace]:
         return lambda: run_evolution_traced(evo_config(dataset, budget, seed, **kwargs))
@@ -106,6 +113,10 @@ def run_cell(dataset: str, seed: int, epochs: int, skip: Collection[str] = ()) -
         "random search": fixed(optuna.samplers.RandomSampler(seed=seed + 2000)),
         TPE_HB: lambda: run_pruned_search(data, optuna.samplers.TPESampler(seed=seed), budget, seed),
         DEHB: lambda: run_dehb(data, budget, seed),
+        REGULARISED_PEERS["Optuna TPE"]: fixed(optuna.samplers.TPESampler(seed=seed), recipe=REGULARISED),
+        REGULARISED_PEERS[TPE_HB]: lambda: run_pruned_search(data, optuna.samplers.TPESampler(seed=seed), budget, seed,
+                                                             recipe=REGULARISED),
+        REGULARISED_PEERS[DEHB]: lambda: run_dehb(data, budget, seed, recipe=REGULARISED),
         PBT: tune(pbt_trace),
         ASHA: tune(asha_trace),
     }
@@ -130,7 +141,8 @@ def mechanisms(n_train: int) -> dict[str, list[str]]:
 
     Halving spreads an epoch's steps (batch 32) over three rungs, η = 3: every child trains a ninth of an
     epoch, the best third of them a third of an epoch in all, the best ninth a whole epoch — so a generation
-    tries many more children (shrunk ones included) for the same budget.
+    tries many more children (shrunk ones included) for the same budget. The weight-decay gene ranges over the
+    regularised peers' weight-decay space (:data:`benchmarks.peers.common.REGULARISED`).
     """
     halving = [f"evolution.eval_steps={max(9, round(n_train / 32))}", "evolution.halving.rungs=3",
                "evolution.halving.eta=3"]
@@ -140,6 +152,8 @@ def mechanisms(n_train: int) -> dict[str, list[str]]:
         LEMONADE: ["evolution.selection=lemonade"],
         CARRY: ["plasticity.carry_optimizer=true"],
         HALVING_SMOOTH: [*halving, "plasticity.label_smoothing=0.1"],
+        HALVING_DECAY: [*halving, "plasticity.label_smoothing=0.1", "evolution.hyper.genes=[weight_decay]",
+                        f"evolution.hyper.ranges={{weight_decay: {list(REGULARISED.weight_decay)}}}"],
     }
 
 
@@ -234,9 +248,13 @@ def report(results: dict[str, list[Cell]], args: argparse.Namespace) -> str:
         "×0.8/×1.25 or resampled), successive halving in each generation (3 rungs, η = 3, an epoch's steps in "
         "all for the best ninth), LEMONADE parent sampling (inverse density of log parameters over the Pareto front), "
         "the optimiser state (Adam's moments) carried from parent to child through the operators' unit maps; and "
-        "halving with label smoothing 0.1 (`plasticity.label_smoothing`, as `configs/digits_mlp.yaml` trains). "
+        "halving with label smoothing 0.1 (`plasticity.label_smoothing`, as `configs/digits_mlp.yaml` trains), and "
+        "that pair with weight decay as a gene (`evolution.hyper.genes=[weight_decay]`, range 1e-5–0.1, drawn "
+        "log-uniformly for the first population, ×0.8/×1.25 or resampled per child). "
         "Baselines: fixed MLPs (depth 1–3, widths 8–256, lr, batch size, 2–40 epochs) from scratch, plain Adam, "
-        "same trainer; Optuna samplers at their defaults. Optuna TPE + Hyperband: the same space trained epoch by "
+        "same trainer; Optuna samplers at their defaults. \"(label smoothing, weight decay searched)\": TPE, "
+        "TPE + Hyperband and DEHB trained with the regularisers of evo's last row — label smoothing 0.1 and weight "
+        "decay (Adam's L2) as one more searched hyperparameter, log-uniform in 1e-5–0.1. Optuna TPE + Hyperband: the same space trained epoch by "
         "epoch in a plain loop (one Adam for the whole trial), Optuna's HyperbandPruner (1–40 epochs, η = 3) "
         "stopping trials early; each epoch's network is a point of its trace. DEHB (the `dehb` package at its "
         "defaults, η = 3): the same space with epochs (1–40) as its fidelity, each evaluation from scratch. Ray "

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks.peers.common import (MAX_WIDTH, MIN_WIDTH, RecordingBackend, Trace, ci95, evo_config, fixed_mlp_trial,
-                                     hypervolume, run_evolution_traced, run_fixed_search, split, stat_cell, summarize)
+from benchmarks.peers.common import (MAX_WIDTH, MIN_WIDTH, REGULARISED, RecordingBackend, Trace, ci95, evo_config,
+                                     fixed_mlp_trial, hypervolume, run_evolution_traced, run_fixed_search, split,
+                                     stat_cell, summarize, train_fixed)
 from evo.backends import SerialBackend
 from evo.genome import Genome
 from evo.tasks import Budget, Evaluation, Job
@@ -101,7 +102,30 @@ def test_fixed_mlp_trial_stays_in_bounds_and_budget() -> None:
     trial = optuna.trial.FixedTrial({"depth": 2, "width_0": MIN_WIDTH, "width_1": MAX_WIDTH, "epochs": 40,
                                      "lr": 1e-3, "batch_size": 32})
     spec = fixed_mlp_trial(trial, n_train=100, remaining=250)
-    assert spec == {"hidden": [MIN_WIDTH, MAX_WIDTH], "lr": 1e-3, "batch_size": 32, "samples": 250}
+    assert spec == {"hidden": [MIN_WIDTH, MAX_WIDTH], "lr": 1e-3, "batch_size": 32, "samples": 250,
+                    "weight_decay": 0.0, "label_smoothing": 0.0}
+
+
+def test_the_regularised_recipe_searches_weight_decay_and_smooths_labels() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    plain = fixed_mlp_trial(study.ask(), n_train=100, remaining=10_000)
+    assert plain["weight_decay"] == plain["label_smoothing"] == 0.0
+    decays = [fixed_mlp_trial(study.ask(), 100, 10_000, REGULARISED)["weight_decay"] for _ in range(30)]
+    low, high = REGULARISED.weight_decay
+    assert all(low <= d <= high for d in decays) and len(set(decays)) == 30
+    assert fixed_mlp_trial(study.ask(), 100, 10_000, REGULARISED)["label_smoothing"] == 0.1
+
+
+def test_weight_decay_reaches_the_fixed_baseline_s_optimiser() -> None:
+    data = split("wine")
+
+    def weight_norm(decay: float) -> float:
+        trained = train_fixed(data, [32], lr=0.01, batch_size=16, samples=20 * len(data.x_train), seed=0,
+                              weight_decay=decay).genome
+        assert trained is not None
+        return float(sum(w.norm() ** 2 for w in trained.weights.values()))
+
+    assert weight_norm(0.1) < 0.5 * weight_norm(0.0)
 
 
 def test_fixed_search_spends_the_budget_and_is_seeded() -> None:
