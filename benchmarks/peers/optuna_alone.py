@@ -5,7 +5,8 @@ On digits, wine, breast cancer, the synthetic 100-feature task and MNIST-1D (fla
 that re-initialises every child) against fixed MLPs trained from scratch with evo's trainer and plain
 Adam, sampled by Optuna TPE (validation accuracy; also with its Hyperband pruner, see
 benchmarks/peers/fidelity.py), Optuna NSGA-II (validation accuracy, parameters)
-and random search. Each dataset's budget is ``--epochs`` epochs of its training split, in sample-steps;
+and random search; TPE, TPE + Hyperband and DEHB also train with label smoothing and a searched weight decay, the
+regularisers of evo's last ablation row. Each dataset's budget is ``--epochs`` epochs of its training split, in sample-steps;
 the baselines and the ablation get exactly what Lamarckian evo used. Reported: best test accuracy
 (network chosen on validation), its parameters, the budget to first reach a target validation
 accuracy, the hypervolume of the validation front measured on test as (test error, log10 params)
