@@ -38,10 +38,10 @@ from evo.tasks.supervised import SupervisedTask
 
 __all__ = [
     "DATASETS",
-    "REFERENCE",
-    "SCRATCH",
     "PLAIN",
+    "REFERENCE",
     "REGULARISED",
+    "SCRATCH",
     "Point",
     "Recipe",
     "RecordingBackend",
