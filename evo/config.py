@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from evo.backends.config import BackendConfig
 from evo.errors import ConfigError, DamagedRunError, EvoError
 from evo.hyper import HyperConfig
+from evo.paths import RUN_CONFIG
 from evo.plasticity import PlasticityConfig
 from evo.task_kinds import TaskConfig
 
@@ -371,7 +372,7 @@ def load_run_config(path: str | os.PathLike[str], overrides: Sequence[str] = ())
 def _read_yaml(file: Path, error: type[EvoError]) -> dict[str, Any]:
     """The top-level mapping of a YAML file; ``error`` (naming the file) when there is none."""
     if file.is_dir():
-        hint = f"; continue that run with `evo resume {file}`" if (file / "config.yaml").is_file() else ""
+        hint = f"; continue that run with `evo resume {file}`" if (file / RUN_CONFIG).is_file() else ""
         raise error(f"{file}: a directory, not a config file{hint}")
     if not file.is_file():
         raise error(f"{file}: config file not found")

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 from evo.errors import DataError, UntrustedFileError
 from evo.genome import Genome
+from evo.paths import RUN_CONFIG
 from evo.preprocessing import PREPROCESSING_JSON, Label, Preprocessing
 
 if TYPE_CHECKING:
@@ -55,7 +56,6 @@ __all__ = ["GENOME_JSON", "LoadedModel", "load"]
 #: name of the genome description inside a TorchScript or .pt2 file (extra files); evo.export writes it.
 GENOME_JSON = "genome.json"
 _ONNX_MAGIC = b"\x08"  # an ONNX ModelProto starts with field 1 (ir_version), varint
-_RUN_CONFIG = "config.yaml"  # marks a run directory (evo.store)
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def _run_preprocessing(path: Path) -> Preprocessing:
     written before a generation's genomes shared one file)."""
     for folder in (path.parent, path.parent.parent):
         recorded = folder / PREPROCESSING_JSON
-        if (folder / _RUN_CONFIG).is_file() and recorded.is_file():
+        if (folder / RUN_CONFIG).is_file() and recorded.is_file():
             return Preprocessing.from_json(recorded.read_bytes(), str(recorded))
     return Preprocessing()
 

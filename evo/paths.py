@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DEFAULT_ARTIFACTS", "DEFAULT_RUNS_DIR", "DEFAULT_STORAGE", "artifacts_dir", "storage_url"]
+__all__ = ["DEFAULT_ARTIFACTS", "DEFAULT_RUNS_DIR", "DEFAULT_STORAGE", "RUN_CONFIG", "artifacts_dir", "storage_url"]
 
 #: Where run directories go unless told otherwise.
 DEFAULT_RUNS_DIR = Path("runs")
+#: A run's resolved config, inside its directory: the first file a run writes, so its presence marks a run
+#: directory (for the store, ``evo.load`` and the config loader's "continue that run" hint alike).
+RUN_CONFIG = "config.yaml"
 
 
 def storage_url(runs_dir: str | Path) -> str:

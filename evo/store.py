@@ -53,6 +53,7 @@ from typing import Any
 from evo.errors import DamagedRunError, DamagedRunWarning, RunExistsError, RunLockedError
 from evo.files import append_synced, atomic_write_text, naming_path
 from evo.genome import Genome, load_tensors, save_tensors
+from evo.paths import RUN_CONFIG
 from evo.preprocessing import PREPROCESSING_JSON, Preprocessing
 from evo.records import GenerationRecord, Individual
 from evo.runfiles import check_records, check_state
@@ -68,12 +69,10 @@ INDIVIDUALS_LOG = "individuals.jsonl"
 
 #: The file a process holds an OS lock on while it runs, resumes or extends the run.
 LOCK_FILE = ".lock"
-#: The run's resolved config: the first file a run writes, so its presence marks a run directory.
-CONFIG_FILE = "config.yaml"
 #: The append-only event log (run start, resumes, the end).
 EVENTS_LOG = "events.jsonl"
 #: what a new run writes before its first generation (see :meth:`RunStore.discard_unstarted`)
-_STARTUP_FILES = frozenset({CONFIG_FILE, PREPROCESSING_JSON, EVENTS_LOG, LOCK_FILE})
+_STARTUP_FILES = frozenset({RUN_CONFIG, PREPROCESSING_JSON, EVENTS_LOG, LOCK_FILE})
 
 
 @dataclass(frozen=True)
@@ -262,13 +261,13 @@ class RunStore:
         """A new run directory; refuses to reuse one that already holds a run."""
         store = cls(root)
         cls.refuse_existing(store.root)
-        atomic_write_text(store.root / CONFIG_FILE, config_yaml)
+        atomic_write_text(store.root / RUN_CONFIG, config_yaml)
         return store
 
     @staticmethod
     def exists(root: str | os.PathLike[str]) -> bool:
         """Whether ``root`` holds a run (its config is the first file a run writes)."""
-        return (Path(root) / CONFIG_FILE).exists()
+        return (Path(root) / RUN_CONFIG).exists()
 
     @classmethod
     def refuse_existing(cls, root: str | os.PathLike[str]) -> None:
@@ -291,13 +290,13 @@ class RunStore:
     def open(cls, root: str | os.PathLike[str]) -> RunStore:
         """An existing run directory."""
         store = cls(root)
-        if not (store.root / CONFIG_FILE).is_file():
+        if not (store.root / RUN_CONFIG).is_file():
             raise DamagedRunError(f"{store.root}: not an evo run directory (no config.yaml)")
         return store
 
     @property
     def config_path(self) -> Path:
-        return self.root / CONFIG_FILE
+        return self.root / RUN_CONFIG
 
     @contextmanager
     def lock(self) -> Iterator[RunStore]:
