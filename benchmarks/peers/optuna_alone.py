@@ -142,18 +142,19 @@ def mechanisms(n_train: int) -> dict[str, list[str]]:
 
     Halving spreads an epoch's steps (batch 32) over three rungs, η = 3: every child trains a ninth of an
     epoch, the best third of them a third of an epoch in all, the best ninth a whole epoch — so a generation
-    tries many more children (shrunk ones included) for the same budget. The weight-decay gene ranges over the
-    regularised peers' weight-decay space (:data:`benchmarks.peers.common.REGULARISED`).
+    tries many more children (shrunk ones included) for the same budget. The label smoothing and the weight-decay
+    gene's range are the regularised peers' (:data:`benchmarks.peers.common.REGULARISED`).
     """
     halving = [f"evolution.eval_steps={max(9, round(n_train / 32))}", "evolution.halving.rungs=3",
                "evolution.halving.eta=3"]
+    smoothed = [*halving, f"plasticity.label_smoothing={REGULARISED.label_smoothing}"]
     return {
         HYPER: ["evolution.hyper.genes=[lr,weight_decay,dropout,batch_size]"],
         HALVING: halving,
         LEMONADE: ["evolution.selection=lemonade"],
         CARRY: ["plasticity.carry_optimizer=true"],
-        HALVING_SMOOTH: [*halving, "plasticity.label_smoothing=0.1"],
-        HALVING_DECAY: [*halving, "plasticity.label_smoothing=0.1", "evolution.hyper.genes=[weight_decay]",
+        HALVING_SMOOTH: smoothed,
+        HALVING_DECAY: [*smoothed, "evolution.hyper.genes=[weight_decay]",
                         f"evolution.hyper.ranges={{weight_decay: {list(REGULARISED.weight_decay)}}}"],
     }
 
