@@ -52,8 +52,13 @@ def distillation_loss(output: Tensor, y: Tensor, teacher: Tensor, alpha: float, 
 
 def imitating(teacher: nn.Module, xb: Tensor, config: DistillConfig,
               label_loss: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
-    """The loss of one distilled step on the batch ``xb`` (``label_loss`` for its labels' part); ``teacher`` (the parent's module, in eval mode: no
-    dropout draws, batch-norm running statistics) is run once on the batch, without a graph."""
-    with torch.no_grad():
-        soft = teacher(xb)
-    return lambda output, y: distillation_loss(output, y, soft, config.alpha, config.temperature, label_loss)
+    """The loss of one distilled step on the batch ``xb`` (``label_loss`` for its labels' part); ``teacher`` (the
+    parent's module, in eval mode: no dropout draws, batch-norm running statistics) is run on the batch without a
+    graph when the loss is computed: inside the training step's autocast, so bf16 training runs it in bf16 too."""
+
+    def loss(output: Tensor, y: Tensor) -> Tensor:
+        with torch.no_grad():
+            soft = teacher(xb)
+        return distillation_loss(output, y, soft, config.alpha, config.temperature, label_loss)
+
+    return loss

@@ -24,9 +24,12 @@ def test_autocast_targets_the_evaluation_device() -> None:
     assert not autocast("cpu", "fp32")._enabled and autocast("cpu", "bf16")._enabled
 
 
+@pytest.mark.parametrize("distilled", [False, True])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_training_runs_its_forward_pass_in_the_configured_precision(precision: str) -> None:
+def test_training_runs_its_forward_pass_in_the_configured_precision(precision: str, distilled: bool) -> None:
+    """The student's forward pass and, when it imitates its parent, the parent's too (every Linear's output)."""
     genome = Genome.mlp((6,), hidden=(8,), output_size=3)
+    teacher = Genome.mlp((6,), hidden=(5,), output_size=3, seed=1) if distilled else None
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 6, generator=gen), torch.randint(0, 3, (64,), generator=gen)
     seen: set[torch.dtype] = set()
@@ -34,8 +37,10 @@ def test_training_runs_its_forward_pass_in_the_configured_precision(precision: s
         lambda module, args, out: seen.add(out.dtype) if isinstance(module, torch.nn.Linear) else None
     )
     try:
-        result = train(genome, x, y, PlasticityConfig(precision=precision), steps=4, seed=0)
+        config = PlasticityConfig(precision=precision, distill={"alpha": 0.5 if distilled else 0.0})
+        result = train(genome, x, y, config, steps=4, seed=0, teacher=teacher)
     finally:
         hook.remove()
     assert seen == {torch.bfloat16 if precision == "bf16" else torch.float32}
+    assert result.metrics.get("distilled_steps", 0.0) == (4.0 if distilled else 0.0)
     assert all(t.dtype == torch.float32 for t in result.genome.weights.values())  # weights stay float32
