@@ -21,7 +21,8 @@ def test_precision_is_validated() -> None:
 def test_autocast_targets_the_evaluation_device() -> None:
     bf16 = autocast("cuda", "bf16")  # built, never entered: this machine may have no GPU
     assert bf16.device == "cuda" and bf16.fast_dtype == torch.bfloat16
-    assert not autocast("cpu", "fp32")._enabled and autocast("cpu", "bf16")._enabled
+    assert autocast("cpu", "bf16")._enabled
+    assert not isinstance(autocast("cpu", "fp32"), torch.autocast)  # fp32 enters no autocast at all (its cost)
 
 
 @pytest.mark.parametrize("distilled", [False, True])
