@@ -7,10 +7,13 @@ the genome there and back, and the plasticity bookkeeping cost. The serial backe
 worker run on one Ray instance, each measurement between two of the bare loop (:func:`alternate`), so
 a machine whose speed drifts over minutes (a shared VM) slows both sides of a comparison alike. The
 overhead is also added up part by part (:func:`by_part`): the trainer, Ray's scheduling and transfer,
-and storing each evaluation as a run does.
+and storing each evaluation as a run does. The trainer's part is also counted in instructions
+(:func:`instruction_overhead`, valgrind's cachegrind): a count does not move with the machine's load, so it
+reads the same on a shared VM whose timings spread over 50% or more.
 
-Run: ``python -m benchmarks.backends [--jobs 16 --cases 300:64 688:512 1500:64 --workers 1 2]``; writes
-the "backends" section of docs/benchmarks.md.
+Run: ``python -m benchmarks.backends [--jobs 16 --cases 300:64 688:512 1500:64 --workers 1 2 --instructions 8]``;
+writes the "backends" section of docs/benchmarks.md. ``--instructions`` needs valgrind (``apt-get install valgrind``);
+``--instructions 0`` skips the counts.
 """
 
 from __future__ import annotations
@@ -19,10 +22,15 @@ import argparse
 import dataclasses
 import math
 import os
+import re
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks._report import table, update_section
+from benchmarks._report import ROOT, table, update_section
 from evo.backends import Backend, RayBackend, SerialBackend
 from evo.backends.serial import run_job
 from evo.genome import Genome
@@ -260,6 +268,72 @@ def report(best: dict[str, Timing], workers: Sequence[int], jobs: int, paired: d
     return body
 
 
+#: valgrind's instruction counter: cachegrind without its cache simulation, the fastest tool that counts.
+COUNTER = ("valgrind", "--tool=cachegrind", "--cache-sim=no")
+#: a counted process's environment: a fixed hash seed, and one OpenMP thread that sleeps when idle (a spinning
+#: one executes instructions for as long as the scheduler lets it, and counts would follow the machine's load).
+COUNTED_ENV = {"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+#: what :func:`counted` runs, by name: the bare loop, or the serial backend (the trainer and its bookkeeping).
+COUNTED = ("bare", "serial")
+
+
+def counted(kind: str, evaluations: int, case: Case) -> None:
+    """Evaluate ``evaluations`` jobs of ``case`` the ``kind`` way after one warm-up evaluation: the work a counted
+    process does (its instructions are counted from outside, :func:`instructions`)."""
+    torch.set_num_threads(1)
+    plasticity = PlasticityConfig()
+    task = build_task(SupervisedTaskConfig(dataset="digits"), plasticity)
+    jobs = make_digits_jobs(task, evaluations + 1, case.steps, case.hidden)
+    if kind == "bare":
+        def run(batch: Sequence[Job]) -> None:
+            bare_loop(task, batch, case.steps, plasticity.batch_size, plasticity.lr)
+    else:
+        def run(batch: Sequence[Job]) -> None:
+            list(SerialBackend().map(task, batch))
+    run(jobs[:1])  # first calls and lazy imports, in every counted process alike
+    run(jobs[1:])
+
+
+def parse_instructions(report: str) -> int:
+    """The instruction count (``I refs``) valgrind's cachegrind prints at exit."""
+    match = re.search(r"I\s+refs:\s+([\d,]+)", report)
+    if match is None:
+        raise RuntimeError(f"valgrind printed no instruction count:\n{report[-2000:]}")
+    return int(match[1].replace(",", ""))
+
+
+def instructions(kind: str, evaluations: int, case: Case) -> int:
+    """Instructions a fresh process executes for :func:`counted` (start-up and imports included; fixed hash seed)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run(
+            [*COUNTER, f"--cachegrind-out-file={tmp}/out", sys.executable, "-m", "benchmarks.backends", "--count",
+             kind, str(evaluations), f"{case.steps}:{case.hidden}"],
+            cwd=ROOT, env={**os.environ, **COUNTED_ENV}, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(f"counting {kind} ({evaluations} evaluations) failed:\n{proc.stderr[-2000:]}")
+    return parse_instructions(proc.stderr)
+
+
+def per_evaluation(counts: Mapping[int, int]) -> float:
+    """Instructions per evaluation from two processes' counts ``{evaluations: instructions}``: their difference
+    over the difference in evaluations, so start-up, imports and the warm-up cancel."""
+    (few, low), (many, high) = sorted(counts.items())
+    return (high - low) / (many - few)
+
+
+def instruction_overhead(case: Case, evaluations: int) -> str:
+    """The trainer's part of the overhead counted in instructions: the serial backend's against the bare loop's
+    per evaluation, from four processes (each way with 1 and ``1 + evaluations`` evaluations) run side by side."""
+    runs = [(kind, n) for kind in COUNTED for n in (1, 1 + evaluations)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        counts = dict(zip(runs, pool.map(lambda run: instructions(*run, case), runs), strict=True))
+    bare, serial = (per_evaluation({n: c for (k, n), c in counts.items() if k == kind}) for kind in COUNTED)
+    return ("Counted, not timed (valgrind's cachegrind, instructions per evaluation, the difference of processes "
+            f"with 1 and {1 + evaluations} evaluations): bare loop {bare / 1e6:.1f} M, serial backend "
+            f"{serial / 1e6:.1f} M — the trainer and its bookkeeping **{100 * (serial / bare - 1):+.1f}%** in "
+            "instructions, a figure the machine's load does not move.")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=16, help="evaluations per measured map")
@@ -270,7 +344,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Ray worker counts to measure")
     parser.add_argument("--repeats", type=int, default=7, help="rounds (each run between two bare loops)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--instructions", type=int, default=8, metavar="N",
+                        help="also count the trainer's overhead in instructions over N evaluations per way (needs "
+                             "valgrind); 0 skips it")
+    parser.add_argument("--count", nargs=3, metavar=("KIND", "N", "CASE"), help=argparse.SUPPRESS)  # a counted process
     args = parser.parse_args(argv)
+    if args.count:
+        kind, n, case = args.count
+        return counted(kind, int(n), Case.parse(case))
+    if args.instructions and shutil.which(COUNTER[0]) is None:
+        parser.error("--instructions needs valgrind (apt-get install valgrind); --instructions 0 skips the counts")
     if 1 not in args.workers:
         parser.error("--workers must include 1 (the overhead and efficiency rows are measured against it)")
     torch.set_num_threads(1)  # the serial backend and the bare loop get one thread, like each Ray worker
@@ -280,7 +363,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parts = []
     for case in args.cases:
         parts.append(f"### {case.steps} training steps per evaluation, 64→{case.hidden}→10\n\n"
-                     + measure(task, plasticity, args, case))
+                     + measure(task, plasticity, args, case)
+                     + (f"\n\n{instruction_overhead(case, args.instructions)}" if args.instructions else ""))
         print(parts[-1], flush=True)
     load_after = os.getloadavg()[0]
     parts.append(
@@ -289,15 +373,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         "step, as evo's trainer does (`evo.plasticity.optim.fusable`), so the overhead is the engine's alone; the "
         "row with Adam's default (per-tensor) step is the loop most people write, for scale. 688 steps of 64→512→10 is "
         "an evaluation in the first generation of the shipped `configs/digits_mlp.yaml` (2 passes over its 9× "
-        "augmented training split at batch 32; later generations grow deeper networks). Every row: the fastest of {args.repeats} rounds; in each round the serial "
-        "backend and Ray at one worker (one Ray instance) are each measured between two runs of the bare loop, "
-        "more workers on their own instance after. The overhead is shown two ways: the fastest round of each "
+        "augmented training split at batch 32; later generations grow deeper networks). Every row: the fastest of "
+        f"{args.repeats} rounds; in each round the serial backend and Ray at one worker (one Ray instance) are "
+        "each measured between two runs of the bare loop, more workers on their own instance after. The overhead is shown two ways: the fastest round of each "
         "against the bare loop's fastest run (of all its runs, so a single lucky one moves this column), and the "
         "median (and range) over the rounds of each measurement against the mean of the two bare loops around "
         "it, taken seconds apart — the steadier of the two on a machine whose speed drifts. The engine's cost is "
         "mostly fixed per evaluation, so its share falls as evaluations grow. CPU columns: this process's CPU "
         "time per evaluation — all the work for the bare loop and the serial backend, the driver's scheduling and "
-        f"(un)pickling for Ray. 1-minute load average before/after: {load_before:.1f}/{load_after:.1f} "
+        "(un)pickling for Ray. Instruction counts (the \"Counted, not timed\" lines, from valgrind's cachegrind in "
+        "processes of their own, hash seed fixed) see neither the load nor the CPU's cache misses and memory stalls: "
+        "they measure the work the engine adds, not its exact seconds. "
+        f"1-minute load average before/after: {load_before:.1f}/{load_after:.1f} "
         f"on {os.cpu_count()} cores"
         + (" (above the core count: other processes were competing and wall-clock rates understate the backends)"
            if max(load_before, load_after) > (os.cpu_count() or 1) else "")

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 
 import pytest
 
+from benchmarks import backends
 from benchmarks.backends import (
     Case,
     alternate,
     by_part,
     make_digits_jobs,
+    parse_instructions,
+    per_evaluation,
     report,
     storing_s,
     timed,
@@ -89,3 +93,45 @@ def test_case_parse() -> None:
     assert Case.parse("708:128") == Case(708, 128)
     with pytest.raises(argparse.ArgumentTypeError, match="STEPS:HIDDEN"):
         Case.parse("708")
+
+
+def test_instruction_counts_are_read_and_differenced() -> None:
+    report = "==123== \n==123== I   refs:      16,569,097,309\n"
+    assert parse_instructions(report) == 16_569_097_309
+    with pytest.raises(RuntimeError, match="no instruction count"):
+        parse_instructions("==123== error")
+    assert per_evaluation({9: 1_900, 1: 1_100}) == 100  # (1900 - 1100) / (9 - 1): start-up cancels
+
+
+def test_instruction_overhead_compares_the_serial_backend_with_the_bare_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    start_up = {"bare": 16_000_000_000, "serial": 16_100_000_000}  # differing imports cancel too
+    per = {"bare": 300_000_000, "serial": 309_000_000}
+    seen: list[tuple[str, int, Case]] = []
+
+    def fake(kind: str, evaluations: int, case: Case) -> int:
+        seen.append((kind, evaluations, case))
+        return start_up[kind] + evaluations * per[kind]
+
+    monkeypatch.setattr(backends, "instructions", fake)
+    text = backends.instruction_overhead(Case(300, 64), 8)
+    assert sorted(seen) == [(k, n, Case(300, 64)) for k in ("bare", "serial") for n in (1, 9)]
+    assert "bare loop 300.0 M, serial backend 309.0 M" in text and "**+3.0%**" in text
+
+
+def test_a_counted_process_evaluates_its_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    evaluated: list[int] = []
+    real = backends.SerialBackend.map
+
+    def spy(self, task, jobs):  # type: ignore[no-untyped-def]
+        evaluated.extend(job.individual_id for job in jobs)
+        return real(self, task, jobs)
+
+    monkeypatch.setattr(backends.SerialBackend, "map", spy)
+    backends.main(["--count", "serial", "2", "3:4"])  # what valgrind runs: one warm-up, then the counted two
+    assert evaluated == [0, 1, 2]
+
+
+@pytest.mark.slow  # a minute: Python, torch and Ray's imports under valgrind
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
+def test_valgrind_counts_a_process() -> None:
+    assert backends.instructions("bare", 1, Case(2, 4)) > 10**8  # Python, torch and the imports at least
