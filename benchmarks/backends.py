@@ -352,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.count:
         kind, n, case = args.count
         return counted(kind, int(n), Case.parse(case))
+    if args.instructions < 0:
+        parser.error(f"--instructions counts N >= 0 evaluations per way, got {args.instructions}")
     if args.instructions and shutil.which(COUNTER[0]) is None:
         parser.error("--instructions needs valgrind (apt-get install valgrind); --instructions 0 skips the counts")
     if 1 not in args.workers:

@@ -89,6 +89,12 @@ def test_alternate_interleaves_rounds() -> None:
     assert ratios["ray"][0] == pytest.approx(0.25 / ((1 / 3 + 1 / 5) / 2))
 
 
+def test_a_negative_instruction_count_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        backends.main(["--instructions", "-1", "--no-write"])
+    assert exit_info.value.code == 2 and "--instructions counts N >= 0" in capsys.readouterr().err
+
+
 def test_case_parse() -> None:
     assert Case.parse("708:128") == Case(708, 128)
     with pytest.raises(argparse.ArgumentTypeError, match="STEPS:HIDDEN"):
