@@ -268,6 +268,15 @@ def report(best: dict[str, Timing], workers: Sequence[int], jobs: int, paired: d
     return body
 
 
+def setup() -> tuple[PlasticityConfig, Task]:
+    """The benchmark's training settings and digits task, in a process whose torch runs one thread: the serial
+    backend and the bare loop get one, like each Ray worker (the driver's measurements and counted processes
+    alike)."""
+    torch.set_num_threads(1)
+    plasticity = PlasticityConfig()
+    return plasticity, build_task(SupervisedTaskConfig(dataset="digits"), plasticity)
+
+
 #: valgrind's instruction counter: cachegrind without its cache simulation, the fastest tool that counts.
 COUNTER = ("valgrind", "--tool=cachegrind", "--cache-sim=no")
 #: a counted process's environment: a fixed hash seed, and one OpenMP thread that sleeps when idle (a spinning
@@ -280,9 +289,7 @@ COUNTED = ("bare", "serial")
 def counted(kind: str, evaluations: int, case: Case) -> None:
     """Evaluate ``evaluations`` jobs of ``case`` the ``kind`` way after one warm-up evaluation: the work a counted
     process does (its instructions are counted from outside, :func:`instructions`)."""
-    torch.set_num_threads(1)
-    plasticity = PlasticityConfig()
-    task = build_task(SupervisedTaskConfig(dataset="digits"), plasticity)
+    plasticity, task = setup()
     jobs = make_digits_jobs(task, evaluations + 1, case.steps, case.hidden)
     if kind == "bare":
         def run(batch: Sequence[Job]) -> None:
@@ -358,9 +365,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("--instructions needs valgrind (apt-get install valgrind); --instructions 0 skips the counts")
     if 1 not in args.workers:
         parser.error("--workers must include 1 (the overhead and efficiency rows are measured against it)")
-    torch.set_num_threads(1)  # the serial backend and the bare loop get one thread, like each Ray worker
-    plasticity = PlasticityConfig()
-    task = build_task(SupervisedTaskConfig(dataset="digits"), plasticity)
+    plasticity, task = setup()
     load_before = os.getloadavg()[0]
     parts = []
     for case in args.cases:
@@ -377,11 +382,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "an evaluation in the first generation of the shipped `configs/digits_mlp.yaml` (2 passes over its 9× "
         "augmented training split at batch 32; later generations grow deeper networks). Every row: the fastest of "
         f"{args.repeats} rounds; in each round the serial backend and Ray at one worker (one Ray instance) are "
-        "each measured between two runs of the bare loop, more workers on their own instance after. The overhead is shown two ways: the fastest round of each "
-        "against the bare loop's fastest run (of all its runs, so a single lucky one moves this column), and the "
-        "median (and range) over the rounds of each measurement against the mean of the two bare loops around "
-        "it, taken seconds apart — the steadier of the two on a machine whose speed drifts. The engine's cost is "
-        "mostly fixed per evaluation, so its share falls as evaluations grow. CPU columns: this process's CPU "
+        "each measured between two runs of the bare loop, more workers on their own instance after. The overhead is "
+        "shown two ways: the fastest round of each against the bare loop's fastest run (of all its runs, so a "
+        "single lucky one moves this column), and the median (and range) over the rounds of each measurement "
+        "against the mean of the two bare loops around it, taken seconds apart — the steadier of the two on a "
+        "machine whose speed drifts. The engine's cost is mostly fixed per evaluation, so its share falls as "
+        "evaluations grow. CPU columns: this process's CPU "
         "time per evaluation — all the work for the bare loop and the serial backend, the driver's scheduling and "
         "(un)pickling for Ray. Instruction counts (the \"Counted, not timed\" lines, from valgrind's cachegrind in "
         "processes of their own, hash seed fixed) see neither the load nor the CPU's cache misses and memory stalls: "
