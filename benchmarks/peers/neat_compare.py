@@ -135,13 +135,17 @@ def run_neat(bench: Benchmark, seed: int) -> Outcome:
 def fixed_network(bench: Benchmark, seed: int) -> tuple[Task, Genome]:
     """The task evo's config builds (with the benchmark's episodes) and evo's starting network for it: the
     config's ``evolution.init`` hidden widths and activation, an identity output layer, weights drawn from
-    ``seed``. Only what ``evolution.init.strategy: minimal`` builds from ``hidden`` alone is supported."""
+    ``seed``. Only what ``evolution.init.strategy: minimal`` builds from ``hidden`` alone is supported.
+
+    The task leaves out evo's lifetime weight search (``task.weight_search``): the peer is the weight search,
+    and each of its candidates is one evaluation of the candidate's own weights (with it, every candidate
+    would run evo's search inside its evaluation and be scored on weights other than its own)."""
     path = ROOT / "configs" / bench.evo_config
     config = load_config(path, [f"task.episodes={bench.episodes}"] if bench.env_id is not None else [])
     init = config.evolution.init
     if init.strategy != "minimal" or init.channels or init.norm is not None:
         raise ValueError(f"{path}: the fixed network needs evolution.init with strategy minimal, no channels, no norm")
-    task = build_task(config.task)
+    task = build_task(config.task.model_copy(update={"weight_search": None}))
     return task, Genome.mlp(task.input_shape, init.hidden, task.output_size, activation=init.activation, seed=seed)
 
 

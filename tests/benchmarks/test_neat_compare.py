@@ -21,7 +21,7 @@ from evo.config import load_config
 from evo.evolution import derive_seed
 from evo.runner import run_evolution
 from evo.stacked import architecture_key, to_vector, with_vector
-from evo.tasks import Budget
+from evo.tasks import Budget, Job
 from evo.tasks.xor import XorTask
 
 
@@ -51,6 +51,16 @@ def test_the_fixed_network_is_evos_starting_network(name: str, tmp_path: Path) -
     result = run_evolution(load_config(ROOT / "configs" / bench.evo_config, overrides), run_dir=tmp_path / "run")
     _, genome = fixed_network(bench, seed=0)
     assert {architecture_key(ind.genome) for ind in result.population} == {architecture_key(genome)}
+
+
+def test_the_fixed_network_is_scored_without_evos_weight_search() -> None:
+    pytest.importorskip("Box2D", reason="LunarLander needs Box2D (make box2d)")
+    bench = BENCHMARKS["lunar"]
+    assert load_config(ROOT / "configs" / bench.evo_config).task.weight_search is not None  # evo's config has one
+    task, genome = fixed_network(bench, seed=0)
+    assert task.weight_search is None and task.episodes == bench.episodes
+    [evaluation] = task.evaluate_batch([Job(0, genome, Budget(), seed=1)], "cpu")
+    assert evaluation.genome is genome and evaluation.budget_used.episodes == bench.episodes  # its own weights, scored once
 
 
 def test_a_candidate_scores_and_acts_as_the_evo_genome_with_its_weights() -> None:
