@@ -35,7 +35,6 @@ from collections.abc import Callable
 from typing import Literal, Protocol
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from evo.genome import Genome
@@ -140,12 +139,10 @@ def inherited_std(genome: Genome, sigma: float) -> np.ndarray:
 
 def _with_std(genome: Genome, std: np.ndarray) -> Genome:
     """``genome`` carrying ``std`` (in :func:`~evo.stacked.to_vector` order) as its weights' ``es_std``."""
-    state, start = {}, 0
-    for name, shape in genome.param_shapes().items():
-        size = math.prod(shape)
-        state[name] = {STD: torch.from_numpy(std[start:start + size].reshape(shape).astype(np.float32))}
-        start += size
-    return genome.replace(optim_state=state)
+    from evo.stacked import with_vector
+
+    shaped = with_vector(genome, std.astype(np.float32)).weights  # the step sizes split and shaped as the weights
+    return genome.replace(optim_state={name: {STD: value} for name, value in shaped.items()})
 
 
 def search_weights(genome: Genome, score: Score, search: WeightSearch, seed: int) -> tuple[Genome, dict[str, float]]:
