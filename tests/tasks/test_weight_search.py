@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from evo.config import load_config
@@ -13,7 +15,7 @@ from evo.stacked import to_vector
 from evo.task_kinds import build_task
 from evo.tasks import Budget, ControlTask, Job
 from evo.operators import widen
-from evo.tasks.es import STD, WeightSearch, inherited_std, search_weights
+from evo.tasks.es import SNES, STD, WeightSearch, inherited_std, search_weights
 
 
 @pytest.mark.parametrize("algorithm", ["sep_cma", "cma", "snes"])
@@ -52,6 +54,19 @@ def test_snes_hands_its_step_sizes_down_and_a_child_continues_from_them() -> Non
     grandchild, _ = search_weights(child, sphere, search, seed=2)
     restarted, _ = search_weights(child.replace(optim_state={}), sphere, search, seed=2)
     assert sphere(to_vector(grandchild)[None], 0)[0] > sphere(to_vector(restarted)[None], 0)[0]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31), st.integers(2, 12), st.sampled_from([np.exp, np.arctan, lambda f: 3 * f - 7]))
+def test_snes_depends_only_on_the_ranking_of_the_scores(seed: int, population: int, monotone) -> None:
+    """Rank utilities: any strictly increasing transform of the fitness gives the same search (scale-free)."""
+    a, b = (SNES(np.zeros(5), np.full(5, 0.3), population, seed) for _ in range(2))
+    for _ in range(3):
+        xa, xb = a.ask(), b.ask()
+        scores = -np.abs(xa).sum(axis=1)
+        a.tell(xa, scores)
+        b.tell(xb, monotone(scores))
+    assert np.array_equal(a.mean, b.mean) and np.array_equal(a.std, b.std)
 
 
 def test_a_widened_child_keeps_the_step_sizes_of_its_old_units_and_new_ones_start_from_sigma() -> None:
