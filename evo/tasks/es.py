@@ -46,7 +46,8 @@ Score = Callable[[np.ndarray, int], np.ndarray]
 
 
 class WeightSearch(BaseModel):
-    """CMA-ES on a policy's weights inside each evaluation (the ``task.weight_search`` config section)."""
+    """An evolution strategy (CMA-ES or SNES) on a policy's weights inside each evaluation (the
+    ``task.weight_search`` config section)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
