@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evo.genome import Genome
 
@@ -56,11 +56,19 @@ class WeightSearch(BaseModel):
         "cma: full covariance (Hansen), stronger on small networks, quadratic cost; snes: separable NES (Schaul et "
         "al. 2011), one step size per weight, inherited by the children (a lineage continues one search).")
     iterations: int = Field(10, ge=1, description="ES generations per evaluation.")
-    population: int = Field(0, ge=0, description="Candidates per ES generation; 0 = CMA-ES's 4 + 3 ln(weights).")
+    population: int = Field(0, ge=0, description="Candidates per ES generation, at least 2; 0 = 4 + 3 ln(weights).")
     sigma: float = Field(0.1, gt=0, description="Initial step size on every weight (snes: on every weight without "
                          "an inherited one).")
     episodes: int = Field(1, ge=1, description="Episodes per candidate, shared by all candidates of an ES "
                           "generation (fresh each generation).")
+
+    @field_validator("population")
+    @classmethod
+    def _ranks_two_at_least(cls, population: int) -> int:
+        """One candidate has nothing to be ranked against: CMA-ES divides by zero, SNES never moves."""
+        if population == 1:
+            raise ValueError("must be 0 (4 + 3 ln(weights)) or at least 2: an ES ranks its candidates")
+        return population
 
 
 #: the :attr:`~evo.genome.Genome.optim_state` entry holding a weight's SNES step sizes.

@@ -124,3 +124,5 @@ def test_config_section() -> None:
     assert isinstance(task, ControlTask) and task.weight_search == WeightSearch(algorithm="cma", iterations=2)
     with pytest.raises(ValidationError):
         WeightSearch(sigma=0)
+    with pytest.raises(ValidationError, match="at least 2"):  # a single candidate cannot be ranked
+        WeightSearch(population=1)
