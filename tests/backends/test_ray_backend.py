@@ -15,8 +15,9 @@ from evo.backends import RayBackend, SerialBackend
 from evo.backends.ray import _Attempt, _failed
 from evo.genome import Genome
 from evo.plasticity import PlasticityConfig
-from evo.tasks import Budget, Job, XorTask
+from evo.tasks import Budget, ControlTask, Job, XorTask
 from evo.tasks.config import SupervisedTaskConfig
+from evo.tasks.es import STD, WeightSearch
 from evo.tasks.supervised import SupervisedTask
 from evo.testing import BackendContract, CrashOnceTask, HangingTask, ToyTask, assert_same_evaluations, make_jobs
 
@@ -254,6 +255,24 @@ def test_carried_optimizer_state_goes_to_ray_workers_and_comes_back_as_on_the_se
         assert steps == dict.fromkeys(trained.genome.weights, 7.0)  # the parent's 3 steps, then the child's 4
         for name, entry in e.genome.optim_state.items():
             assert all(torch.equal(v, serial[i].genome.optim_state[name][k]) for k, v in entry.items())
+
+
+def test_inherited_snes_step_sizes_go_to_ray_workers_and_come_back_as_on_the_serial_backend(
+    ray_backend: RayBackend,
+) -> None:
+    search = WeightSearch(algorithm="snes", iterations=2, population=4, sigma=0.3)
+    task = ControlTask("CartPole-v1", episodes=2, max_episode_steps=100, weight_search=search)
+    (parent,) = SerialBackend().map(task, [Job(0, Genome.mlp((4,), (4,), 2, seed=0), Budget(), seed=0)])
+    assert parent.genome is not None and parent.genome.optim_state  # the step sizes a child continues from
+    jobs = [Job(i, parent.genome, Budget(), seed=i) for i in range(1, 4)]
+    on_ray = {e.individual_id: e for e in ray_backend.map(task, jobs)}
+    serial = {e.individual_id: e for e in SerialBackend().map(task, jobs)}
+    for i, e in on_ray.items():
+        assert e.ok and e.objectives == serial[i].objectives and e.metrics == serial[i].metrics
+        assert set(e.genome.optim_state) == set(parent.genome.weights)
+        for name, entry in e.genome.optim_state.items():
+            assert torch.equal(entry[STD], serial[i].genome.optim_state[name][STD])
+            assert not torch.equal(entry[STD], parent.genome.optim_state[name][STD])  # the child's search moved them
 
 
 def test_halving_at_the_default_budget_on_ray_equals_serial(ray_backend: RayBackend) -> None:
